@@ -1,0 +1,3 @@
+from transferdet.cli import main
+
+main()

@@ -1,0 +1,71 @@
+"""Seeded train/test splits for datasets that come without one, and saving/loading split files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from transferdet.data.dataset import DetectionDataset, ImageRecord
+from transferdet.errors import DataError
+
+DEFAULT_FRACTIONS = {"train": 0.8, "test": 0.2}
+
+
+def seeded_split(
+    records: list[ImageRecord], fractions: dict[str, float] | None = None, seed: int = 0
+) -> dict[str, list[ImageRecord]]:
+    """Shuffle ``records`` with ``seed`` and cut them by ``fractions`` (in order; the last split
+    takes the rest). The same records and seed always give the same split."""
+    fractions = fractions or DEFAULT_FRACTIONS
+    if not fractions or any(f < 0 for f in fractions.values()) or sum(fractions.values()) <= 0:
+        raise ValueError(f"bad split fractions {fractions}")
+    total = sum(fractions.values())
+    order = np.random.default_rng(seed).permutation(len(records))
+    names = list(fractions)
+    result: dict[str, list[ImageRecord]] = {}
+    start = 0
+    for i, name in enumerate(names):
+        end = len(records) if i == len(names) - 1 else start + round(len(records) * fractions[name] / total)
+        result[name] = [records[j] for j in order[start:end]]
+        start = end
+    return result
+
+
+def ensure_split(
+    dataset: DetectionDataset, seed: int = 0, fractions: dict[str, float] | None = None
+) -> DetectionDataset:
+    """The dataset itself when its files define splits; else a seeded split of all its images."""
+    if dataset.split_origin != "none":
+        return dataset
+    fractions = fractions or DEFAULT_FRACTIONS
+    splits = seeded_split(dataset.records(), fractions, seed)
+    cut = "/".join(f"{round(100 * f / sum(fractions.values()))}" for f in fractions.values())
+    origin = f"seeded {cut} {'/'.join(fractions)} split (seed {seed})"
+    return dataset.with_splits(splits, split_origin=origin)
+
+
+def split_assignment(dataset: DetectionDataset) -> dict[str, list[str]]:
+    """``split -> [image file names]``, the form a split is saved in."""
+    return {split: [r.file_name for r in records] for split, records in dataset.splits.items()}
+
+
+def save_split(dataset: DetectionDataset, path: Path) -> None:
+    content = {"origin": dataset.split_origin, "splits": split_assignment(dataset)}
+    path.write_text(json.dumps(content, indent=1), encoding="utf-8")
+
+
+def apply_split_file(dataset: DetectionDataset, path: Path) -> DetectionDataset:
+    """Re-split ``dataset`` as a file written by :func:`save_split` says."""
+    from transferdet.data.formats.base import load_json
+
+    content = load_json(path)
+    by_name = {r.file_name: r for r in dataset.records()}
+    splits: dict[str, list[ImageRecord]] = {}
+    for split, names in content.get("splits", {}).items():
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise DataError(path, f"split {split!r} lists {len(missing)} image(s) not in the dataset, e.g. {missing[0]!r}")
+        splits[split] = [by_name[n] for n in names]
+    return dataset.with_splits(splits, split_origin=f"split file {path}")
