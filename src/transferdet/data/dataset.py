@@ -18,6 +18,12 @@ import numpy as np
 UNKNOWN_LABEL = -1
 
 Segmentation = list[list[float]] | dict[str, Any]
+SPLIT_ORDER = ("train", "trainval", "val", "valid", "validation", "test")
+
+
+def split_sort_key(name: str) -> tuple[int, str]:
+    """Train first, then validation, then test, then any other split by name."""
+    return (SPLIT_ORDER.index(name) if name in SPLIT_ORDER else len(SPLIT_ORDER), name)
 
 
 @dataclass
@@ -74,6 +80,9 @@ class DetectionDataset:
     root: Path | None = None
     read_problems: dict[str, Counter] = field(default_factory=dict)
     split_origin: str = "file"
+
+    def __post_init__(self) -> None:
+        self.splits = {name: self.splits[name] for name in sorted(self.splits, key=split_sort_key)}
 
     @property
     def has_masks(self) -> bool:

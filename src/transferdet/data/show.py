@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+import io
 import math
 from pathlib import Path
 
@@ -12,8 +13,10 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as F
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks, make_grid
 
+from transferdet.atomic import atomic_write_bytes
 from transferdet.data.dataset import DetectionDataset, ImageRecord
 from transferdet.data.masks import record_masks
+from transferdet.errors import TransferdetError
 
 
 def class_colors(count: int) -> list[tuple[int, int, int]]:
@@ -56,7 +59,7 @@ def render_grid(
     """Up to ``count`` images of ``split`` (chosen with ``seed``) in a square grid."""
     records = dataset.records(split)
     if not records:
-        raise ValueError("no images to show")
+        raise TransferdetError("no images to show")
     chosen = np.random.default_rng(seed).choice(len(records), size=min(count, len(records)), replace=False)
     tiles = [draw_record(records[i], dataset.classes, tile) for i in sorted(chosen)]
     grid = make_grid(torch.stack(tiles), nrow=math.ceil(math.sqrt(len(tiles))), padding=4, pad_value=64)
@@ -65,10 +68,6 @@ def render_grid(
 
 def save_grid(image: Image.Image, out: Path) -> None:
     """Save atomically: a failed write leaves no half-written picture."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    try:
-        image.save(partial, format=(out.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
-        partial.replace(out)
-    finally:
-        partial.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    image.save(buffer, format=(out.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
+    atomic_write_bytes(out, buffer.getvalue())

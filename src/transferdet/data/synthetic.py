@@ -24,6 +24,7 @@ from transferdet.data.dataset import DetectionDataset, ImageRecord
 from transferdet.data.formats.base import WriteOptions
 from transferdet.data.glyphs import GlyphSource, glyph_source
 from transferdet.data.split import seeded_split
+from transferdet.errors import TransferdetError
 
 MASK_THRESHOLD = 0.2
 MAX_IOU = 0.25
@@ -141,12 +142,12 @@ def synthesize(
     ``progress``, if given, is called with the number of images drawn so far.
     """
     if config.images < 1:
-        raise ValueError("--images must be at least 1")
+        raise TransferdetError("--images must be at least 1")
     if not 0.0 <= config.test_fraction < 1.0:
-        raise ValueError("--test-fraction must be in [0, 1)")
+        raise TransferdetError("--test-fraction must be in [0, 1)")
     source = glyph_source(config.source)
     if config.num_classes is not None and not 1 <= config.num_classes <= len(source.classes):
-        raise ValueError(f"--classes must be between 1 and {len(source.classes)} for {config.source}")
+        raise TransferdetError(f"--classes must be between 1 and {len(source.classes)} for {config.source}")
     classes = list(source.classes[: config.num_classes or len(source.classes)])
     destination.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".synth-", dir=destination.parent))

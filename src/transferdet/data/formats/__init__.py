@@ -6,11 +6,10 @@ Each format module has ``NAME``, ``detect(path)``, ``read(path, options)`` and
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from types import ModuleType
 
+from transferdet.atomic import atomic_directory
 from transferdet.data.dataset import DetectionDataset
 from transferdet.data.formats import coco, csv_format, txt, voc, yolo
 from transferdet.data.formats.base import ReadOptions, WriteOptions
@@ -59,19 +58,7 @@ def write(
 ) -> None:
     """Write ``dataset`` in ``format`` to ``destination`` atomically: into a temporary folder beside
     it, renamed into place only when complete, so a failure leaves no partial output."""
-    destination = Path(destination)
     if format not in FORMATS:
         raise TransferdetError(f"unknown format {format!r} (choose from {', '.join(FORMATS)})")
-    if destination.exists() and not (destination.is_dir() and not any(destination.iterdir())):
-        if not overwrite:
-            raise TransferdetError(f"{destination}: already exists (use --overwrite to replace it)")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-    try:
+    with atomic_directory(Path(destination), overwrite) as staging:
         FORMATS[format].write(dataset, staging, options or WriteOptions())
-        if destination.exists():
-            shutil.rmtree(destination) if destination.is_dir() else destination.unlink()
-        staging.rename(destination)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

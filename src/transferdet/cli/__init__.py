@@ -1,0 +1,55 @@
+"""The ``transferdet`` command line: one entry point, a group per stage of the product."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import typer
+
+from transferdet import __version__
+from transferdet.cli.data_commands import app as data_app
+from transferdet.cli.demo import demo
+from transferdet.errors import TransferdetError
+
+app = typer.Typer(
+    name="transferdet",
+    help="Choose the pretrained backbone to fine-tune on your detection data: rank backbones in "
+    "minutes, fine-tune and evaluate them with reproducible protocols, validate the ranking.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(data_app, name="data")
+app.command()(demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"transferdet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """transferdet: which backbone to fine-tune on your detection data."""
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    sys.stderr.write(f"warning: {message}\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; a user error is one line on stderr and exit status 2, never a traceback."""
+    warnings.showwarning = _show_warning
+    try:
+        app(args=argv, prog_name="transferdet")
+    except TransferdetError as error:
+        sys.stderr.write(f"error: {error}\n")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
