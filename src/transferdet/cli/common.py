@@ -17,8 +17,8 @@ from transferdet.data.formats.csv_format import parse_column_mapping
 from transferdet.data.split import ensure_split
 from transferdet.errors import TransferdetError
 
-out_console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class InputFormat(str, Enum):

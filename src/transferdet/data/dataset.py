@@ -96,6 +96,8 @@ class DetectionDataset:
         """Records of one split, of several joined with ``+`` (``train+val``), or of all splits."""
         if split is None:
             return [r for records in self.splits.values() for r in records]
+        if split in self.splits:
+            return list(self.splits[split])
         out: list[ImageRecord] = []
         for name in split.split("+"):
             if name not in self.splits:

@@ -9,6 +9,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from transferdet.data.dataset import ImageRecord
+from transferdet.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -51,6 +52,9 @@ def find_image(folder: Path, stem: str) -> Path | None:
 def place_image(source: Path, target: Path, mode: str) -> None:
     """Put ``source`` at ``target`` by ``copy``, ``link`` (hard link, copy across devices) or
     ``symlink``."""
+    if not source.is_file():
+        raise DataError(source, "image file does not exist, cannot write it out "
+                        "(--on-bad-box drop leaves such images out)")
     target.parent.mkdir(parents=True, exist_ok=True)
     if mode == "symlink":
         os.symlink(source.resolve(), target)
