@@ -69,7 +69,9 @@ def test_bccd_csv_export_matches_voc(bccd):
 
     def boxes_by_image(dataset):
         return {
-            r.file_name: sorted((dataset.classes[l], *b) for b, l in zip(r.boxes.tolist(), r.labels, strict=True))
+            r.file_name: sorted(
+                (dataset.classes[label], *b) for b, label in zip(r.boxes.tolist(), r.labels, strict=True)
+            )
             for r in dataset.records()
         }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,15 @@ def image(path: Path, size=(100, 80)) -> None:
 
 def coco_json(path: Path, file_name="a.jpg", bbox=(10, 20, 30, 40)) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "images": [{"id": 5, "file_name": file_name, "width": 100, "height": 80}],
-        "annotations": [{"id": 1, "image_id": 5, "category_id": 3, "bbox": list(bbox)}],
-        "categories": [{"id": 3, "name": "zebra"}],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 5, "file_name": file_name, "width": 100, "height": 80}],
+                "annotations": [{"id": 1, "image_id": 5, "category_id": 3, "bbox": list(bbox)}],
+                "categories": [{"id": 3, "name": "zebra"}],
+            }
+        )
+    )
 
 
 def test_coco_standard_layout(tmp_path):
@@ -106,8 +111,14 @@ def yolo_export(root: Path, yaml_text: str) -> None:
 
 def test_yolo_roboflow_paths_fall_back_with_warning(tmp_path):
     yolo_export(tmp_path, "train: ../train/images\nval: ../valid/images\nnc: 2\nnames: ['a', 'b']\n")
-    with pytest.warns(UserWarning, match=r"'val: ../valid/images' does not resolve; using valid/images"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         dataset = formats.read(tmp_path)
+    messages = sorted(str(w.message).split(": ", 1)[1] for w in caught)
+    assert messages == [
+        "'train: ../train/images' does not resolve; using train/images next to data.yaml",
+        "'val: ../valid/images' does not resolve; using valid/images next to data.yaml",
+    ]
     assert list(dataset.splits) == ["train", "val"]
     record = dataset.splits["val"][0]
     np.testing.assert_allclose(record.boxes, [[90, 40, 110, 60]])

@@ -24,9 +24,9 @@ def coco(tmp: Path, annotations=None, images=None, categories=None, raw: str | N
     image(folder / "a.jpg")
     data = {
         "images": images if images is not None else [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}],
-        "annotations": annotations if annotations is not None else [
-            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 10, 10]}
-        ],
+        "annotations": annotations
+        if annotations is not None
+        else [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 10, 10]}],
         "categories": categories if categories is not None else [{"id": 1, "name": "cat"}],
     }
     (folder / "annotations.json").write_text(raw if raw is not None else json.dumps(data))
@@ -119,7 +119,10 @@ ERRORS: dict[str, tuple[Callable[[Path], Path], tuple[str, ...]]] = {
         lambda t: csv_file(t, "filename,class,xmin,ymin,xmax,ymax\na.jpg,cat,abc,2,10,12\n"),
         ("boxes.csv", "line 2", "'abc' is not a number"),
     ),
-    "csv-no-box-columns": (lambda t: csv_file(t, "filename,class,left\na.jpg,cat,1\n"), ("boxes.csv", "no box columns")),
+    "csv-no-box-columns": (
+        lambda t: csv_file(t, "filename,class,left\na.jpg,cat,1\n"),
+        ("boxes.csv", "no box columns"),
+    ),
     "csv-bad-bbox-json": (
         lambda t: csv_file(t, "image_id,width,height,bbox\na,64,48,[1 2 3]\n"),
         ("boxes.csv", "line 2", "not a JSON list"),
@@ -224,11 +227,14 @@ def test_counted_problem(case, cli, tmp_path):
 
 
 def test_bad_box_policies(cli, tmp_path):
-    source = coco(tmp_path, annotations=[
-        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [50, 2, 20, 4]},  # out of bounds
-        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [5, 5, 0, 4]},  # zero area
-        {"id": 3, "image_id": 1, "category_id": 1, "bbox": [5, 5, 10, 10]},
-    ])
+    source = coco(
+        tmp_path,
+        annotations=[
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [50, 2, 20, 4]},  # out of bounds
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [5, 5, 0, 4]},  # zero area
+            {"id": 3, "image_id": 1, "category_id": 1, "bbox": [5, 5, 10, 10]},
+        ],
+    )
     from transferdet.data import formats
 
     drop = cli("data", "convert", source, tmp_path / "drop", "--to", "coco")
@@ -261,7 +267,9 @@ def test_error_from_installed_command_has_no_traceback(tmp_path):
     """The real console entry point: exit status 2 and a single line on stderr."""
     result = subprocess.run(
         [sys.executable, "-m", "transferdet", "data", "info", str(tmp_path / "missing")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing'}: path does not exist"]

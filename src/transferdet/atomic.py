@@ -16,9 +16,9 @@ from transferdet.errors import TransferdetError
 def atomic_directory(destination: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a staging folder beside ``destination``; on success it replaces ``destination``,
     on any error it is removed, so a failed command leaves no partial output."""
-    if destination.exists() and not (destination.is_dir() and not any(destination.iterdir())):
-        if not overwrite:
-            raise TransferdetError(f"{destination}: already exists (use --overwrite to replace it)")
+    occupied = destination.exists() and not (destination.is_dir() and not any(destination.iterdir()))
+    if occupied and not overwrite:
+        raise TransferdetError(f"{destination}: already exists (use --overwrite to replace it)")
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
     try:

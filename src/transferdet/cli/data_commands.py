@@ -11,6 +11,7 @@ from rich.table import Table
 
 from transferdet.cli.common import (
     AnnotationsOption,
+    BadBox,
     BadBoxOption,
     ClassNameOption,
     CsvColumnsOption,
@@ -21,7 +22,6 @@ from transferdet.cli.common import (
     OutputFormat,
     OverwriteOption,
     SplitSeedOption,
-    BadBox,
     err_console,
     out_console,
     progress_bar,
@@ -67,8 +67,9 @@ def dataset_summary(dataset: DetectionDataset, split: str | None = None) -> dict
 
 
 def _print_summary(path: Path, summary: dict[str, Any]) -> None:
-    out_console.print(f"[bold]{path}[/bold]  format [cyan]{summary['format']}[/cyan]  "
-                      f"splits from {summary['split_origin']}")
+    out_console.print(
+        f"[bold]{path}[/bold]  format [cyan]{summary['format']}[/cyan]  splits from {summary['split_origin']}"
+    )
     splits = summary["splits"]
     table = Table(title="Splits (counts as annotated)")
     for column in ("split", "images", "boxes", "classes with boxes"):
@@ -141,8 +142,9 @@ def convert(
     dataset = apply_bad_box_policy(read_dataset(src, format, options, split_seed), on_bad_box.value)
     formats.write(dataset, dst, to.value, WriteOptions(image_mode=image_mode.value), overwrite=overwrite)
     sizes = ", ".join(f"{len(r)} {s}" for s, r in dataset.splits.items())
-    out_console.print(f"wrote {dst} ({to.value}): {sizes} images, {dataset.num_boxes()} boxes, "
-                      f"{len(dataset.classes)} classes")
+    out_console.print(
+        f"wrote {dst} ({to.value}): {sizes} images, {dataset.num_boxes()} boxes, {len(dataset.classes)} classes"
+    )
 
 
 @app.command()
@@ -152,7 +154,9 @@ def synth(
     images: Annotated[int, typer.Option("--images", help="Number of images.")] = 400,
     size: Annotated[int, typer.Option(help="Canvas side in pixels (objects scale with it).")] = 128,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same dataset.")] = 0,
-    classes: Annotated[int | None, typer.Option("--classes", help="Use only the first N classes of the source.")] = None,
+    classes: Annotated[
+        int | None, typer.Option("--classes", help="Use only the first N classes of the source.")
+    ] = None,
     test_fraction: Annotated[float, typer.Option(help="Fraction of images in the test split.")] = 0.2,
     max_objects: Annotated[int, typer.Option(help="At most this many objects per image (at least 1).")] = 5,
     noise: Annotated[float, typer.Option(help="Std of Gaussian pixel noise, in [0, 1] intensity units.")] = 0.0,
@@ -173,8 +177,9 @@ def synth(
         task = bar.add_task(f"drawing {source}", total=images)
         dataset = synthesize(config, dst, to.value, overwrite, lambda n: bar.update(task, completed=n))
     sizes = ", ".join(f"{len(r)} {s}" for s, r in dataset.splits.items())
-    out_console.print(f"wrote {dst} ({to.value}): {sizes} images, {dataset.num_boxes()} boxes, "
-                      f"{len(dataset.classes)} classes")
+    out_console.print(
+        f"wrote {dst} ({to.value}): {sizes} images, {dataset.num_boxes()} boxes, {len(dataset.classes)} classes"
+    )
 
 
 @app.command()
@@ -209,8 +214,13 @@ def subsample(
     for column in ("name", "classes", "train images", "test images", "train boxes"):
         table.add_column(column)
     for i, subset in enumerate(subsets):
-        table.add_row(f"subset-{i:02d}", ", ".join(subset.classes), str(len(subset.splits["train"])),
-                      str(len(subset.splits["test"])), str(subset.num_boxes("train")))
+        table.add_row(
+            f"subset-{i:02d}",
+            ", ".join(subset.classes),
+            str(len(subset.splits["train"])),
+            str(len(subset.splits["test"])),
+            str(subset.num_boxes("train")),
+        )
     out_console.print(table)
 
 

@@ -28,7 +28,9 @@ def demo(
     with progress_bar() as bar:
         task = bar.add_task("drawing digits", total=images)
         dataset = synthesize(
-            SynthConfig(source="digits", images=images, seed=seed), data_dir, overwrite=True,
+            SynthConfig(source="digits", images=images, seed=seed),
+            data_dir,
+            overwrite=True,
             progress=lambda n: bar.update(task, completed=n),
         )
     _print_summary(data_dir, dataset_summary(dataset))

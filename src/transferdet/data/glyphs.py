@@ -89,8 +89,13 @@ def _draw_shape(shape: str, rng: np.random.Generator) -> Image.Image:
     jitter = float(rng.uniform(0.85, 1.0))
 
     def polygon(count: int, radius: float, start: float) -> list[tuple[float, float]]:
-        return [(c + radius * math.cos(start + 2 * math.pi * k / count),
-                 c + radius * math.sin(start + 2 * math.pi * k / count)) for k in range(count)]
+        return [
+            (
+                c + radius * math.cos(start + 2 * math.pi * k / count),
+                c + radius * math.sin(start + 2 * math.pi * k / count),
+            )
+            for k in range(count)
+        ]
 
     if shape == "circle":
         draw.ellipse((c - r, c - r * jitter, c + r, c + r * jitter), fill=255)

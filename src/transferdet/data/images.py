@@ -53,8 +53,9 @@ def place_image(source: Path, target: Path, mode: str) -> None:
     """Put ``source`` at ``target`` by ``copy``, ``link`` (hard link, copy across devices) or
     ``symlink``."""
     if not source.is_file():
-        raise DataError(source, "image file does not exist, cannot write it out "
-                        "(--on-bad-box drop leaves such images out)")
+        raise DataError(
+            source, "image file does not exist, cannot write it out (--on-bad-box drop leaves such images out)"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     if mode == "symlink":
         os.symlink(source.resolve(), target)

@@ -66,6 +66,8 @@ def apply_split_file(dataset: DetectionDataset, path: Path) -> DetectionDataset:
     for split, names in content.get("splits", {}).items():
         missing = [n for n in names if n not in by_name]
         if missing:
-            raise DataError(path, f"split {split!r} lists {len(missing)} image(s) not in the dataset, e.g. {missing[0]!r}")
+            raise DataError(
+                path, f"split {split!r} lists {len(missing)} image(s) not in the dataset, e.g. {missing[0]!r}"
+            )
         splits[split] = [by_name[n] for n in names]
     return dataset.with_splits(splits, split_origin=f"split file {path}")

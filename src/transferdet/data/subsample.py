@@ -43,9 +43,7 @@ def presence_matrix(records: list[ImageRecord], num_classes: int) -> np.ndarray:
     return presence
 
 
-def draw_class_set(
-    presence: np.ndarray, config: SubsampleConfig, rng: np.random.Generator
-) -> list[int] | None:
+def draw_class_set(presence: np.ndarray, config: SubsampleConfig, rng: np.random.Generator) -> list[int] | None:
     """One class set by the co-occurrence recipe, or None if this draw cannot make one."""
     eligible = np.flatnonzero(presence.sum(axis=0) > config.min_images)
     if len(eligible) < config.classes:

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from PIL import Image
 from torchvision import tv_tensors
-from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
 
 from transferdet.data.dataset import ImageRecord
 from transferdet.data.masks import record_masks
@@ -70,7 +71,8 @@ class TorchDetectionDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
         record = self.records[index]
-        image = tv_tensors.Image(decode_image(str(record.path), mode=ImageReadMode.RGB))
+        with Image.open(record.path) as picture:
+            image = tv_tensors.Image(F.pil_to_tensor(picture.convert("RGB")))
         height, width = image.shape[-2:]
         target: dict[str, Any] = {
             "boxes": tv_tensors.BoundingBoxes(

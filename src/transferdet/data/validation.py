@@ -55,12 +55,7 @@ def out_of_bounds_mask(boxes: np.ndarray, width: int, height: int) -> np.ndarray
         return np.zeros(len(boxes), dtype=bool)
     t = BOUNDS_TOLERANCE
     with np.errstate(invalid="ignore"):
-        return (
-            (boxes[:, 0] < -t)
-            | (boxes[:, 1] < -t)
-            | (boxes[:, 2] > width + t)
-            | (boxes[:, 3] > height + t)
-        )
+        return (boxes[:, 0] < -t) | (boxes[:, 1] < -t) | (boxes[:, 2] > width + t) | (boxes[:, 3] > height + t)
 
 
 @dataclass(frozen=True)

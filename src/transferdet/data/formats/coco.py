@@ -181,8 +181,11 @@ def _parse_split(
 def read(path: Path, options: ReadOptions) -> DetectionDataset:
     files = _split_files(path)
     if not files:
-        raise DataError(path, "no COCO JSON found (expected annotations/instances_<split>.json, "
-                        f"<split>/{ROBOFLOW_JSON} or a .json file)")
+        raise DataError(
+            path,
+            "no COCO JSON found (expected annotations/instances_<split>.json, "
+            f"<split>/{ROBOFLOW_JSON} or a .json file)",
+        )
     classes: list[str] = []
     splits: dict[str, list[ImageRecord]] = {}
     problems: dict[str, Counter] = {}

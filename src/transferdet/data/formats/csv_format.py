@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +27,8 @@ import numpy as np
 from transferdet.data.dataset import UNKNOWN_LABEL, DetectionDataset, ImageRecord
 from transferdet.data.formats.base import (
     ReadOptions,
-    format_coordinate,
     WriteOptions,
+    format_coordinate,
     natural_key,
     parse_float,
     read_class_list,
@@ -41,10 +41,8 @@ NAME = "csv"
 ANNOTATION_FILE = "annotations.csv"
 ROBOFLOW_CSV = "_annotations.csv"
 ROLE_ALIASES: dict[str, tuple[str, ...]] = {
-    "file": ("filename", "file_name", "file", "image", "image_name", "image_path", "img", "path",
-             "image_id"),
-    "class": ("class", "class_name", "classname", "label", "category", "category_name", "name",
-              "cell_type"),
+    "file": ("filename", "file_name", "file", "image", "image_name", "image_path", "img", "path", "image_id"),
+    "class": ("class", "class_name", "classname", "label", "category", "category_name", "name", "cell_type"),
     "x1": ("xmin", "x1", "x_min", "left"),
     "y1": ("ymin", "y1", "y_min", "top"),
     "x2": ("xmax", "x2", "x_max", "right"),
@@ -117,13 +115,17 @@ def _columns(header: list[str], csv_path: Path, overrides: dict[str, str]) -> Co
                 index[role] = lowered.index(alias)
                 break
     if "file" not in index:
-        raise DataError(csv_path, "no column for the image file (e.g. 'filename'); map one with "
-                        "--csv-columns file=NAME", "line 1")
+        raise DataError(
+            csv_path, "no column for the image file (e.g. 'filename'); map one with --csv-columns file=NAME", "line 1"
+        )
     for style in BOX_STYLES:
         if all(role in index for role in style):
             return Columns(index, style)
-    raise DataError(csv_path, "no box columns (xmin,ymin,xmax,ymax | x,y,w,h | bbox); map them with "
-                    "--csv-columns x1=NAME,...", "line 1")
+    raise DataError(
+        csv_path,
+        "no box columns (xmin,ymin,xmax,ymax | x,y,w,h | bbox); map them with --csv-columns x1=NAME,...",
+        "line 1",
+    )
 
 
 def _image_dir(csv_path: Path, first: str | None, options: ReadOptions) -> Path:
@@ -167,17 +169,13 @@ class _Image:
     split: str | None
     width: int = 0
     height: int = 0
-    boxes: list | None = None
-    names: list | None = None
+    boxes: list = field(default_factory=list)
+    names: list = field(default_factory=list)
 
 
 def _read_rows(csv_path: Path, options: ReadOptions, default_split: str | None) -> list[_Image]:
-    try:
-        handle = open(csv_path, encoding="utf-8-sig", newline="")
-    except OSError as error:
-        raise DataError(csv_path, f"cannot open ({error.strerror})") from None
     images: dict[tuple[str | None, str], _Image] = {}
-    with handle:
+    with open(csv_path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         try:
             header = next(reader, None)
@@ -197,7 +195,7 @@ def _read_rows(csv_path: Path, options: ReadOptions, default_split: str | None) 
                 key = (split, file_name)
                 image = images.get(key)
                 if image is None:
-                    image = images[key] = _Image(file_name, split, boxes=[], names=[])
+                    image = images[key] = _Image(file_name, split)
                     for role in ("width", "height"):
                         if role in columns.index and row[columns.index[role]].strip():
                             value = parse_float(row[columns.index[role]], csv_path, where, role)
@@ -218,16 +216,16 @@ def read(path: Path, options: ReadOptions) -> DetectionDataset:
     files = _csv_files(path)
     if not files:
         raise DataError(path, "no CSV annotation file found")
-    declared = read_class_list(files[0][1].parent) or (
-        read_class_list(path) if path.is_dir() else None
-    )
+    declared = read_class_list(files[0][1].parent) or (read_class_list(path) if path.is_dir() else None)
     parsed: list[tuple[_Image, Path]] = []
     for split, csv_path in files:
         images = _read_rows(csv_path, options, split)
         image_dir = _image_dir(csv_path, images[0].file if images else None, options)
         parsed.extend((image, image_dir) for image in images)
-    classes = list(declared) if declared is not None else sorted(
-        {n for image, _ in parsed for n in image.names}, key=natural_key
+    classes = (
+        list(declared)
+        if declared is not None
+        else sorted({n for image, _ in parsed for n in image.names}, key=natural_key)
     )
     label_of = {name: i for i, name in enumerate(classes)}
     has_split = any(image.split is not None for image, _ in parsed)

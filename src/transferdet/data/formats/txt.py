@@ -15,8 +15,8 @@ import numpy as np
 from transferdet.data.dataset import UNKNOWN_LABEL, DetectionDataset, ImageRecord
 from transferdet.data.formats.base import (
     ReadOptions,
-    format_coordinate,
     WriteOptions,
+    format_coordinate,
     natural_key,
     parse_float,
     read_class_list,
@@ -77,8 +77,9 @@ def _read_label_file(path: Path) -> tuple[list[str], list[tuple[float, ...]]]:
         if len(fields) != 5:
             raise DataError(path, f"expected 5 values label,x1,y1,x2,y2, got {len(fields)}", where)
         names.append(fields[0])
-        boxes.append(tuple(parse_float(v, path, where, n) for v, n in zip(fields[1:], ("x1", "y1", "x2", "y2"),
-                                                                         strict=True)))
+        boxes.append(
+            tuple(parse_float(v, path, where, n) for v, n in zip(fields[1:], ("x1", "y1", "x2", "y2"), strict=True))
+        )
     return names, boxes
 
 
@@ -89,15 +90,19 @@ def read(path: Path, options: ReadOptions) -> DetectionDataset:
     parsed: dict[str, list[tuple[Path, list[str], list]]] = {}
     for split, folder in folders.items():
         items = []
-        images = sorted((p for p in (folder / "images").iterdir() if is_image_file(p)), key=lambda p: natural_key(p.name))
+        images = sorted(
+            (p for p in (folder / "images").iterdir() if is_image_file(p)), key=lambda p: natural_key(p.name)
+        )
         for image in images:
             label_file = folder / "labels" / f"{image.stem}.txt"
             names, boxes = _read_label_file(label_file) if label_file.is_file() else ([], [])
             items.append((image, names, boxes))
         parsed[split] = items
     declared = read_class_list(path)
-    classes = list(declared) if declared is not None else sorted(
-        {n for items in parsed.values() for _, names, _ in items for n in names}, key=natural_key
+    classes = (
+        list(declared)
+        if declared is not None
+        else sorted({n for items in parsed.values() for _, names, _ in items for n in names}, key=natural_key)
     )
     label_of = {name: i for i, name in enumerate(classes)}
     splits = {

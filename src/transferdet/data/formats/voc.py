@@ -23,8 +23,8 @@ import numpy as np
 from transferdet.data.dataset import UNKNOWN_LABEL, DetectionDataset, ImageRecord
 from transferdet.data.formats.base import (
     ReadOptions,
-    format_coordinate,
     WriteOptions,
+    format_coordinate,
     natural_key,
     parse_float,
     read_class_list,
@@ -181,8 +181,10 @@ def read(path: Path, options: ReadOptions) -> DetectionDataset:
                     raise DataError(set_file, f"no annotation file {xml_path.name}", f"line {number}")
                 parsed[image_id] = _parse_xml(xml_path)
 
-    classes = list(declared) if declared is not None else sorted(
-        {n for p in parsed.values() for n in p.names}, key=natural_key
+    classes = (
+        list(declared)
+        if declared is not None
+        else sorted({n for p in parsed.values() for n in p.names}, key=natural_key)
     )
     label_of = {name: i for i, name in enumerate(classes)}
     splits: dict[str, list[ImageRecord]] = {}
@@ -196,9 +198,7 @@ def read(path: Path, options: ReadOptions) -> DetectionDataset:
             item = parsed[image_id]
             image_path = layout.images / item.file_name if item.file_name else None
             if image_path is None or not image_path.is_file():
-                image_path = find_image(layout.images, image_id) or image_path or (
-                    layout.images / f"{image_id}.jpg"
-                )
+                image_path = find_image(layout.images, image_id) or image_path or (layout.images / f"{image_id}.jpg")
             records.append(
                 ImageRecord(
                     image_id=image_id,

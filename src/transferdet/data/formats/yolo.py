@@ -90,8 +90,11 @@ def _resolve_split(entry: str, base: Path, yaml_path: Path, key: str) -> Path:
     if candidate.exists():
         return candidate
     parts = Path(entry).parts
-    fallbacks = [yaml_path.parent / Path(*parts[-2:]) if len(parts) >= 2 else None,
-                 yaml_path.parent / key / "images", yaml_path.parent / key]
+    fallbacks = [
+        yaml_path.parent / Path(*parts[-2:]) if len(parts) >= 2 else None,
+        yaml_path.parent / key / "images",
+        yaml_path.parent / key,
+    ]
     for fallback in fallbacks:
         if fallback is not None and fallback.exists():
             relative = fallback.relative_to(yaml_path.parent)
@@ -166,9 +169,13 @@ def read(path: Path, options: ReadOptions) -> DetectionDataset:
         classes = read_class_list(path)
         images = _images_of(path / "images")
         if classes is None:
-            ids = [int(line.split()[0]) for img in images if _label_path(img).is_file()
-                   for line in _label_path(img).read_text().splitlines() if line.split()
-                   and line.split()[0].isdigit()]
+            ids = [
+                int(line.split()[0])
+                for img in images
+                if _label_path(img).is_file()
+                for line in _label_path(img).read_text().splitlines()
+                if line.split() and line.split()[0].isdigit()
+            ]
             classes = [str(i) for i in range(max(ids, default=-1) + 1)]
         records = _records(images, path / "images", len(classes))
         return DetectionDataset(classes, {"all": records}, NAME, path, split_origin="none")
