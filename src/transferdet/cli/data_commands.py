@@ -99,6 +99,12 @@ def _print_summary(path: Path, summary: dict[str, Any]) -> None:
         out_console.print("classes without boxes: " + ", ".join(summary["classes_without_boxes"]))
 
 
+def _report_written(dst: Path, format: str, dataset: DetectionDataset) -> None:
+    sizes = ", ".join(f"{len(r)} {s}" for s, r in dataset.splits.items())
+    boxes, classes = dataset.num_boxes(), len(dataset.classes)
+    out_console.print(f"wrote {dst} ({format}): {sizes} images, {boxes} boxes, {classes} classes")
+
+
 @app.command()
 def info(
     path: Annotated[Path, typer.Argument(help="Dataset folder or annotation file.")],
@@ -141,10 +147,7 @@ def convert(
     options = read_options(images, annotations, csv_columns, class_name)
     dataset = apply_bad_box_policy(read_dataset(src, format, options, split_seed), on_bad_box.value)
     formats.write(dataset, dst, to.value, WriteOptions(image_mode=image_mode.value), overwrite=overwrite)
-    sizes = ", ".join(f"{len(r)} {s}" for s, r in dataset.splits.items())
-    out_console.print(
-        f"wrote {dst} ({to.value}): {sizes} images, {dataset.num_boxes()} boxes, {len(dataset.classes)} classes"
-    )
+    _report_written(dst, to.value, dataset)
 
 
 @app.command()
@@ -176,10 +179,7 @@ def synth(
     with progress_bar() as bar:
         task = bar.add_task(f"drawing {source}", total=images)
         dataset = synthesize(config, dst, to.value, overwrite, lambda n: bar.update(task, completed=n))
-    sizes = ", ".join(f"{len(r)} {s}" for s, r in dataset.splits.items())
-    out_console.print(
-        f"wrote {dst} ({to.value}): {sizes} images, {dataset.num_boxes()} boxes, {len(dataset.classes)} classes"
-    )
+    _report_written(dst, to.value, dataset)
 
 
 @app.command()
