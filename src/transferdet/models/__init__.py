@@ -1,0 +1,1 @@
+"""Backbones from any checkpoint, and torchvision detectors over them."""

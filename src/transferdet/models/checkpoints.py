@@ -1,0 +1,322 @@
+"""Reading checkpoints from anywhere and matching their keys onto an architecture.
+
+A checkpoint file may be a plain state dict, or wrap it (``state_dict``, ``model``, ``model_ema``,
+``teacher``, ``student``, ``module`` ...), prefix its keys (MoCo v1/v2 ``module.encoder_q.``,
+MoCo v3 ``module.base_encoder.``, PyContrast ``module.encoder.`` / EMA ``encoder.``, DenseCL/mmcv
+``backbone.``, DINO ``backbone.`` inside ``teacher``), be a safetensors file, or a detectron2
+``.pkl`` (``stem.conv1``, ``res2..res5``, ``convN.norm``, ``shortcut``). Matching picks the prefix
+that maps most keys onto the architecture's names with equal shapes; when another library named
+the same architecture differently (torchvision vs timm), keys are paired in order by shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from transferdet.errors import TransferdetError
+
+WRAPPER_KEYS = ("state_dict", "model", "model_ema", "teacher", "student", "module", "network", "net")
+KNOWN_PREFIXES = (
+    "module.encoder_q.",
+    "encoder_q.",
+    "module.base_encoder.",
+    "base_encoder.",
+    "module.encoder.",
+    "encoder.",
+    "module.backbone.",
+    "backbone.bottom_up.",
+    "backbone.",
+    "module.",
+    "model.",
+    "",
+)
+BOOKKEEPING = ("num_batches_tracked",)
+
+
+@dataclass
+class Checkpoint:
+    """Tensors of a checkpoint file, how they were wrapped, and notes the file carries."""
+
+    tensors: dict[str, torch.Tensor]
+    kind: str  # torch | safetensors | detectron2
+    wrappers: list[str] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def _is_state_dict(value: Any) -> bool:
+    return (
+        isinstance(value, Mapping)
+        and bool(value)
+        and all(isinstance(v, torch.Tensor | np.ndarray) for v in value.values())
+    )
+
+
+def _unwrap(content: Any, path: Path) -> tuple[dict[str, Any], list[str]]:
+    wrappers: list[str] = []
+    while not _is_state_dict(content):
+        if not isinstance(content, Mapping):
+            raise TransferdetError(f"{path}: not a checkpoint (no state dict of tensors found)")
+        inner = next((k for k in WRAPPER_KEYS if isinstance(content.get(k), Mapping) and content[k]), None)
+        if inner is None:
+            tensors = {k: v for k, v in content.items() if isinstance(v, torch.Tensor | np.ndarray)}
+            if tensors:
+                return tensors, wrappers  # a state dict with a few non-tensor entries
+            keys = ", ".join(map(str, list(content)[:8]))
+            raise TransferdetError(f"{path}: no state dict found (top-level keys: {keys})")
+        wrappers.append(inner)
+        content = content[inner]
+    return dict(content), wrappers
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """Load a checkpoint file into tensors without building any model."""
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return Checkpoint(load_file(str(path)), "safetensors")
+    if suffix == ".pkl":
+        with open(path, "rb") as handle:
+            try:
+                content = pickle.load(handle, encoding="latin1")
+            except (pickle.UnpicklingError, EOFError) as error:
+                raise TransferdetError(f"{path}: not a readable pickle ({error})") from None
+        notes = {k: v for k, v in content.items() if k != "model"} if isinstance(content, dict) else {}
+        tensors, wrappers = _unwrap(content, path)
+        converted = {k: torch.as_tensor(np.asarray(v)) for k, v in tensors.items()}
+        return Checkpoint(converted, "detectron2", wrappers, notes)
+    try:
+        # MoCo and others store their argparse Namespace next to the weights: allow that one class
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            content = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise TransferdetError(f"{path}: cannot load as a PyTorch checkpoint ({first})") from None
+    tensors, wrappers = _unwrap(content, path)
+    return Checkpoint({k: torch.as_tensor(v) for k, v in tensors.items()}, "torch", wrappers)
+
+
+# --- detectron2 ResNet naming -------------------------------------------------------------------
+
+_D2_BLOCK = re.compile(r"^res(\d)\.(\d+)\.(conv\d|shortcut)(\.norm)?\.(.+)$")
+_TV_BLOCK = re.compile(r"^layer(\d)\.(\d+)\.(conv\d|bn\d|downsample\.0|downsample\.1)\.(.+)$")
+
+
+def detectron2_to_resnet(name: str) -> str | None:
+    """detectron2 ResNet key -> torchvision/timm ResNet key (None for keys without a counterpart)."""
+    if name.startswith("stem.conv1.norm."):
+        return "bn1." + name[len("stem.conv1.norm.") :]
+    if name.startswith("stem.conv1."):
+        return "conv1." + name[len("stem.conv1.") :]
+    match = _D2_BLOCK.match(name)
+    if match is None:
+        return None
+    stage, block, layer, norm, leaf = match.groups()
+    prefix = f"layer{int(stage) - 1}.{block}."
+    if layer == "shortcut":
+        return prefix + ("downsample.1." if norm else "downsample.0.") + leaf
+    return prefix + (f"bn{layer[-1]}." if norm else f"{layer}.") + leaf
+
+
+def resnet_to_detectron2(name: str) -> str | None:
+    """torchvision/timm ResNet key -> detectron2 key (None for the classifier and bookkeeping)."""
+    if name.endswith(BOOKKEEPING) or name.startswith("fc."):
+        return None
+    if name.startswith("conv1."):
+        return "stem.conv1." + name[len("conv1.") :]
+    if name.startswith("bn1."):
+        return "stem.conv1.norm." + name[len("bn1.") :]
+    match = _TV_BLOCK.match(name)
+    if match is None:
+        return None
+    stage, block, layer, leaf = match.groups()
+    prefix = f"res{int(stage) + 1}.{block}."
+    if layer == "downsample.0":
+        return prefix + "shortcut." + leaf
+    if layer == "downsample.1":
+        return prefix + "shortcut.norm." + leaf
+    if layer.startswith("bn"):
+        return prefix + f"conv{layer[-1]}.norm." + leaf
+    return prefix + f"{layer}.{leaf}"
+
+
+DETECTRON2_RGB_AUTHORS = ("transferdet", "MOCO", "DenseCL", "PyContrast")
+IMAGENET_STD_255 = (58.395, 57.12, 57.375)
+
+
+def detectron2_input_is_bgr255(notes: Mapping[str, Any]) -> bool:
+    """Whether a detectron2 checkpoint expects BGR 0-255 input with unit std (MSRA's C2 weights)."""
+    if "input_format" in notes:
+        return str(notes["input_format"]).upper() == "BGR"
+    return str(notes.get("__author__", "")) not in DETECTRON2_RGB_AUTHORS
+
+
+def bgr255_conv_to_rgb(weight: torch.Tensor, std: tuple[float, float, float] = (0.229, 0.224, 0.225)) -> torch.Tensor:
+    """First-conv weights for BGR 0-255 mean-subtracted input, rewritten for RGB input normalised
+    with ImageNet mean/std: input_bgr255 - mean255 = 255 * std * input_normalised, channel-flipped."""
+    scale = torch.tensor([255.0 * s for s in std], dtype=weight.dtype).view(1, 3, 1, 1)
+    return weight.flip(1) * scale
+
+
+def to_resnet_names(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
+    """A detectron2 checkpoint's ResNet tensors under torchvision/timm names, input converted to
+    RGB/ImageNet normalisation where the file was made for BGR 0-255."""
+    tensors: dict[str, torch.Tensor] = {}
+    for key, value in checkpoint.tensors.items():
+        for prefix in ("backbone.bottom_up.", "backbone."):
+            if key.startswith(prefix):
+                key = key[len(prefix) :]
+        name = detectron2_to_resnet(key)
+        if name is not None:
+            tensors[name] = value
+    if "conv1.weight" in tensors and detectron2_input_is_bgr255(checkpoint.notes):
+        tensors["conv1.weight"] = bgr255_conv_to_rgb(tensors["conv1.weight"])
+    return tensors
+
+
+def export_detectron2(tensors: Mapping[str, torch.Tensor], path: Path) -> list[str]:
+    """Write ResNet weights (torchvision/timm names) as a detectron2 ``.pkl`` that detectron2 loads
+    with its name matching heuristics; the notes say it expects RGB input with ImageNet mean/std
+    (``INPUT.FORMAT RGB``, ``PIXEL_STD [58.395, 57.12, 57.375]``). Returns the detectron2 keys."""
+    model: dict[str, np.ndarray] = {}
+    for key, value in tensors.items():
+        name = resnet_to_detectron2(key)
+        if name is not None:
+            model[name] = value.detach().cpu().numpy()
+    if not any(k.startswith("res5.") for k in model):
+        raise TransferdetError("detectron2 export needs a ResNet-style backbone (conv1, bn1, layer1..layer4)")
+    content = {
+        "model": model,
+        "__author__": "transferdet",
+        "matching_heuristics": True,
+        "input_format": "RGB",
+        "pixel_mean": [123.675, 116.28, 103.53],
+        "pixel_std": list(IMAGENET_STD_255),
+    }
+    from transferdet.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, pickle.dumps(content, protocol=pickle.HIGHEST_PROTOCOL))
+    return sorted(model)
+
+
+# --- matching onto an architecture ---------------------------------------------------------------
+
+
+@dataclass
+class LoadReport:
+    """What a checkpoint gave an architecture: per key, matched, missing, or left over."""
+
+    layout: str
+    matched: list[str]
+    missing: list[str]
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
+    unused: list[str]
+
+    @property
+    def clean(self) -> bool:
+        return not self.missing and not self.mismatched
+
+    def problem(self) -> str:
+        parts = []
+        if self.missing:
+            parts.append(
+                f"{len(self.missing)} backbone weight(s) not in the checkpoint: {', '.join(self.missing[:12])}"
+            )
+        if self.mismatched:
+            shown = ", ".join(f"{k} {tuple(a)} vs {tuple(b)}" for k, a, b in self.mismatched[:6])
+            parts.append(f"{len(self.mismatched)} with another shape: {shown}")
+        if self.unused:
+            parts.append(f"unused in the file: {', '.join(self.unused[:12])}")
+        return "; ".join(parts)
+
+
+def _is_bookkeeping(key: str) -> bool:
+    return key.endswith(BOOKKEEPING)
+
+
+def _candidate_prefixes(keys: list[str]) -> list[str]:
+    found = list(KNOWN_PREFIXES)
+    for key in keys:
+        parts = key.split(".")
+        for depth in (1, 2, 3):
+            if len(parts) > depth:
+                prefix = ".".join(parts[:depth]) + "."
+                if prefix not in found:
+                    found.append(prefix)
+    return found
+
+
+def _by_prefix(tensors: Mapping[str, torch.Tensor], target: Mapping[str, tuple[int, ...]]) -> tuple[str, int]:
+    best, best_score = "", -1
+    for prefix in _candidate_prefixes(list(tensors)):
+        score = sum(
+            1
+            for key, value in tensors.items()
+            if key.startswith(prefix) and tuple(target.get(key[len(prefix) :], ())) == tuple(value.shape)
+        )
+        if score > best_score:
+            best, best_score = prefix, score
+    return best, best_score
+
+
+def _by_order(
+    tensors: Mapping[str, torch.Tensor], target: Mapping[str, tuple[int, ...]], backbone: list[str]
+) -> dict[str, str] | None:
+    """Pair keys in order when shapes agree one for one (same architecture, other names)."""
+    source = [k for k in tensors if not _is_bookkeeping(k)]
+    wanted = [k for k in target if not _is_bookkeeping(k)]
+    if len(source) < len([k for k in backbone if not _is_bookkeeping(k)]):
+        return None
+    pairs = dict(zip(wanted, source, strict=False))
+    if any(tuple(tensors[pairs[k]].shape) != tuple(target[k]) for k in backbone if k in pairs):
+        return None
+    return pairs
+
+
+def match_tensors(
+    tensors: Mapping[str, torch.Tensor],
+    target: Mapping[str, tuple[int, ...]],
+    backbone_keys: list[str],
+    describe: str = "",
+) -> tuple[dict[str, torch.Tensor], LoadReport]:
+    """Map checkpoint ``tensors`` onto ``target`` names (architecture key -> shape).
+
+    ``backbone_keys`` are the target keys that must be filled (the classifier head may be absent).
+    Returns the tensors under target names and a report.
+    """
+    prefix, score = _by_prefix(tensors, target)
+    needed = [k for k in backbone_keys if not _is_bookkeeping(k)]
+    mapping: dict[str, str] = {}  # target key -> checkpoint key
+    layout = describe
+    if score < 0.5 * len(needed):
+        ordered = _by_order(tensors, target, backbone_keys)
+        if ordered is not None:
+            mapping = ordered
+            layout = (layout + ", " if layout else "") + "names differ: keys paired in order by shape"
+    if not mapping:
+        for key in tensors:
+            if key.startswith(prefix) and key[len(prefix) :] in target:
+                mapping[key[len(prefix) :]] = key
+        if prefix:
+            layout = (layout + ", " if layout else "") + f"prefix {prefix!r}"
+    loaded, matched, mismatched = {}, [], []
+    for name, key in mapping.items():
+        value = tensors[key]
+        if tuple(value.shape) == tuple(target[name]):
+            loaded[name] = value
+            matched.append(name)
+        elif name in backbone_keys:
+            mismatched.append((name, tuple(value.shape), tuple(target[name])))
+    missing = [k for k in backbone_keys if k not in loaded and not _is_bookkeeping(k)]
+    used = set(mapping.values())
+    unused = [k for k in tensors if k not in used and k.startswith(prefix) and not _is_bookkeeping(k)]
+    return loaded, LoadReport(layout or "plain state dict", matched, missing, mismatched, unused)

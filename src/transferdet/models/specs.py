@@ -1,0 +1,46 @@
+"""Model specifiers ``ARCH[@WEIGHTS]`` (DESIGN.md): ``timm:NAME`` or ``torchvision:NAME``, weights a
+checkpoint path, ``random``, or ``pretrained`` (the library's own download; needs internet)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from transferdet.errors import TransferdetError
+
+LIBRARIES = ("timm", "torchvision")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    library: str
+    name: str
+    weights: str = "random"
+
+    @property
+    def arch(self) -> str:
+        return f"{self.library}:{self.name}"
+
+    @property
+    def checkpoint(self) -> Path | None:
+        return None if self.weights in ("random", "pretrained") else Path(self.weights)
+
+    def __str__(self) -> str:
+        return f"{self.arch}@{self.weights}"
+
+
+def parse_spec(text: str) -> ModelSpec:
+    """``"timm:resnet18@random"`` -> ``ModelSpec("timm", "resnet18", "random")``; weights default to
+    ``random``. A path that does not exist is an error here, before any model is built."""
+    arch, _, weights = text.partition("@")
+    library, sep, name = arch.partition(":")
+    if not sep or library not in LIBRARIES or not name:
+        raise TransferdetError(
+            f"model spec {text!r}: expected timm:NAME[@WEIGHTS] or torchvision:NAME[@WEIGHTS] "
+            "(WEIGHTS = a checkpoint path, random or pretrained)"
+        )
+    weights = weights or "random"
+    spec = ModelSpec(library, name, weights)
+    if spec.checkpoint is not None and not spec.checkpoint.is_file():
+        raise TransferdetError(f"{spec.checkpoint}: checkpoint file does not exist (in model spec {text!r})")
+    return spec
