@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -196,7 +195,8 @@ def _torchvision_stages(model: nn.Module, name: str) -> tuple[list[tuple[str, nn
         stages = [(f"features_{i}", child) for i, child in enumerate(model.features)]
         return stages, name.startswith("swin")
     raise TransferdetError(
-        f"torchvision:{name}: no stage structure known for this family (ResNet, MobileNet, EfficientNet, ConvNeXt, Swin)"
+        f"torchvision:{name}: no stage structure known for this family "
+        "(ResNet, MobileNet, EfficientNet, ConvNeXt, Swin)"
     )
 
 

@@ -92,10 +92,7 @@ class StageBoxHead(nn.Module):
         self.out_channels = body.channels["c5"]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.nhwc:
-            x = self.stages(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        else:
-            x = self.stages(x)
+        x = self.stages(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2) if self.nhwc else self.stages(x)
         return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
 
 
