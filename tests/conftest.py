@@ -13,6 +13,7 @@ from transferdet.cli import main
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 BCCD = SHARED / "datasets" / "bccd"
 CHESS = SHARED / "datasets" / "chess_pieces"
+MOBILENET = SHARED / "weights" / "mobilenet_v2-b0353104.pth"
 
 
 def require_shared(path: Path) -> Path:
@@ -29,6 +30,12 @@ def bccd() -> Path:
 @pytest.fixture
 def chess() -> Path:
     return require_shared(CHESS)
+
+
+@pytest.fixture
+def mobilenet_weights() -> Path:
+    """torchvision's ImageNet MobileNetV2 weights, from ../shared."""
+    return require_shared(MOBILENET)
 
 
 @dataclass

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -270,26 +271,56 @@ def _load(
     return loaded, report
 
 
+@dataclass
+class Architecture:
+    """A built backbone and how to give it weights named as in the classification model.
+
+    ``target`` maps the classification model's keys to shapes (what checkpoints are matched
+    against); ``backbone_keys`` are the ones the backbone uses; ``assign`` puts matched tensors in.
+    """
+
+    backbone: Backbone
+    target: dict[str, tuple[int, ...]]
+    backbone_keys: list[str]
+    assign: Callable[[dict[str, torch.Tensor]], None]
+
+
+def build_architecture(spec: ModelSpec) -> Architecture:
+    if spec.library == "timm":
+        backbone, features, to_full, full_shapes = _build_timm(spec)
+
+        def assign_timm(loaded: dict[str, torch.Tensor]) -> None:
+            features.load_state_dict({fk: loaded[full] for fk, full in to_full.items() if full in loaded}, strict=False)
+
+        return Architecture(backbone, full_shapes, list(to_full.values()), assign_timm)
+    backbone, model = _build_torchvision(spec)
+    used = {id(t) for m in backbone.stages.values() for t in [*m.parameters(), *m.buffers()]}
+    named = [*model.named_parameters(), *model.named_buffers()]
+    target = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+    def assign_torchvision(loaded: dict[str, torch.Tensor]) -> None:
+        model.load_state_dict(loaded, strict=False)
+
+    return Architecture(backbone, target, [k for k, t in named if id(t) in used], assign_torchvision)
+
+
+def matched_weights(spec: ModelSpec | str, strict: bool = True) -> tuple[dict[str, torch.Tensor], LoadReport]:
+    """A checkpoint's tensors under its architecture's classification-model names (for export)."""
+    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    if spec.checkpoint is None:
+        raise TransferdetError(f"{spec}: no checkpoint file to read")
+    architecture = build_architecture(spec)
+    return _load(spec, architecture.target, architecture.backbone_keys, strict)
+
+
 def build_backbone(spec: ModelSpec | str, strict: bool = True) -> Backbone:
     """The backbone ``spec`` names, with its weights loaded (strictly, unless ``strict=False``)."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
-    if spec.library == "timm":
-        backbone, features, to_full, full_shapes = _build_timm(spec)
-        if spec.checkpoint is not None:
-            loaded, report = _load(spec, full_shapes, list(to_full.values()), strict)
-            state = {fk: loaded[full] for fk, full in to_full.items() if full in loaded}
-            features.load_state_dict(state, strict=False)
-            backbone.load_report = report
-    else:
-        backbone, model = _build_torchvision(spec)
-        if spec.checkpoint is not None:
-            used = {id(t) for m in backbone.stages.values() for t in [*m.parameters(), *m.buffers()]}
-            named = [*model.named_parameters(), *model.named_buffers()]
-            backbone_keys = [k for k, t in named if id(t) in used]
-            target = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-            loaded, report = _load(spec, target, backbone_keys, strict)
-            model.load_state_dict(loaded, strict=False)
-            backbone.load_report = report
+    architecture = build_architecture(spec)
+    backbone = architecture.backbone
+    if spec.checkpoint is not None:
+        loaded, backbone.load_report = _load(spec, architecture.target, architecture.backbone_keys, strict)
+        architecture.assign(loaded)
     backbone.spec = spec
     return backbone
 

@@ -1,0 +1,112 @@
+"""``transferdet zoo ...``: list architectures, inspect a checkpoint against one, export weights."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from transferdet.cli.common import out_console
+from transferdet.errors import TransferdetError
+
+app = typer.Typer(help="Backbone architectures and checkpoints: list, inspect, convert.", no_args_is_help=True)
+
+NonStrictOption = Annotated[
+    bool, typer.Option("--non-strict", help="Load what matches even if some backbone weights are missing.")
+]
+
+
+class ExportFormat(str, Enum):
+    detectron2 = "detectron2"
+
+
+@app.command("list")
+def list_(
+    pattern: Annotated[
+        str | None, typer.Argument(help="Shell-style pattern (e.g. 'timm:resnet*'); plain text matches anywhere.")
+    ] = None,
+) -> None:
+    """List the architectures a model spec can name (timm:NAME, torchvision:NAME)."""
+    from transferdet.models.backbones import list_architectures
+
+    names = list_architectures(pattern)
+    if not names:
+        raise TransferdetError(f"no architecture matches {pattern!r}")
+    for name in names:
+        print(name)
+
+
+@app.command()
+def inspect(
+    spec: Annotated[str, typer.Argument(help="Model spec ARCH[@WEIGHTS], e.g. timm:resnet50@moco_v2.pth.tar.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+) -> None:
+    """Show the checkpoint's detected layout, how its keys matched, parameters and feature maps.
+
+    Exits with status 2, naming the unmatched keys, when the load is not clean."""
+    from transferdet.models.backbones import build_backbone
+
+    backbone = build_backbone(spec, strict=False)
+    report = backbone.load_report
+    summary = {
+        "spec": spec,
+        "parameters": sum(p.numel() for p in backbone.parameters()),
+        "features": {
+            n: {"channels": backbone.channels[n], "stride": backbone.strides[n]} for n in backbone.feature_names
+        },
+        "input_mean": list(backbone.mean),
+        "input_std": list(backbone.std),
+        "checkpoint": None
+        if report is None
+        else {
+            "layout": report.layout,
+            "matched": len(report.matched),
+            "missing": report.missing,
+            "mismatched": [list(m) for m in report.mismatched],
+            "unused": report.unused,
+            "clean": report.clean,
+        },
+    }
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        out_console.print(f"[bold]{spec}[/bold]: {summary['parameters']:,} backbone parameters")
+        table = Table(title="Feature maps")
+        for column in ("name", "channels", "stride"):
+            table.add_column(column)
+        for name, info in summary["features"].items():
+            table.add_row(name, str(info["channels"]), str(info["stride"]))
+        out_console.print(table)
+        if report is not None:
+            out_console.print(f"checkpoint layout: {report.layout}")
+            out_console.print(
+                f"keys: {len(report.matched)} matched, {len(report.missing)} missing, "
+                f"{len(report.mismatched)} other shape, {len(report.unused)} unused in the file"
+            )
+    if report is not None and not report.clean:
+        raise TransferdetError(f"{backbone.spec.checkpoint}: load is not clean: {report.problem()}")
+
+
+@app.command()
+def convert(
+    src: Annotated[str, typer.Argument(help="Checkpoint file, or a spec ARCH@FILE naming its architecture.")],
+    dst: Annotated[Path, typer.Argument(help="File to write (.pkl for detectron2).")],
+    to: Annotated[ExportFormat, typer.Option("--to", help="Target format.")] = ExportFormat.detectron2,
+    arch: Annotated[
+        str, typer.Option(help="Architecture of a bare checkpoint file (a ResNet for detectron2).")
+    ] = "torchvision:resnet50",
+    non_strict: NonStrictOption = False,
+) -> None:
+    """Export backbone weights, e.g. a MoCo/DenseCL ResNet to detectron2's .pkl layout
+    (flagged for detectron2's name matching; expects RGB input with ImageNet mean/std)."""
+    from transferdet.models.backbones import matched_weights
+    from transferdet.models.checkpoints import export_detectron2
+
+    spec = src if ":" in src.split("@")[0] else f"{arch}@{src}"
+    tensors, report = matched_weights(spec, strict=not non_strict)
+    keys = export_detectron2(tensors, dst)
+    out_console.print(f"wrote {dst} ({to.value}): {len(keys)} tensors from {report.layout}")
