@@ -1,0 +1,49 @@
+"""Input checks shared by the metrics: finite float64 features, contiguous labels, enough samples."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from transferdet.errors import TransferdetError
+
+
+class MetricInputError(TransferdetError, ValueError):
+    """Input a transferability metric cannot score (one class, too few samples, NaN features...)."""
+
+
+def as_features(features: np.ndarray, name: str = "features") -> np.ndarray:
+    array = np.asarray(features, dtype=np.float64)
+    if array.ndim != 2:
+        raise MetricInputError(f"{name} must be an (N, D) array, got shape {array.shape}")
+    if array.shape[0] < 2:
+        raise MetricInputError(f"{name}: need at least 2 samples, got {array.shape[0]}")
+    if not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).any(axis=1).sum())
+        raise MetricInputError(f"{name}: {bad} row(s) hold NaN or infinite values")
+    return array
+
+
+def as_labels(labels: np.ndarray, n: int, min_per_class: int = 1) -> np.ndarray:
+    """Labels remapped to contiguous ids 0..C-1 (in sorted order of the given ids)."""
+    array = np.asarray(labels).reshape(-1)
+    if len(array) != n:
+        raise MetricInputError(f"labels: {len(array)} labels for {n} samples")
+    _, contiguous = np.unique(array, return_inverse=True)
+    counts = np.bincount(contiguous)
+    if len(counts) < 2:
+        raise MetricInputError("labels: a single class; classification metrics need at least two")
+    if counts.min() < min_per_class:
+        raise MetricInputError(
+            f"labels: a class has {counts.min()} sample(s); this metric needs at least {min_per_class} per class"
+        )
+    return contiguous.astype(np.int64)
+
+
+def as_targets(targets: np.ndarray, n: int, name: str = "targets") -> np.ndarray:
+    array = np.asarray(targets, dtype=np.float64)
+    array = array.reshape(-1, 1) if array.ndim == 1 else array
+    if array.shape[0] != n:
+        raise MetricInputError(f"{name}: {array.shape[0]} rows for {n} samples")
+    if not np.isfinite(array).all():
+        raise MetricInputError(f"{name}: NaN or infinite values")
+    return array
