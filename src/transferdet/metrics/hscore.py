@@ -65,7 +65,8 @@ def ledoit_wolf_shrinkage_from(stats: GramStats, row_norms4: float) -> tuple[flo
 
 def reg_h_score_from(stats: GramStats, features: np.ndarray) -> float:
     n = stats.n
-    centred_norms = ((features - stats.mean) ** 2).sum(axis=1)
+    mean = stats.mean
+    centred_norms = np.einsum("ij,ij->i", features, features) - 2.0 * (features @ mean) + mean @ mean
     shrinkage, mu = ledoit_wolf_shrinkage_from(stats, float((centred_norms**2).sum()))
     values = stats.eigen[0]
     m = stats.projected_mean

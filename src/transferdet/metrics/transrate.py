@@ -9,6 +9,7 @@ determinant lemma; each class's rate from one Cholesky factorisation.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from transferdet.metrics._checks import as_features, as_labels
 from transferdet.metrics.gram import GramStats
@@ -17,31 +18,27 @@ EPS = 1e-4
 
 
 def _rate(centred_gram: np.ndarray, n: int, eps: float) -> float:
-    matrix = np.eye(len(centred_gram)) + centred_gram / (n * eps)
-    try:
-        factor = np.linalg.cholesky(matrix)
-        return float(np.log(np.diag(factor)).sum())
-    except np.linalg.LinAlgError:  # not numerically positive definite: fall back to LU
-        return 0.5 * float(np.linalg.slogdet(matrix)[1])
+    """1/2 logdet(I + G / (n eps)) by one Cholesky factorisation (LU if not positive definite)."""
+    matrix = centred_gram / (n * eps)
+    matrix.flat[:: len(matrix) + 1] += 1.0
+    tensor = torch.from_numpy(matrix)
+    factor, info = torch.linalg.cholesky_ex(tensor)
+    if int(info) == 0:
+        return float(factor.diagonal().log().sum())
+    return 0.5 * float(torch.linalg.slogdet(tensor)[1])
 
 
 def transrate_from(stats: GramStats, eps: float = EPS) -> float:
     n = stats.n
     values = stats.eigen[0]
-    mean, m = stats.mean, stats.projected_mean
+    m = stats.projected_mean
     c = 1.0 / (n * eps)
     diagonal = 1.0 + c * values
     total = 0.5 * (np.log(diagonal).sum() + np.log(1.0 - c * n * float(m @ (m / diagonal))))
-    grams = stats.class_grams
-    if grams is None:
+    if stats.class_grams is None:
         raise ValueError("transrate needs per-class Gram matrices: GramStats.of(..., class_grams=True)")
-    per_class = 0.0
-    for k, gram in enumerate(grams):
-        nk, sums = int(stats.counts[k]), stats.class_sums[k]
-        outer = np.outer(sums, mean)
-        centred = gram - outer - outer.T + nk * np.outer(mean, mean)
-        per_class += _rate(centred, nk, eps)
-    return float(total - per_class / len(grams))
+    per_class = sum(_rate(gram, int(nk), eps) for gram, nk in zip(stats.class_grams, stats.counts, strict=True))
+    return float(total - per_class / len(stats.class_grams))
 
 
 def transrate(features: np.ndarray, labels: np.ndarray, eps: float = EPS) -> float:

@@ -1,0 +1,76 @@
+"""Several metrics on one feature matrix, sharing the Gram matrix and its eigendecomposition."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from transferdet.metrics._checks import MetricInputError, as_features, as_labels, as_targets
+from transferdet.metrics.etran import etran
+from transferdet.metrics.gbc import gbc
+from transferdet.metrics.gram import GramStats
+from transferdet.metrics.hscore import h_score_from, reg_h_score_from
+from transferdet.metrics.lda import sfda
+from transferdet.metrics.leep import leep, nce
+from transferdet.metrics.logme import logme_from, logme_regression_from
+from transferdet.metrics.transrate import transrate_from
+
+FEATURE_METRICS = ("logme", "h_score", "reg_h_score", "transrate", "sfda", "etran", "gbc")
+BOX_METRICS = ("logme_regression", "tlogme")
+SOURCE_METRICS = ("leep", "nce")
+METRICS = (*FEATURE_METRICS[:4], *BOX_METRICS, *FEATURE_METRICS[4:], *SOURCE_METRICS)
+
+
+def available_metrics(has_boxes: bool, has_source: bool) -> list[str]:
+    return [m for m in METRICS if (has_boxes or m not in BOX_METRICS) and (has_source or m not in SOURCE_METRICS)]
+
+
+def suite(
+    features: np.ndarray,
+    labels: np.ndarray,
+    boxes: np.ndarray | None = None,
+    source_probs: np.ndarray | None = None,
+    metrics: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """The named ``metrics`` (default: every one the inputs allow) as ``{name: score}``.
+
+    The Gram-based metrics (LogME, its regression and TLogME, H-score, regularised H-score,
+    TransRate) share one Gram matrix and one eigendecomposition.
+    """
+    f = as_features(features)
+    names = list(metrics) if metrics is not None else available_metrics(boxes is not None, source_probs is not None)
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise MetricInputError(f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(METRICS)})")
+    if boxes is None and any(m in BOX_METRICS for m in names):
+        raise MetricInputError(f"{', '.join(m for m in names if m in BOX_METRICS)} need box targets")
+    if source_probs is None and any(m in SOURCE_METRICS for m in names):
+        raise MetricInputError("leep and nce need a source classifier's probabilities")
+    y = as_labels(labels, len(f))
+    targets = as_targets(boxes, len(f), "boxes") if boxes is not None else None
+    stats = GramStats.of(f, y, class_grams="transrate" in names)
+
+    def tlogme() -> float:
+        return 0.5 * (logme_from(stats) + logme_regression_from(stats, f, targets))
+
+    compute: dict[str, Callable[[], float]] = {
+        "logme": lambda: logme_from(stats),
+        "logme_regression": lambda: logme_regression_from(stats, f, targets),
+        "tlogme": tlogme,
+        "h_score": lambda: h_score_from(stats),
+        "reg_h_score": lambda: reg_h_score_from(stats, f),
+        "transrate": lambda: transrate_from(stats),
+        "sfda": lambda: sfda(f, y),
+        "etran": lambda: etran(f, y, targets),
+        "gbc": lambda: gbc(f, y),
+        "leep": lambda: leep(source_probs, y),
+        "nce": lambda: nce(np.asarray(source_probs).argmax(axis=1), y),
+    }
+    results: dict[str, float] = {}
+    for name in names:
+        if name == "tlogme" and "logme" in results and "logme_regression" in results:
+            results[name] = 0.5 * (results["logme"] + results["logme_regression"])
+        else:
+            results[name] = compute[name]()
+    return results
