@@ -56,6 +56,9 @@ class Backbone(nn.Module):
         self.mean, self.std = tuple(mean), tuple(std)
         self.spec: ModelSpec | None = None
         self.load_report: LoadReport | None = None
+        # the checkpoint's own classifier on average-pooled c5 features, when it has a plain linear
+        # one and the checkpoint provided its weights (used for LEEP/NCE); not part of the module tree
+        self.__dict__["classifier"] = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -283,6 +286,7 @@ class Architecture:
     target: dict[str, tuple[int, ...]]
     backbone_keys: list[str]
     assign: Callable[[dict[str, torch.Tensor]], None]
+    head: tuple[str, nn.Linear] | None = None  # (key prefix, linear classifier on pooled c5)
 
 
 def build_architecture(spec: ModelSpec) -> Architecture:
@@ -301,7 +305,20 @@ def build_architecture(spec: ModelSpec) -> Architecture:
     def assign_torchvision(loaded: dict[str, torch.Tensor]) -> None:
         model.load_state_dict(loaded, strict=False)
 
-    return Architecture(backbone, target, [k for k, t in named if id(t) in used], assign_torchvision)
+    keys = [k for k, t in named if id(t) in used]
+    return Architecture(backbone, target, keys, assign_torchvision, _linear_head(model, backbone.channels["c5"]))
+
+
+def _linear_head(model: nn.Module, channels: int) -> tuple[str, nn.Linear] | None:
+    """A torchvision classifier that is one linear layer (after dropout) on pooled c5 features."""
+    if isinstance(getattr(model, "fc", None), nn.Linear) and model.fc.in_features == channels:
+        return "fc.", model.fc
+    classifier = getattr(model, "classifier", None)
+    if isinstance(classifier, nn.Sequential) and all(isinstance(m, nn.Dropout | nn.Linear) for m in classifier):
+        linears = [(i, m) for i, m in enumerate(classifier) if isinstance(m, nn.Linear)]
+        if len(linears) == 1 and linears[0][1].in_features == channels:
+            return f"classifier.{linears[0][0]}.", linears[0][1]
+    return None
 
 
 def matched_weights(spec: ModelSpec | str, strict: bool = True) -> tuple[dict[str, torch.Tensor], LoadReport]:
@@ -321,6 +338,8 @@ def build_backbone(spec: ModelSpec | str, strict: bool = True) -> Backbone:
     if spec.checkpoint is not None:
         loaded, backbone.load_report = _load(spec, architecture.target, architecture.backbone_keys, strict)
         architecture.assign(loaded)
+        if architecture.head is not None and all(f"{architecture.head[0]}{p}" in loaded for p in ("weight", "bias")):
+            backbone.__dict__["classifier"] = architecture.head[1].eval()
     backbone.spec = spec
     return backbone
 

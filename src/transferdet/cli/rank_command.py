@@ -1,0 +1,144 @@
+"""``transferdet rank``: score candidate backbones on a detection dataset, no fine-tuning."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from transferdet.cli.common import (
+    AnnotationsOption,
+    ClassNameOption,
+    CsvColumnsOption,
+    FormatOption,
+    ImagesOption,
+    InputFormat,
+    err_console,
+    out_console,
+    progress_bar,
+    read_options,
+)
+from transferdet.errors import TransferdetError
+
+
+def _model_list(models: list[str], models_file: Path | None) -> list[str]:
+    specs = [spec for value in models for spec in value.split(",") if spec.strip()]
+    if models_file is not None:
+        from transferdet.data.formats.base import load_yaml
+
+        content = load_yaml(models_file)
+        listed = content.get("models") if isinstance(content, dict) else content
+        if not isinstance(listed, list) or not all(isinstance(m, str) for m in listed):
+            raise TransferdetError(f"{models_file}: expected a list of model specs (or 'models: [...]')")
+        specs += listed
+    if not specs:
+        raise TransferdetError("no models: give --models SPEC (repeat it, or separate specs with commas)")
+    return specs
+
+
+def _short(spec: str) -> str:
+    """A spec as shown in the table: the checkpoint by its file name."""
+    arch, sep, weights = spec.partition("@")
+    return f"{arch}@{Path(weights).name}" if sep else arch
+
+
+def _table(rows: list[dict], models: list[str], metrics: list[str]) -> Table:
+    table = Table(title="Transferability (higher is better; rank in brackets)")
+    table.add_column("model")
+    shown = [m for m in metrics if any(r["metric"] == m for r in rows)]
+    for metric in shown:
+        table.add_column(metric, justify="right")
+    score = {(r["model"], r["metric"]): r["score"] for r in rows}
+    order = {}
+    for metric in shown:
+        ranked = sorted((s for s in models if (s, metric) in score), key=lambda s: -score[(s, metric)])
+        order[metric] = {s: i + 1 for i, s in enumerate(ranked)}
+    for spec in models:
+        cells = []
+        for metric in shown:
+            if (spec, metric) not in score:
+                cells.append("[dim]n/a")
+                continue
+            text = f"{score[(spec, metric)]:.4g} ({order[metric][spec]})"
+            cells.append(f"[bold green]{text}" if order[metric][spec] == 1 else text)
+        table.add_row(_short(spec), *cells)
+    return table
+
+
+def write_scores(rows: list[dict], out: Path) -> None:
+    from transferdet.atomic import atomic_write_bytes
+
+    atomic_write_bytes(out / "scores.json", json.dumps(rows, indent=1).encode())
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["model", "layer", "features", "metric", "score"])
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(out / "scores.csv", buffer.getvalue().encode())
+
+
+def rank(
+    data: Annotated[Path, typer.Option("--data", help="Detection dataset (folder or annotation file).")],
+    models: Annotated[
+        list[str],
+        typer.Option("--models", help="Model spec ARCH[@WEIGHTS]; repeat the option or separate specs with commas."),
+    ] = [],  # noqa: B006 - typer reads the default
+    models_file: Annotated[Path | None, typer.Option(help="YAML file listing model specs.")] = None,
+    metrics: Annotated[
+        list[str], typer.Option("--metrics", help="Metrics to compute (repeat or comma-separate); default: all.")
+    ] = [],  # noqa: B006
+    layer: Annotated[str, typer.Option(help="Feature map: c2, c3, c4 or c5.")] = "c5",
+    features: Annotated[str, typer.Option(help="local: RoI-Align on each box; global: whole image.")] = "local",
+    split: Annotated[str | None, typer.Option(help="Split to score on (default: train).")] = None,
+    max_images: Annotated[int | None, typer.Option(help="Use at most this many images (seeded).")] = None,
+    max_boxes_per_class: Annotated[int | None, typer.Option(help="Use at most this many boxes per class.")] = None,
+    image_size: Annotated[int, typer.Option(help="Longer image side, in pixels, for the forward pass.")] = 512,
+    seed: Annotated[int, typer.Option(help="Seed for sampling, random-init weights and splits.")] = 0,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
+    out: Annotated[Path | None, typer.Option(help="Folder for scores.csv and scores.json.")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Feature cache folder (default: user cache).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write cached features.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as one JSON list on stdout.")] = False,
+    format: FormatOption = InputFormat.auto,
+    images: ImagesOption = None,
+    annotations: AnnotationsOption = None,
+    csv_columns: CsvColumnsOption = None,
+    class_name: ClassNameOption = "object",
+) -> None:
+    """Rank backbones by transferability metrics on per-box features, in minutes, no fine-tuning."""
+    from transferdet.transfer import cache
+    from transferdet.transfer.rank import DEFAULT_METRICS, RankSettings
+    from transferdet.transfer.rank import rank as rank_models
+
+    specs = _model_list(models, models_file)
+    wanted = [m for value in metrics for m in value.split(",") if m.strip()] or list(DEFAULT_METRICS)
+    settings = RankSettings(layer, features, image_size, max_images, max_boxes_per_class, seed, batch_size)
+    if device is not None:
+        settings = RankSettings(**{**settings.__dict__, "device": device})
+    folder = None if no_cache else (cache_dir or cache.default_cache_dir())
+    options = read_options(images, annotations, csv_columns, class_name)
+    with progress_bar(transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def report(spec: str, done: int, total: int) -> None:
+            if spec not in tasks:
+                tasks[spec] = bar.add_task(f"features {spec}", total=total)
+            bar.update(tasks[spec], completed=done)
+
+        rows = rank_models(data, specs, wanted, split, settings, format.value, options, folder, report)
+    if out is not None:
+        write_scores(rows, out)
+    if as_json:
+        print(json.dumps(rows))
+        return
+    out_console.print(_table(rows, specs, wanted))
+    missing = [m for m in ("leep", "nce") if m in wanted and not any(r["metric"] == m for r in rows)]
+    if missing:
+        err_console.print(f"{', '.join(missing)}: unavailable for models without a linear ImageNet-style classifier")
+    if out is not None:
+        out_console.print(f"wrote {out / 'scores.csv'} and {out / 'scores.json'}")

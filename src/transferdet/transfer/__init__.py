@@ -1,0 +1,1 @@
+"""Transferability on detection: per-box features, their cache, and ranking backbones."""

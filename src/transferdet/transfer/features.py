@@ -1,0 +1,150 @@
+"""Per-box features of a backbone on a detection dataset (DESIGN.md, after the TMOD paper).
+
+Every ground-truth box is one sample:
+
+- ``local``: RoI-Align of the box on the chosen feature map (7x7, sampling ratio 2, aligned),
+  average-pooled to one vector;
+- ``global``: the whole image's map average-pooled, repeated for each of its boxes.
+
+Images are resized so that their longer side is ``image_size`` (aspect kept), normalised as the
+weights expect, and run in batches without gradients. Labels are the boxes' classes; regression
+targets are the box coordinates divided by the image width and height.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.ops import roi_align
+from torchvision.transforms.v2 import functional as F
+
+from transferdet.data.dataset import ImageRecord
+from transferdet.errors import TransferdetError
+from transferdet.models.backbones import Backbone
+
+FEATURE_KINDS = ("local", "global")
+ROI_SIZE = 7
+
+
+@dataclass
+class BoxFeatures:
+    """One row per ground-truth box."""
+
+    features: np.ndarray  # (N, D) float64
+    labels: np.ndarray  # (N,) int64
+    boxes: np.ndarray  # (N, 4) float64, coordinates / image size
+    image_index: np.ndarray  # (N,) index into the records used
+    source_probs: np.ndarray | None = None  # (N, C_s) from the checkpoint's classifier, if any
+
+
+def sample_records(
+    records: list[ImageRecord], max_images: int | None, max_boxes_per_class: int | None, seed: int
+) -> list[ImageRecord]:
+    """Images (and boxes) kept under a seed: ``max_images`` images, then at most
+    ``max_boxes_per_class`` boxes of each class."""
+    rng = np.random.default_rng(seed)
+    records = [r for r in records if r.num_boxes > 0]
+    if max_images is not None and len(records) > max_images:
+        chosen = np.sort(rng.choice(len(records), size=max_images, replace=False))
+        records = [records[i] for i in chosen]
+    if max_boxes_per_class is None:
+        return records
+    labels = np.concatenate([r.labels for r in records])
+    keep = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        where = np.flatnonzero(labels == label)
+        if len(where) > max_boxes_per_class:
+            where = rng.choice(where, size=max_boxes_per_class, replace=False)
+        keep[where] = True
+    out, start = [], 0
+    for record in records:
+        mask = keep[start : start + record.num_boxes]
+        start += record.num_boxes
+        if mask.any():
+            out.append(record.subset(mask))
+    return out
+
+
+def _load(record: ImageRecord, image_size: int, mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, float]:
+    with Image.open(record.path) as image:
+        pixels = F.pil_to_tensor(image.convert("RGB"))
+    height, width = pixels.shape[-2:]
+    scale = image_size / max(height, width)
+    size = [max(1, round(height * scale)), max(1, round(width * scale))]
+    pixels = F.resize(pixels, size, antialias=True).float() / 255.0
+    return (pixels - mean) / std, scale
+
+
+def _batches(items: list[int], size: int) -> list[list[int]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+@torch.no_grad()
+def extract_box_features(
+    backbone: Backbone,
+    records: list[ImageRecord],
+    layer: str = "c5",
+    kind: str = "local",
+    image_size: int = 512,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    classifier: torch.nn.Module | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BoxFeatures:
+    """Features of every box of ``records`` from ``backbone``'s ``layer``."""
+    if kind not in FEATURE_KINDS:
+        raise TransferdetError(f"--features {kind!r}: choose from {', '.join(FEATURE_KINDS)}")
+    if layer not in backbone.channels:
+        raise TransferdetError(
+            f"layer {layer!r}: this backbone has {', '.join(backbone.feature_names)} "
+            "(FPN levels, fpn_ms and fc7 need a detector checkpoint, not supported yet)"
+        )
+    model = backbone.truncated(layer).to(device).eval()
+    stride = backbone.strides[layer]
+    mean = torch.tensor(backbone.mean).view(3, 1, 1)
+    std = torch.tensor(backbone.std).view(3, 1, 1)
+    if layer != "c5":
+        classifier = None  # a checkpoint's classifier reads pooled c5 features only
+    rows, labels, targets, owners, probs = [], [], [], [], []
+    done = 0
+    for batch in _batches(list(range(len(records))), batch_size):
+        loaded = [_load(records[i], image_size, mean, std) for i in batch]
+        height = max(p.shape[1] for p, _ in loaded)
+        width = max(p.shape[2] for p, _ in loaded)
+        images = torch.zeros(len(batch), 3, height, width)
+        for j, (pixels, _) in enumerate(loaded):
+            images[j, :, : pixels.shape[1], : pixels.shape[2]] = pixels
+        feature_map = model(images.to(device))[layer].float()
+        for j, i in enumerate(batch):
+            record, (pixels, scale) = records[i], loaded[j]
+            if kind == "local":
+                boxes = torch.as_tensor(record.boxes * scale, dtype=torch.float32, device=device)
+                pooled = roi_align(feature_map[j : j + 1], [boxes], ROI_SIZE, 1.0 / stride, 2, aligned=True)
+                vectors = pooled.mean(dim=(2, 3))
+            else:
+                h = max(1, -(-pixels.shape[1] // stride))
+                w = max(1, -(-pixels.shape[2] // stride))
+                vectors = feature_map[j, :, :h, :w].mean(dim=(1, 2)).expand(record.num_boxes, -1)
+            rows.append(vectors.cpu().double().numpy())
+            if classifier is not None:
+                probs.append(torch.softmax(classifier(vectors).float(), dim=1).cpu().double().numpy())
+            labels.append(record.labels)
+            size = np.array([record.width, record.height, record.width, record.height], dtype=np.float64)
+            targets.append(record.boxes / size)
+            owners.append(np.full(record.num_boxes, i))
+        done += len(batch)
+        if progress is not None:
+            progress(done)
+    if not rows:
+        raise TransferdetError("no boxes to compute features on")
+    return BoxFeatures(
+        np.concatenate(rows),
+        np.concatenate(labels).astype(np.int64),
+        np.concatenate(targets),
+        np.concatenate(owners),
+        np.concatenate(probs) if probs else None,
+    )

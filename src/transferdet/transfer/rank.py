@@ -1,0 +1,153 @@
+"""Ranking candidate backbones on a detection dataset without fine-tuning.
+
+For each model: per-box features on the chosen layer (cached), then the metric suite. LEEP and NCE
+use the checkpoint's own classifier on the box features where it has a plain linear one whose
+weights the checkpoint holds (c5 only); otherwise they are reported as unavailable (no row).
+Regression metrics (TLogME, LogME on boxes, ETran's term) see the box coordinates standardised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from transferdet.data import formats
+from transferdet.data.dataset import DetectionDataset
+from transferdet.data.formats.base import ReadOptions
+from transferdet.data.split import ensure_split
+from transferdet.data.validation import apply_bad_box_policy
+from transferdet.errors import TransferdetError
+from transferdet.metrics import METRICS, suite
+from transferdet.metrics.suite import SOURCE_METRICS
+from transferdet.models.backbones import build_backbone
+from transferdet.models.specs import parse_spec
+from transferdet.transfer import cache
+from transferdet.transfer.features import BoxFeatures, extract_box_features, sample_records
+
+DEFAULT_METRICS = ("logme", "tlogme", "h_score", "reg_h_score", "transrate", "sfda", "etran", "gbc", "leep", "nce")
+
+
+@dataclass(frozen=True)
+class RankSettings:
+    layer: str = "c5"
+    features: str = "local"
+    image_size: int = 512
+    max_images: int | None = None
+    max_boxes_per_class: int | None = None
+    seed: int = 0
+    batch_size: int = 8
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def standardised(targets: np.ndarray) -> np.ndarray:
+    """Box targets with zero mean and unit variance per coordinate: LogME's regression has no
+    intercept, so raw [0, 1] coordinates would mostly measure how well features fit a constant."""
+    std = targets.std(axis=0)
+    return (targets - targets.mean(axis=0)) / np.where(std > 0, std, 1.0)
+
+
+def default_split(dataset: DetectionDataset) -> str:
+    return "train" if "train" in dataset.splits else next(iter(dataset.splits))
+
+
+def model_features(
+    spec_text: str,
+    dataset: DetectionDataset,
+    split: str,
+    settings: RankSettings,
+    cache_dir: Path | None,
+    dataset_id: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> BoxFeatures:
+    spec = parse_spec(spec_text)
+    key = cache.cache_key(
+        spec=spec.arch,
+        weights=cache.file_digest(spec.checkpoint) if spec.checkpoint else spec.weights,
+        dataset=dataset_id,
+        split=split,
+        layer=settings.layer,
+        features=settings.features,
+        image_size=settings.image_size,
+        max_images=settings.max_images,
+        max_boxes_per_class=settings.max_boxes_per_class,
+        seed=settings.seed,
+    )
+    if cache_dir is not None:
+        cached = cache.load(cache_dir, key)
+        if cached is not None:
+            return cached
+    torch.manual_seed(settings.seed)  # random-init weights are part of the spec's meaning
+    backbone = build_backbone(spec)
+    records = sample_records(dataset.records(split), settings.max_images, settings.max_boxes_per_class, settings.seed)
+    total = len(records)
+    result = extract_box_features(
+        backbone,
+        records,
+        settings.layer,
+        settings.features,
+        settings.image_size,
+        settings.batch_size,
+        settings.device,
+        classifier=backbone.classifier,
+        progress=(lambda done: progress(done, total)) if progress else None,
+    )
+    if cache_dir is not None:
+        cache.save(cache_dir, key, result)
+    return result
+
+
+def rank(
+    data: str | Path,
+    models: Sequence[str],
+    metrics: Sequence[str] | None = None,
+    split: str | None = None,
+    settings: RankSettings | None = None,
+    format: str = "auto",
+    options: ReadOptions | None = None,
+    cache_dir: Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[dict]:
+    """Rows ``{"model", "layer", "features", "metric", "score"}``, one per model and metric;
+    ``model`` is the spec as given."""
+    settings = settings or RankSettings()
+    wanted = list(metrics or DEFAULT_METRICS)
+    unknown = [m for m in wanted if m not in METRICS]
+    if unknown:
+        raise TransferdetError(f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(METRICS)})")
+    if not models:
+        raise TransferdetError("no models to rank")
+    dataset = apply_bad_box_policy(ensure_split(formats.read(data, format, options), settings.seed), "drop")
+    split = split or default_split(dataset)
+    if split not in dataset.splits:
+        raise TransferdetError(f"no split {split!r} (splits: {', '.join(dataset.splits)})")
+    dataset_id = f"{Path(data).resolve()}|{format}"
+    rows = []
+    for spec_text in models:
+        features = model_features(
+            spec_text,
+            dataset,
+            split,
+            settings,
+            cache_dir,
+            dataset_id,
+            (lambda done, total, s=spec_text: progress(s, done, total)) if progress else None,
+        )
+        names = [m for m in wanted if m not in SOURCE_METRICS or features.source_probs is not None]
+        targets = standardised(features.boxes)
+        scores = suite(features.features, features.labels, targets, features.source_probs, names)
+        for metric in wanted:
+            if metric in scores:
+                rows.append(
+                    {
+                        "model": spec_text,
+                        "layer": settings.layer,
+                        "features": settings.features,
+                        "metric": metric,
+                        "score": scores[metric],
+                    }
+                )
+    return rows

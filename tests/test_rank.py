@@ -1,0 +1,122 @@
+"""Per-box features, the feature cache, and ranking backbones (API and CLI)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torchvision.ops import roi_align
+
+from transferdet.data import formats
+from transferdet.models.backbones import build_backbone
+from transferdet.transfer import features as features_module
+from transferdet.transfer.features import extract_box_features, sample_records
+from transferdet.transfer.rank import RankSettings, rank
+
+
+def test_local_and_global_features(synthetic):
+    records = formats.read(synthetic).records("train")[:3]
+    torch.manual_seed(0)
+    backbone = build_backbone("timm:resnet18").eval()
+    local = extract_box_features(backbone, records, "c4", "local", image_size=128)
+    assert local.features.shape == (sum(r.num_boxes for r in records), backbone.channels["c4"])
+    assert local.features.dtype == np.float64
+    np.testing.assert_array_equal(local.labels, np.concatenate([r.labels for r in records]))
+    np.testing.assert_allclose(local.boxes, np.concatenate([r.boxes for r in records]) / 128)
+    # the first box by hand: RoI-Align 7x7 (sampling 2, aligned) on the stride-16 map, averaged
+    mean, std = torch.tensor(backbone.mean).view(1, 3, 1, 1), torch.tensor(backbone.std).view(1, 3, 1, 1)
+    from PIL import Image
+    from torchvision.transforms.v2 import functional as F
+
+    with Image.open(records[0].path) as image:
+        pixels = F.pil_to_tensor(image.convert("RGB")).float()[None] / 255
+    with torch.no_grad():
+        fmap = backbone((pixels - mean) / std)["c4"]
+    box = torch.tensor(records[0].boxes[:1], dtype=torch.float32)
+    expected = roi_align(fmap, [box], 7, 1 / 16, 2, aligned=True).mean(dim=(2, 3))[0].double().numpy()
+    np.testing.assert_allclose(local.features[0], expected, rtol=1e-5, atol=1e-6)
+    whole = extract_box_features(backbone, records, "c4", "global", image_size=128)
+    first = records[0].num_boxes
+    assert np.allclose(whole.features[:first], whole.features[0])  # one vector repeated per box
+    np.testing.assert_allclose(whole.features[0], fmap[0].mean(dim=(1, 2)).double().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_sampling_is_seeded(synthetic):
+    records = formats.read(synthetic).records()
+    a = sample_records(records, 10, 3, seed=4)
+    b = sample_records(records, 10, 3, seed=4)
+    assert [r.file_name for r in a] == [r.file_name for r in b]
+    labels = np.concatenate([r.labels for r in a])
+    assert np.bincount(labels).max() <= 3
+    assert [r.file_name for r in sample_records(records, 10, None, seed=5)] != [r.file_name for r in a]
+
+
+def test_imagenet_weights_outrank_random_on_bccd(bccd, mobilenet_weights, tmp_path):
+    pretrained = f"torchvision:mobilenet_v2@{mobilenet_weights}"
+    rows = rank(
+        bccd,
+        [pretrained, "torchvision:mobilenet_v2@random"],
+        metrics=["logme", "tlogme"],
+        settings=RankSettings(max_images=100, image_size=384, device="cpu"),
+        cache_dir=tmp_path,
+    )
+    score = {(r["model"], r["metric"]): r["score"] for r in rows}
+    for metric in ("logme", "tlogme"):
+        assert score[(pretrained, metric)] > score[("torchvision:mobilenet_v2@random", metric)], metric
+
+
+def test_rank_cli_json_files_and_cache(cli, synthetic, tmp_path, monkeypatch):
+    args = [
+        "rank",
+        "--data",
+        synthetic,
+        "--models",
+        "timm:resnet18@random,torchvision:mobilenet_v2@random",
+        "--metrics",
+        "logme,h_score,leep",
+        "--layer",
+        "c4",
+        "--image-size",
+        "128",
+        "--max-images",
+        "12",
+        "--cache-dir",
+        tmp_path / "cache",
+        "--out",
+        tmp_path / "out",
+        "--device",
+        "cpu",
+    ]
+    first = cli(*args, "--json")
+    assert first.code == 0, first.err
+    rows = first.json()
+    assert {r["model"] for r in rows} == {"timm:resnet18@random", "torchvision:mobilenet_v2@random"}
+    assert {r["metric"] for r in rows} == {"logme", "h_score"}  # no classifier: leep unavailable
+    assert all(r["layer"] == "c4" and r["features"] == "local" for r in rows)
+    assert json.loads((tmp_path / "out" / "scores.json").read_text()) == rows
+    assert (tmp_path / "out" / "scores.csv").read_text().startswith("model,layer,features,metric,score")
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+
+    def no_forward(*_args, **_kwargs):
+        raise AssertionError("features should come from the cache")
+
+    monkeypatch.setattr("transferdet.transfer.rank.extract_box_features", no_forward)
+    again = cli(*args, "--json")
+    assert again.code == 0, again.err
+    assert again.json() == rows
+    table = cli(*args)
+    assert table.code == 0 and "logme" in table.out and "(1)" in table.out
+    assert features_module.ROI_SIZE == 7
+
+
+def test_rank_errors(cli, synthetic):
+    bad = cli("rank", "--data", synthetic, "--models", "timm:resnet18", "--layer", "p3", "--no-cache")
+    assert bad.code == 2 and "layer 'p3'" in bad.err
+    none = cli("rank", "--data", synthetic)
+    assert none.code == 2 and "no models" in none.err
+    unknown = cli("rank", "--data", synthetic, "--models", "timm:resnet18", "--metrics", "accuracy")
+    assert unknown.code == 2 and "unknown metric" in unknown.err
+    with pytest.raises(Exception, match="expected timm:NAME"):
+        rank(synthetic, ["resnet18"])
