@@ -1,0 +1,312 @@
+"""The training loop: seeded, checkpointed atomically, resumable exactly, stopped on a bad loss.
+
+A run writes into its output folder ``recipe.json`` (the validated recipe and job), ``log.jsonl``
+(one line of scalars per iteration and per evaluation), ``checkpoint.pt`` (model, optimizer,
+schedule, random states, iteration; replaced atomically every ``checkpoint_every`` iterations and
+at the end) and ``metrics.json`` (the final COCO evaluation, fractions in [0, 1]).
+``resume=True`` continues from ``checkpoint.pt``: with the same seed, the final weights and
+metrics equal those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision.transforms import v2
+
+from transferdet.atomic import atomic_write_bytes
+from transferdet.data.dataset import DetectionDataset, ImageRecord
+from transferdet.data.formats.base import ReadOptions
+from transferdet.data.loader import load_dataset
+from transferdet.data.transforms import TorchDetectionDataset, collate_detection
+from transferdet.errors import TransferdetError
+from transferdet.evaluate.coco_metrics import Prediction, coco_evaluate
+from transferdet.models.anchors import auto_anchors, resized_box_shapes, ssd_scales
+from transferdet.models.backbones import build_backbone
+from transferdet.models.detectors import DetectorConfig, build_detector
+from transferdet.train.recipes import Recipe
+from transferdet.train.sampling import SeededAugmentation, StreamBatchSampler
+
+CHECKPOINT = "checkpoint.pt"
+TEST_SPLITS = ("test", "val", "valid", "validation")
+
+
+@dataclass
+class TrainJob:
+    data: Path
+    backbone: str
+    detector: str
+    recipe: Recipe
+    out: Path
+    seed: int = 0
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"
+    format: str = "auto"
+    train_split: str | None = None
+    test_split: str | None = None
+    options: ReadOptions = field(default_factory=ReadOptions)
+
+
+def training_transforms(flip: float) -> v2.Compose:
+    """Flip and convert; resizing is the detector's own (its min_size/max_size)."""
+    steps = [v2.ToImage()]
+    if flip > 0:
+        steps.append(v2.RandomHorizontalFlip(flip))
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.SanitizeBoundingBoxes(min_size=1.0)]
+    return v2.Compose(steps)
+
+
+def _splits(dataset: DetectionDataset, job: TrainJob) -> tuple[str, str | None]:
+    train = job.train_split or ("train" if "train" in dataset.splits else next(iter(dataset.splits)))
+    test = job.test_split or next((s for s in TEST_SPLITS if s in dataset.splits and s != train), None)
+    for name in (train, test):
+        if name is not None and name not in dataset.splits and "+" not in name:
+            raise TransferdetError(f"no split {name!r} (splits: {', '.join(dataset.splits)})")
+    return train, test
+
+
+def total_iterations(recipe: Recipe, train_images: int) -> int:
+    if recipe.iterations is not None:
+        return recipe.iterations
+    return max(1, math.ceil(recipe.epochs * train_images / recipe.batch_size))
+
+
+def learning_rate_factor(recipe: Recipe, iteration: int, total: int) -> float:
+    """Warmup times the schedule, as a factor of the (batch-scaled) base learning rate."""
+    warm = 1.0
+    if iteration < recipe.warmup_iterations:
+        alpha = iteration / recipe.warmup_iterations
+        warm = recipe.warmup_factor * (1 - alpha) + alpha
+    if recipe.schedule == "multistep":
+        steps = [s * total if s <= 1 else s for s in recipe.steps]
+        return warm * recipe.gamma ** sum(iteration >= s for s in steps)
+    if recipe.schedule == "cosine":
+        return warm * 0.5 * (1 + math.cos(math.pi * iteration / total))
+    return warm  # constant, or plateau (whose reductions are applied on evaluation)
+
+
+def _body(model: torch.nn.Module) -> torch.nn.Module:
+    return model.backbone.body
+
+
+def build_model(job: TrainJob, dataset: DetectionDataset, train_records: list[ImageRecord]) -> torch.nn.Module:
+    recipe = job.recipe
+    torch.manual_seed(job.seed)
+    size = max(recipe.min_size)
+    shapes = resized_box_shapes(train_records, size, recipe.max_size)
+    anchors = auto_anchors(shapes) if recipe.anchors == "auto" else None
+    config = DetectorConfig(
+        job.detector,
+        len(dataset.classes),
+        min_size=tuple(recipe.min_size),
+        max_size=recipe.max_size,
+        norm=recipe.norm if recipe.norm != "syncbn" or torch.distributed.is_initialized() else "bn",
+        freeze_at=recipe.freeze_at,
+        anchors=anchors,
+        ssd_scales=ssd_scales(shapes, size, 5) if recipe.anchors == "auto" else None,
+    )
+    model = build_detector(build_backbone(job.backbone), config)
+    if recipe.freeze_body:
+        for parameter in _body(model).parameters():
+            parameter.requires_grad_(False)
+    return model
+
+
+def _optimizer(recipe: Recipe, model: torch.nn.Module, world: int) -> torch.optim.Optimizer:
+    lr = recipe.lr * recipe.batch_size * world / recipe.base_batch  # linear scaling
+    parameters = list(model.parameters())
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    kind = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
+    return kind(parameters, lr=lr, weight_decay=recipe.weight_decay)
+
+
+def _random_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _restore_random_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, records: list[ImageRecord], device: str, batch_size: int = 4) -> list[Prediction]:
+    """The model's detections on ``records``, in their pixels and the dataset's label ids."""
+    model.eval()
+    data = TorchDetectionDataset(records, training_transforms(0.0))
+    out = []
+    for start in range(0, len(records), batch_size):
+        images = [data[i][0].to(device) for i in range(start, min(start + batch_size, len(records)))]
+        for result in model(images):
+            out.append(
+                Prediction(
+                    result["boxes"].double().cpu().numpy(),
+                    result["scores"].double().cpu().numpy(),
+                    result["labels"].cpu().numpy() - model.label_offset,
+                )
+            )
+    return out
+
+
+def evaluate(model: torch.nn.Module, dataset: DetectionDataset, split: str, device: str) -> dict[str, Any]:
+    records = dataset.records(split)
+    return coco_evaluate(records, dataset.classes, predict(model, records, device))
+
+
+def train(
+    job: TrainJob,
+    resume: bool = False,
+    on_iteration: Callable[[int, int, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) ``job``; returns the final metrics."""
+    recipe, out = job.recipe, job.out
+    dataset = load_dataset(job.data, job.format, job.options, seed=job.seed)
+    train_split, test_split = _splits(dataset, job)
+    train_records = [r for r in dataset.records(train_split) if r.num_boxes > 0]
+    if not train_records:
+        raise TransferdetError(f"split {train_split!r} has no image with boxes to train on")
+    checkpoint_path = out / CHECKPOINT
+    if resume and not checkpoint_path.is_file():
+        raise TransferdetError(f"{checkpoint_path}: no checkpoint to resume from")
+    if not resume and checkpoint_path.exists():
+        raise TransferdetError(f"{out}: holds a run already (pass --resume to continue it, or another --out)")
+    out.mkdir(parents=True, exist_ok=True)
+    model = build_model(job, dataset, train_records).to(job.device)
+    optimizer = _optimizer(recipe, model, 1)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    total = total_iterations(recipe, len(train_records))
+    start, plateau = 0, {"best": -1.0, "bad": 0, "factor": 1.0}
+    log_mode = "w"
+    if resume:
+        state = torch.load(checkpoint_path, map_location=job.device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, plateau = state["iteration"], state["plateau"]
+        _restore_random_state(state["random"])
+        log_mode = "a"
+        _truncate_log(out / "log.jsonl", start)
+    else:
+        job_record = {
+            **{k: str(v) for k, v in asdict(job).items() if k not in ("recipe", "options")},
+            "iterations": total,
+        }
+        atomic_write_bytes(
+            out / "recipe.json", json.dumps({"recipe": recipe.model_dump(), "job": job_record}, indent=1).encode()
+        )
+    data = SeededAugmentation(
+        TorchDetectionDataset(train_records, training_transforms(recipe.flip), label_offset=model.label_offset),
+        job.seed,
+    )
+    loader = torch.utils.data.DataLoader(
+        data,
+        batch_sampler=StreamBatchSampler(len(train_records), recipe.batch_size, job.seed, start, total),
+        collate_fn=collate_detection,
+        num_workers=recipe.num_workers,
+        generator=torch.Generator().manual_seed(job.seed),  # keeps the global random state untouched
+    )
+    switch = total // 2 if recipe.second_step_lr_factor else None
+    scaler = torch.amp.GradScaler("cuda", enabled=recipe.amp and str(job.device).startswith("cuda"))
+    last_good = None
+    with open(out / "log.jsonl", log_mode, encoding="utf-8") as log:
+        iteration = start
+        for images, targets in loader:
+            phase = 1.0
+            if switch is not None and iteration >= switch:
+                phase = recipe.second_step_lr_factor
+                for parameter in _body(model).parameters():
+                    parameter.requires_grad_(True)
+            factor = learning_rate_factor(recipe, iteration, total) * plateau["factor"] * phase
+            for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+                group["lr"] = base * factor
+            model.train()
+            images = [image.to(job.device) for image in images]
+            targets = [{k: (v.to(job.device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
+            with torch.autocast("cuda", enabled=scaler.is_enabled()):
+                losses = model(images, targets)
+            loss = sum(losses.values())
+            if not torch.isfinite(loss):
+                values = ", ".join(f"{k} {v.item():.4g}" for k, v in losses.items())
+                kept = (
+                    f"the last good checkpoint is {checkpoint_path}"
+                    if last_good is not None or resume
+                    else "no checkpoint was written"
+                )
+                raise TransferdetError(f"loss is {loss.item()} at iteration {iteration} ({values}); stopped, {kept}")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if recipe.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            iteration += 1
+            scalars = {
+                "loss": float(loss),
+                **{k: float(v) for k, v in losses.items()},
+                "lr": optimizer.param_groups[0]["lr"],
+            }
+            log.write(json.dumps({"iteration": iteration, "time": time.time(), **scalars}) + "\n")
+            if on_iteration is not None:
+                on_iteration(iteration, total, scalars)
+            evaluate_now = recipe.eval_every and iteration % recipe.eval_every == 0 and iteration < total
+            if evaluate_now and test_split is not None:
+                metrics = evaluate(model, dataset, test_split, job.device)
+                log.write(json.dumps({"iteration": iteration, "eval": {k: metrics[k] for k in ("AP", "AP50")}}) + "\n")
+                if recipe.schedule == "plateau":
+                    _plateau_step(plateau, metrics["AP"] or 0.0)
+            if iteration % recipe.checkpoint_every == 0 or iteration == total:
+                log.flush()
+                save_checkpoint(
+                    checkpoint_path,
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "iteration": iteration,
+                        "plateau": plateau,
+                        "random": _random_state(),
+                    },
+                )
+                last_good = iteration
+    metrics: dict[str, Any] = {"iterations": total}
+    if test_split is not None:
+        metrics.update(evaluate(model, dataset, test_split, job.device))
+        metrics["split"] = test_split
+    atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=1).encode())
+    return metrics
+
+
+def _plateau_step(plateau: dict, ap: float, patience: int = 2, factor: float = 0.1) -> None:
+    """ReduceLROnPlateau on AP: divide the learning rate after ``patience`` evaluations without gain."""
+    if ap > plateau["best"]:
+        plateau["best"], plateau["bad"] = ap, 0
+        return
+    plateau["bad"] += 1
+    if plateau["bad"] > patience:
+        plateau["factor"] *= factor
+        plateau["bad"] = 0
+
+
+def _truncate_log(path: Path, iteration: int) -> None:
+    """Drop log lines past the checkpoint's iteration (written before a kill)."""
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line).get("iteration", 0) <= iteration]
+    path.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")

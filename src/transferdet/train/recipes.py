@@ -1,0 +1,188 @@
+"""Named training protocols as validated configs (pydantic): what to train, how long, what is frozen.
+
+- ``voc_c4_24k``: Faster R-CNN C4, 24k iterations at batch 16, lr 0.02, steps at 18k/22k, warmup 100,
+  train short side 480-800 (step 32), test 800, BatchNorm trained (SyncBN under DDP), nothing
+  frozen: the VOC transfer protocol of MoCo (He et al., CVPR 2020).
+- ``coco_fpn_1x`` / ``coco_fpn_2x``: Mask/Faster R-CNN R50-FPN, 90k/180k iterations at batch 16,
+  lr 0.02, SyncBN in backbone (He et al. 2020; detectron2's schedules).
+- ``tmod_frozen``: the TMOD paper's transfer protocol: backbone body frozen, new heads, Adam lr 1e-4,
+  ReduceLROnPlateau on AP, no augmentation. ``tmod_two_step``: the same, then all layers at a 10x
+  lower learning rate.
+- ``retinanet_1x_adamw``: AdamW lr 1e-4, weight decay 1e-4 (transformer backbones).
+- ``quick``: a short CPU run that still learns (small images, a few epochs, batch 8).
+
+Learning rates scale linearly with the total batch size (Goyal et al., 2017) from ``base_batch``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from transferdet.errors import TransferdetError
+
+
+class Recipe(BaseModel):
+    """A training protocol. Unknown keys and wrong types are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "custom"
+    description: str = ""
+    detector: str | None = None  # the protocol's detector, if it fixes one
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.02, gt=0)
+    base_batch: int = Field(16, ge=1)  # the batch size ``lr`` is given for
+    momentum: float = 0.9
+    weight_decay: float = Field(1e-4, ge=0)
+    batch_size: int = Field(16, ge=1)
+    iterations: int | None = Field(None, ge=1)
+    epochs: float | None = Field(None, gt=0)
+    schedule: Literal["multistep", "cosine", "plateau", "constant"] = "multistep"
+    steps: list[float] = [0.75, 0.9167]  # fractions of the run (or iterations when > 1)
+    gamma: float = 0.1
+    warmup_iterations: int = Field(100, ge=0)
+    warmup_factor: float = 0.001
+    min_size: list[int] = [800]  # training short sides (one is drawn per image)
+    max_size: int = 1333
+    test_size: int = 800
+    flip: float = Field(0.5, ge=0, le=1)
+    norm: Literal["frozen_bn", "bn", "syncbn", "gn"] = "frozen_bn"
+    freeze_at: int = Field(0, ge=0, le=5)
+    freeze_body: bool = False  # train only the new heads
+    second_step_lr_factor: float | None = None  # then unfreeze everything at lr * factor
+    grad_clip: float | None = None
+    amp: bool = True  # on GPU only
+    anchors: Literal["auto", "default"] = "auto"
+    eval_every: int | None = None  # iterations; None: at the end only
+    checkpoint_every: int = Field(500, ge=1)
+    num_workers: int = Field(2, ge=0)
+
+    @model_validator(mode="after")
+    def _one_length(self) -> Recipe:
+        if (self.iterations is None) == (self.epochs is None):
+            raise ValueError("give exactly one of iterations and epochs")
+        return self
+
+    def frozen_parts(self) -> str:
+        if self.freeze_body:
+            return "backbone body frozen (heads only)" + (
+                f", then everything at lr x {self.second_step_lr_factor}" if self.second_step_lr_factor else ""
+            )
+        return f"stages up to c{self.freeze_at} frozen" if self.freeze_at else "nothing frozen"
+
+
+RECIPES: dict[str, dict] = {
+    "quick": {
+        "description": "short CPU run that still learns: 128 px images, batch 8, a few epochs",
+        "optimizer": "adamw",
+        "lr": 1e-3,
+        "base_batch": 8,
+        "weight_decay": 1e-4,
+        "batch_size": 8,
+        "epochs": 12,
+        "schedule": "cosine",
+        "warmup_iterations": 50,
+        "min_size": [128],
+        "max_size": 128,
+        "test_size": 128,
+        "norm": "bn",
+        "checkpoint_every": 100,
+        "num_workers": 1,
+    },
+    "voc_c4_24k": {
+        "description": "Faster R-CNN C4 on VOC07+12 (MoCo's detection transfer protocol)",
+        "detector": "faster_rcnn_c4",
+        "iterations": 24000,
+        "steps": [18000, 22000],
+        "min_size": list(range(480, 801, 32)),
+        "test_size": 800,
+        "norm": "syncbn",
+        "checkpoint_every": 2000,
+    },
+    "coco_fpn_1x": {
+        "description": "Mask/Faster R-CNN R50-FPN, 1x schedule (90k iterations)",
+        "iterations": 90000,
+        "steps": [60000, 80000],
+        "min_size": [640, 672, 704, 736, 768, 800],
+        "norm": "syncbn",
+        "checkpoint_every": 5000,
+    },
+    "coco_fpn_2x": {
+        "description": "Mask/Faster R-CNN R50-FPN, 2x schedule (180k iterations)",
+        "iterations": 180000,
+        "steps": [120000, 160000],
+        "min_size": [640, 672, 704, 736, 768, 800],
+        "norm": "syncbn",
+        "checkpoint_every": 5000,
+    },
+    "tmod_frozen": {
+        "description": "TMOD transfer protocol: frozen backbone body, new heads, Adam 1e-4, plateau on AP",
+        "optimizer": "adam",
+        "lr": 1e-4,
+        "weight_decay": 0.0,
+        "schedule": "plateau",
+        "epochs": 30,
+        "flip": 0.0,
+        "min_size": [512],
+        "max_size": 512,
+        "test_size": 512,
+        "freeze_body": True,
+        "eval_every": 500,
+    },
+    "tmod_two_step": {
+        "description": "TMOD two-step: frozen body first, then all layers at a 10x lower lr",
+        "optimizer": "adam",
+        "lr": 1e-4,
+        "weight_decay": 0.0,
+        "schedule": "plateau",
+        "epochs": 30,
+        "flip": 0.0,
+        "min_size": [512],
+        "max_size": 512,
+        "test_size": 512,
+        "freeze_body": True,
+        "second_step_lr_factor": 0.1,
+        "eval_every": 500,
+    },
+    "retinanet_1x_adamw": {
+        "description": "RetinaNet 1x with AdamW (transformer backbones)",
+        "detector": "retinanet",
+        "optimizer": "adamw",
+        "lr": 1e-4,
+        "weight_decay": 1e-4,
+        "iterations": 90000,
+        "steps": [60000, 80000],
+        "min_size": [640, 672, 704, 736, 768, 800],
+        "checkpoint_every": 5000,
+    },
+}
+
+
+def _parse_value(text: str) -> object:
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def load_recipe(name: str, overrides: list[str] | None = None, config_file: dict | None = None) -> Recipe:
+    """Recipe ``name`` with a config file's keys and ``key=value`` overrides applied, validated."""
+    if name not in RECIPES:
+        raise TransferdetError(f"unknown recipe {name!r} (choose from {', '.join(RECIPES)})")
+    values: dict = {"name": name, **RECIPES[name]}
+    values.update(config_file or {})
+    for item in overrides or []:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise TransferdetError(f"--set {item!r}: expected key=value")
+        key = key.strip()
+        values[key] = _parse_value(text)
+        if key in ("iterations", "epochs"):  # a length given replaces the recipe's own
+            values["epochs" if key == "iterations" else "iterations"] = None
+    try:
+        return Recipe(**values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "recipe"
+        raise TransferdetError(f"recipe {name}: {where}: {first['msg']}") from None
