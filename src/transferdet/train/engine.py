@@ -258,8 +258,8 @@ def train(
             scaler.update()
             iteration += 1
             scalars = {
-                "loss": float(loss),
-                **{k: float(v) for k, v in losses.items()},
+                "loss": loss.item(),
+                **{k: v.item() for k, v in losses.items()},
                 "lr": optimizer.param_groups[0]["lr"],
             }
             log.write(json.dumps({"iteration": iteration, "time": time.time(), **scalars}) + "\n")
