@@ -11,6 +11,7 @@ from transferdet import __version__
 from transferdet.cli.data_commands import app as data_app
 from transferdet.cli.demo import demo
 from transferdet.cli.rank_command import rank
+from transferdet.cli.train_commands import train
 from transferdet.cli.zoo_commands import app as zoo_app
 from transferdet.errors import TransferdetError
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(zoo_app, name="zoo")
 app.command()(rank)
+app.command()(train)
 app.command()(demo)
 
 

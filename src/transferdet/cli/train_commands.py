@@ -1,0 +1,126 @@
+"""``transferdet train`` and ``transferdet eval``: fine-tune with a named recipe, evaluate a run."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from transferdet.cli.common import (
+    AnnotationsOption,
+    ClassNameOption,
+    CsvColumnsOption,
+    FormatOption,
+    ImagesOption,
+    InputFormat,
+    err_console,
+    out_console,
+    progress_bar,
+    read_options,
+)
+from transferdet.errors import TransferdetError
+
+SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+
+def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
+    present = [v for v in values if v is not None]
+    if not present:
+        return None, None
+    return statistics.fmean(present), (statistics.stdev(present) if len(present) > 1 else 0.0)
+
+
+def train(
+    data: Annotated[Path, typer.Option("--data", help="Detection dataset (folder or annotation file).")],
+    backbone: Annotated[str, typer.Option(help="Backbone spec ARCH[@WEIGHTS].")],
+    detector: Annotated[
+        str, typer.Option(help="faster_rcnn_fpn, faster_rcnn_c4, mask_rcnn_fpn, retinanet, fcos or ssd.")
+    ],
+    out: Annotated[Path, typer.Option(help="Output folder of the run.")],
+    recipe: Annotated[
+        str,
+        typer.Option(
+            help="quick, voc_c4_24k, coco_fpn_1x, coco_fpn_2x, tmod_frozen, tmod_two_step, retinanet_1x_adamw."
+        ),
+    ] = "quick",
+    set_: Annotated[list[str], typer.Option("--set", help="Override a recipe key: key=value (repeat).")] = [],  # noqa: B006
+    config: Annotated[Path | None, typer.Option(help="YAML file of recipe keys to override.")] = None,
+    trials: Annotated[int, typer.Option(help="Number of seeded trials (seeds S, S+1, ...).")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of data order, augmentation and initialisation.")] = 0,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run(s) in --out from their checkpoints.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the final metrics as one JSON object.")] = False,
+    format: FormatOption = InputFormat.auto,
+    images: ImagesOption = None,
+    annotations: AnnotationsOption = None,
+    csv_columns: CsvColumnsOption = None,
+    class_name: ClassNameOption = "object",
+) -> None:
+    """Fine-tune a detector on a backbone with a named recipe; evaluate with COCO metrics."""
+    import torch
+
+    from transferdet.atomic import atomic_write_bytes
+    from transferdet.data.formats.base import load_yaml
+    from transferdet.train.engine import TrainJob
+    from transferdet.train.engine import train as run_training
+    from transferdet.train.recipes import load_recipe
+
+    if trials < 1:
+        raise TransferdetError("--trials must be at least 1")
+    overrides = load_yaml(config) if config else None
+    if overrides is not None and not isinstance(overrides, dict):
+        raise TransferdetError(f"{config}: expected a mapping of recipe keys")
+    settings = load_recipe(recipe, set_, overrides)
+    if not as_json:
+        err_console.print(
+            f"recipe [bold]{settings.name}[/bold]: {settings.description or 'custom'}; {settings.frozen_parts()}"
+        )
+        err_console.print(settings.model_dump_json(exclude_none=True))
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    options = read_options(images, annotations, csv_columns, class_name)
+    results = []
+    for trial in range(trials):
+        folder = out if trials == 1 else out / f"trial-{trial}"
+        job = TrainJob(data, backbone, detector, settings, folder, seed + trial, device, format.value, options=options)
+        with progress_bar() as bar:
+            task = bar.add_task(f"train {'' if trials == 1 else f'trial {trial} '}loss ?", total=None)
+
+            def show(iteration: int, total: int, scalars: dict[str, float], task: int = task) -> None:
+                description = f"train loss {scalars['loss']:.3f} lr {scalars['lr']:.2e}"
+                bar.update(task, completed=iteration, total=total, description=description)
+
+            results.append(run_training(job, resume=resume, on_iteration=show))
+    if trials > 1:
+        summary = {}
+        for key in SUMMARY_KEYS:
+            summary[key], summary[f"{key}_std"] = _mean_std([r.get(key) for r in results])
+        atomic_write_bytes(
+            out / "trials.json",
+            json.dumps({"seeds": [seed + t for t in range(trials)], "trials": results}, indent=1).encode(),
+        )
+        atomic_write_bytes(out / "metrics.json", json.dumps(summary, indent=1).encode())
+        final = summary
+    else:
+        final = results[0]
+    if as_json:
+        print(json.dumps({k: v for k, v in final.items() if k != "per_class"}))
+        return
+    table = Table(title=f"{detector} on {backbone} ({settings.name}, {trials} trial{'s' if trials > 1 else ''})")
+    for key in SUMMARY_KEYS:
+        table.add_column(key, justify="right")
+    cells = []
+    for key in SUMMARY_KEYS:
+        value = final.get(key)
+        spread = final.get(f"{key}_std")
+        cells.append(
+            "n/a" if value is None else (f"{value:.3f} ± {spread:.3f}" if spread is not None else f"{value:.3f}")
+        )
+    table.add_row(*cells)
+    out_console.print(table)
+    out_console.print(f"run in {out}")

@@ -1,0 +1,135 @@
+"""Training: recipes validate, a run killed with SIGKILL and resumed equals an uninterrupted one,
+a NaN loss stops the run keeping the last good checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from transferdet.errors import TransferdetError
+from transferdet.train import engine
+from transferdet.train.engine import TrainJob, learning_rate_factor, train
+from transferdet.train.recipes import RECIPES, load_recipe
+
+SMALL = ["iterations=12", "batch_size=2", "checkpoint_every=4", "num_workers=0", "warmup_iterations=2"]
+
+
+def test_every_named_recipe_validates_and_errors_are_one_line():
+    for name in RECIPES:
+        recipe = load_recipe(name)
+        assert recipe.name == name and (recipe.iterations or recipe.epochs)
+    assert load_recipe("tmod_frozen").frozen_parts() == "backbone body frozen (heads only)"
+    assert load_recipe("voc_c4_24k").detector == "faster_rcnn_c4"
+    assert load_recipe("quick", ["iterations=5"]).epochs is None
+    with pytest.raises(TransferdetError, match="recipe quick: learning_rate: Extra inputs are not permitted"):
+        load_recipe("quick", ["learning_rate=0.1"])
+    with pytest.raises(TransferdetError, match="recipe quick: batch_size: Input should be a valid integer"):
+        load_recipe("quick", ["batch_size=big"])
+    with pytest.raises(TransferdetError, match="unknown recipe 'fast'"):
+        load_recipe("fast")
+
+
+def test_learning_rate_schedule():
+    recipe = load_recipe("voc_c4_24k")
+    assert learning_rate_factor(recipe, 0, 24000) == pytest.approx(0.001)
+    assert learning_rate_factor(recipe, 100, 24000) == 1.0
+    assert learning_rate_factor(recipe, 18000, 24000) == pytest.approx(0.1)
+    assert learning_rate_factor(recipe, 22000, 24000) == pytest.approx(0.01)
+
+
+def run_cli(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "transferdet", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def train_args(synthetic: Path, out: Path) -> list[str]:
+    args = [
+        "train",
+        "--data",
+        str(synthetic),
+        "--backbone",
+        "timm:resnet18",
+        "--detector",
+        "fcos",
+        "--out",
+        str(out),
+        "--recipe",
+        "quick",
+        "--device",
+        "cpu",
+        "--seed",
+        "3",
+        "--json",
+    ]
+    for item in SMALL:
+        args += ["--set", item]
+    return args
+
+
+def test_resume_after_sigkill_equals_uninterrupted(synthetic, tmp_path):
+    whole = run_cli(train_args(synthetic, tmp_path / "whole"))
+    assert whole.wait(timeout=600) == 0, whole.stderr.read().decode()
+    killed = run_cli(train_args(synthetic, tmp_path / "killed"))
+    checkpoint = tmp_path / "killed" / "checkpoint.pt"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and time.time() < deadline and killed.poll() is None:
+        time.sleep(0.05)
+    assert killed.poll() is None, "the run finished before it could be killed"
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    stopped_at = torch.load(checkpoint, weights_only=False)["iteration"]
+    assert 4 <= stopped_at < 12
+    resumed = run_cli([*train_args(synthetic, tmp_path / "killed"), "--resume"])
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read().decode()
+    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)
+    b = torch.load(checkpoint, weights_only=False)
+    assert a["iteration"] == b["iteration"] == 12
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    metrics_a = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    metrics_b = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    assert metrics_a == metrics_b
+    log = [json.loads(line) for line in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()]
+    assert [row["iteration"] for row in log] == list(range(1, 13))
+    again = run_cli(train_args(synthetic, tmp_path / "whole"))
+    assert again.wait(timeout=60) == 2 and b"holds a run already" in again.stderr.read()
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(synthetic, tmp_path, monkeypatch):
+    build = engine.build_model
+
+    def poisoned(*args, **kwargs):
+        model = build(*args, **kwargs)
+        forward, calls = model.forward, {"n": 0}
+
+        def forward_with_nan(images, targets=None):
+            losses = forward(images, targets)
+            if model.training:
+                calls["n"] += 1
+                if calls["n"] == 7:
+                    losses["classification"] = losses["classification"] * float("nan")
+            return losses
+
+        model.forward = forward_with_nan
+        return model
+
+    monkeypatch.setattr(engine, "build_model", poisoned)
+    job = TrainJob(
+        synthetic, "timm:resnet18", "fcos", load_recipe("quick", SMALL), tmp_path / "run", seed=1, device="cpu"
+    )
+    with pytest.raises(
+        TransferdetError, match=r"loss is nan at iteration 6 \(classification nan.*last good checkpoint"
+    ):
+        train(job)
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["iteration"] == 4
+    assert not (tmp_path / "run" / "metrics.json").exists()
