@@ -75,7 +75,7 @@ def train_args(synthetic: Path, out: Path) -> list[str]:
     return args
 
 
-def test_resume_after_sigkill_equals_uninterrupted(synthetic, tmp_path):
+def test_resume_after_sigkill_equals_uninterrupted(synthetic, tmp_path, cli):
     whole = run_cli(train_args(synthetic, tmp_path / "whole"))
     assert whole.wait(timeout=600) == 0, whole.stderr.read().decode()
     killed = run_cli(train_args(synthetic, tmp_path / "killed"))
@@ -101,6 +101,10 @@ def test_resume_after_sigkill_equals_uninterrupted(synthetic, tmp_path):
     assert metrics_a == metrics_b
     log = [json.loads(line) for line in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()]
     assert [row["iteration"] for row in log] == list(range(1, 13))
+    evaluated = cli("eval", "--data", synthetic, "--checkpoint", tmp_path / "whole", "--device", "cpu", "--json")
+    assert evaluated.code == 0, evaluated.err
+    for key in ("AP", "AP50", "AP75"):
+        assert evaluated.json()[key] == pytest.approx(metrics_a[key], abs=1e-9)
     again = run_cli(train_args(synthetic, tmp_path / "whole"))
     assert again.wait(timeout=60) == 2 and b"holds a run already" in again.stderr.read()
 

@@ -124,3 +124,47 @@ def train(
     table.add_row(*cells)
     out_console.print(table)
     out_console.print(f"run in {out}")
+
+
+def eval_(
+    data: Annotated[Path, typer.Option("--data", help="Detection dataset to evaluate on.")],
+    checkpoint: Annotated[Path, typer.Option(help="Training run folder (holds recipe.json and checkpoint.pt).")],
+    split: Annotated[str | None, typer.Option(help="Split to evaluate (default: test, val or valid).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda ... (default: cuda if available).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
+    format: FormatOption = InputFormat.auto,
+    images: ImagesOption = None,
+    annotations: AnnotationsOption = None,
+    csv_columns: CsvColumnsOption = None,
+    class_name: ClassNameOption = "object",
+) -> None:
+    """Evaluate a trained run on a dataset: COCO AP/AR, VOC07 AP50 and per-class AP."""
+    import torch
+
+    from transferdet.data.loader import load_dataset
+    from transferdet.evaluate.coco_metrics import coco_evaluate
+    from transferdet.evaluate.voc_ap import voc_evaluate
+    from transferdet.train.engine import TEST_SPLITS, load_trained, predict
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, classes = load_trained(checkpoint, device)
+    dataset = load_dataset(data, format.value, read_options(images, annotations, csv_columns, class_name))
+    if dataset.classes != classes:
+        raise TransferdetError(f"{data}: classes {dataset.classes} differ from the run's {classes}")
+    split = split or next((s for s in TEST_SPLITS if s in dataset.splits), next(iter(dataset.splits)))
+    records = dataset.records(split)
+    predictions = predict(model, records, device)
+    metrics = coco_evaluate(records, classes, predictions)
+    metrics["VOC07_AP50"] = voc_evaluate(records, classes, predictions)["AP50"]
+    metrics["split"] = split
+    if as_json:
+        print(json.dumps(metrics))
+        return
+    table = Table(title=f"{checkpoint} on {data} ({split})")
+    table.add_column("class")
+    table.add_column("AP", justify="right")
+    for name, value in metrics["per_class"].items():
+        table.add_row(name, "n/a" if value is None else f"{value:.3f}")
+    out_console.print(table)
+    summary = ", ".join(f"{k} {metrics[k]:.3f}" for k in (*SUMMARY_KEYS, "VOC07_AP50") if metrics.get(k) is not None)
+    out_console.print(summary)

@@ -115,10 +115,58 @@ def build_model(job: TrainJob, dataset: DetectionDataset, train_records: list[Im
         ssd_scales=ssd_scales(shapes, size, 5) if recipe.anchors == "auto" else None,
     )
     model = build_detector(build_backbone(job.backbone), config)
+    model.detector_config = config
     if recipe.freeze_body:
         for parameter in _body(model).parameters():
             parameter.requires_grad_(False)
     return model
+
+
+def detector_record(model: torch.nn.Module, classes: list[str]) -> dict[str, Any]:
+    """What :func:`load_trained` needs to rebuild the detector without the training data."""
+    config = model.detector_config
+    anchors = (
+        None if config.anchors is None else {"sizes": list(config.anchors.sizes), "ratios": list(config.anchors.ratios)}
+    )
+    return {
+        "kind": config.kind,
+        "classes": classes,
+        "min_size": list(config.min_size) if not isinstance(config.min_size, int) else [config.min_size],
+        "max_size": config.max_size,
+        "norm": config.norm,
+        "anchors": anchors,
+        "ssd_scales": config.ssd_scales,
+    }
+
+
+def load_trained(run: Path, device: str = "cpu") -> tuple[torch.nn.Module, list[str]]:
+    """The detector of a finished (or checkpointed) run folder, in eval mode, and its classes."""
+    from transferdet.models.anchors import AnchorSpec
+    from transferdet.models.specs import parse_spec
+
+    recipe_file, checkpoint = run / "recipe.json", run / CHECKPOINT
+    for path in (recipe_file, checkpoint):
+        if not path.is_file():
+            raise TransferdetError(f"{path}: missing (is {run} a transferdet training run?)")
+    content = json.loads(recipe_file.read_text(encoding="utf-8"))
+    record, job = content["detector"], content["job"]
+    anchors = (
+        AnchorSpec(tuple(record["anchors"]["sizes"]), tuple(record["anchors"]["ratios"])) if record["anchors"] else None
+    )
+    config = DetectorConfig(
+        record["kind"],
+        len(record["classes"]),
+        min_size=tuple(record["min_size"]),
+        max_size=record["max_size"],
+        norm=record["norm"],
+        anchors=anchors,
+        ssd_scales=record["ssd_scales"],
+    )
+    architecture = parse_spec(job["backbone"].split("@")[0])  # weights come from the checkpoint
+    model = build_detector(build_backbone(architecture), config)
+    state = torch.load(checkpoint, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), record["classes"]
 
 
 def _optimizer(recipe: Recipe, model: torch.nn.Module, world: int) -> torch.optim.Optimizer:
@@ -208,7 +256,11 @@ def train(
             "iterations": total,
         }
         atomic_write_bytes(
-            out / "recipe.json", json.dumps({"recipe": recipe.model_dump(), "job": job_record}, indent=1).encode()
+            out / "recipe.json",
+            json.dumps(
+                {"recipe": recipe.model_dump(), "job": job_record, "detector": detector_record(model, dataset.classes)},
+                indent=1,
+            ).encode(),
         )
     data = SeededAugmentation(
         TorchDetectionDataset(train_records, training_transforms(recipe.flip), label_offset=model.label_offset),
