@@ -109,14 +109,6 @@ RECIPES: dict[str, dict] = {
         "norm": "syncbn",
         "checkpoint_every": 5000,
     },
-    "coco_fpn_2x": {
-        "description": "Mask/Faster R-CNN R50-FPN, 2x schedule (180k iterations)",
-        "iterations": 180000,
-        "steps": [120000, 160000],
-        "min_size": [640, 672, 704, 736, 768, 800],
-        "norm": "syncbn",
-        "checkpoint_every": 5000,
-    },
     "tmod_frozen": {
         "description": "TMOD transfer protocol: frozen backbone body, new heads, Adam 1e-4, plateau on AP",
         "optimizer": "adam",
@@ -131,21 +123,6 @@ RECIPES: dict[str, dict] = {
         "freeze_body": True,
         "eval_every": 500,
     },
-    "tmod_two_step": {
-        "description": "TMOD two-step: frozen body first, then all layers at a 10x lower lr",
-        "optimizer": "adam",
-        "lr": 1e-4,
-        "weight_decay": 0.0,
-        "schedule": "plateau",
-        "epochs": 30,
-        "flip": 0.0,
-        "min_size": [512],
-        "max_size": 512,
-        "test_size": 512,
-        "freeze_body": True,
-        "second_step_lr_factor": 0.1,
-        "eval_every": 500,
-    },
     "retinanet_1x_adamw": {
         "description": "RetinaNet 1x with AdamW (transformer backbones)",
         "detector": "retinanet",
@@ -157,6 +134,19 @@ RECIPES: dict[str, dict] = {
         "min_size": [640, 672, 704, 736, 768, 800],
         "checkpoint_every": 5000,
     },
+}
+
+
+RECIPES["coco_fpn_2x"] = {
+    **RECIPES["coco_fpn_1x"],
+    "description": "Mask/Faster R-CNN R50-FPN, 2x schedule (180k iterations)",
+    "iterations": 180000,
+    "steps": [120000, 160000],
+}
+RECIPES["tmod_two_step"] = {
+    **RECIPES["tmod_frozen"],
+    "description": "TMOD two-step: frozen body first, then all layers at a 10x lower lr",
+    "second_step_lr_factor": 0.1,
 }
 
 
