@@ -55,6 +55,7 @@ class Recipe(BaseModel):
     grad_clip: float | None = None
     amp: bool = True  # on GPU only
     anchors: Literal["auto", "default"] = "auto"
+    fpn_channels: int = Field(256, ge=8)
     eval_every: int | None = None  # iterations; None: at the end only
     checkpoint_every: int = Field(500, ge=1)
     num_workers: int = Field(2, ge=0)
