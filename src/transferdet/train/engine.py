@@ -10,13 +10,14 @@ metrics equal those of an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from transferdet.evaluate.coco_metrics import Prediction, coco_evaluate
 from transferdet.models.anchors import auto_anchors, resized_box_shapes, ssd_scales
 from transferdet.models.backbones import build_backbone
 from transferdet.models.detectors import DetectorConfig, build_detector
+from transferdet.train import distributed
 from transferdet.train.recipes import Recipe
 from transferdet.train.sampling import SeededAugmentation, StreamBatchSampler
 
@@ -216,9 +218,27 @@ def predict(model: torch.nn.Module, records: list[ImageRecord], device: str, bat
     return out
 
 
-def evaluate(model: torch.nn.Module, dataset: DetectionDataset, split: str, device: str) -> dict[str, Any]:
+def evaluate(
+    model: torch.nn.Module, dataset: DetectionDataset, split: str, device: str, group: distributed.Group | None = None
+) -> dict[str, Any]:
+    """COCO metrics on ``split``; under DDP each process predicts every world-th image and rank 0's
+    result (computed on all predictions) is shared."""
+    group = group or distributed.Group()
     records = dataset.records(split)
-    return coco_evaluate(records, dataset.classes, predict(model, records, device))
+    mine = list(range(group.rank, len(records), group.world))
+    shards = distributed.gather(group, (mine, predict(model, [records[i] for i in mine], device)))
+    metrics = None
+    if group.main:
+        predictions: list[Prediction | None] = [None] * len(records)
+        for indices, predicted in shards:
+            for i, prediction in zip(indices, predicted, strict=True):
+                predictions[i] = prediction
+        metrics = coco_evaluate(records, dataset.classes, predictions)
+    return distributed.broadcast(group, metrics)
+
+
+def weights_checksum(model: torch.nn.Module) -> float:
+    return float(sum(t.double().sum() for t in model.state_dict().values() if t.is_floating_point()))
 
 
 def train(
@@ -226,7 +246,21 @@ def train(
     resume: bool = False,
     on_iteration: Callable[[int, int, dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) ``job``; returns the final metrics."""
+    """Run (or resume) ``job``; returns the final metrics. Under ``torchrun`` every process runs this
+    and rank 0 alone writes files."""
+    group, device = distributed.setup(job.device)
+    try:
+        return _train(replace(job, device=device), group, resume, on_iteration)
+    finally:
+        distributed.teardown(group)
+
+
+def _train(
+    job: TrainJob,
+    group: distributed.Group,
+    resume: bool,
+    on_iteration: Callable[[int, int, dict[str, float]], None] | None,
+) -> dict[str, Any]:
     recipe, out = job.recipe, job.out
     dataset = load_dataset(job.data, job.format, job.options, seed=job.seed)
     train_split, test_split = _splits(dataset, job)
@@ -240,7 +274,8 @@ def train(
         raise TransferdetError(f"{out}: holds a run already (pass --resume to continue it, or another --out)")
     out.mkdir(parents=True, exist_ok=True)
     model = build_model(job, dataset, train_records).to(job.device)
-    optimizer = _optimizer(recipe, model, 1)
+    net = torch.nn.parallel.DistributedDataParallel(model) if group.active else model
+    optimizer = _optimizer(recipe, model, group.world)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     total = total_iterations(recipe, len(train_records))
     start, plateau = 0, {"best": -1.0, "bad": 0, "factor": 1.0}
@@ -250,10 +285,11 @@ def train(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, plateau = state["iteration"], state["plateau"]
-        _restore_random_state(state["random"])
+        _restore_random_state(state["random"][group.rank])
         log_mode = "a"
-        _truncate_log(out / "log.jsonl", start)
-    else:
+        if group.main:
+            _truncate_log(out / "log.jsonl", start)
+    elif group.main:
         job_record = {
             **{k: str(v) for k, v in asdict(job).items() if k not in ("recipe", "options")},
             "iterations": total,
@@ -271,7 +307,9 @@ def train(
     )
     loader = torch.utils.data.DataLoader(
         data,
-        batch_sampler=StreamBatchSampler(len(train_records), recipe.batch_size, job.seed, start, total),
+        batch_sampler=StreamBatchSampler(
+            len(train_records), recipe.batch_size, job.seed, start, total, group.rank, group.world
+        ),
         collate_fn=collate_detection,
         num_workers=recipe.num_workers,
         generator=torch.Generator().manual_seed(job.seed),  # keeps the global random state untouched
@@ -279,7 +317,7 @@ def train(
     switch = total // 2 if recipe.second_step_lr_factor else None
     scaler = torch.amp.GradScaler("cuda", enabled=recipe.amp and str(job.device).startswith("cuda"))
     last_good = None
-    with open(out / "log.jsonl", log_mode, encoding="utf-8") as log:
+    with _log_file(out / "log.jsonl", log_mode, group.main) as log:
         iteration = start
         for images, targets in loader:
             phase = 1.0
@@ -288,15 +326,15 @@ def train(
                 for parameter in _body(model).parameters():
                     parameter.requires_grad_(True)
             factor = learning_rate_factor(recipe, iteration, total) * plateau["factor"] * phase
-            for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
-                group["lr"] = base * factor
+            for param_group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+                param_group["lr"] = base * factor
             model.train()
             images = [image.to(job.device) for image in images]
             targets = [{k: (v.to(job.device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
             with torch.autocast("cuda", enabled=scaler.is_enabled()):
-                losses = model(images, targets)
+                losses = net(images, targets)
             loss = sum(losses.values())
-            if not torch.isfinite(loss):
+            if distributed.any_true(group, not torch.isfinite(loss)):
                 values = ", ".join(f"{k} {v.item():.4g}" for k, v in losses.items())
                 kept = (
                     f"the last good checkpoint is {checkpoint_path}"
@@ -322,29 +360,42 @@ def train(
                 on_iteration(iteration, total, scalars)
             evaluate_now = recipe.eval_every and iteration % recipe.eval_every == 0 and iteration < total
             if evaluate_now and test_split is not None:
-                metrics = evaluate(model, dataset, test_split, job.device)
+                metrics = evaluate(model, dataset, test_split, job.device, group)
                 log.write(json.dumps({"iteration": iteration, "eval": {k: metrics[k] for k in ("AP", "AP50")}}) + "\n")
                 if recipe.schedule == "plateau":
                     _plateau_step(plateau, metrics["AP"] or 0.0)
             if iteration % recipe.checkpoint_every == 0 or iteration == total:
                 log.flush()
-                save_checkpoint(
-                    checkpoint_path,
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "iteration": iteration,
-                        "plateau": plateau,
-                        "random": _random_state(),
-                    },
-                )
+                states = distributed.gather(group, _random_state())
+                if group.main:
+                    save_checkpoint(
+                        checkpoint_path,
+                        {
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "iteration": iteration,
+                            "plateau": plateau,
+                            "random": states,
+                        },
+                    )
                 last_good = iteration
-    metrics: dict[str, Any] = {"iterations": total}
+    metrics: dict[str, Any] = {"iterations": total, "world_size": group.world}
     if test_split is not None:
-        metrics.update(evaluate(model, dataset, test_split, job.device))
+        metrics.update(evaluate(model, dataset, test_split, job.device, group))
         metrics["split"] = test_split
-    atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=1).encode())
+    if group.active:  # every process must end with the same weights
+        checksums = distributed.gather(group, weights_checksum(model))
+        metrics["ranks_agree"] = all(c == checksums[0] for c in checksums)
+        if not metrics["ranks_agree"]:
+            raise TransferdetError(f"processes ended with different weights (checksums {checksums})")
+    if group.main:
+        atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=1).encode())
     return metrics
+
+
+def _log_file(path: Path, mode: str, main: bool) -> contextlib.AbstractContextManager:
+    """The run's log on rank 0; a throwaway buffer on the other processes."""
+    return open(path, mode, encoding="utf-8") if main else contextlib.nullcontext(io.StringIO())  # noqa: SIM115
 
 
 def _plateau_step(plateau: dict, ap: float, patience: int = 2, factor: float = 0.1) -> None:

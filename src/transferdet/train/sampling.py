@@ -22,10 +22,17 @@ def epoch_order(size: int, seed: int, epoch: int) -> np.ndarray:
 
 
 class StreamBatchSampler(torch.utils.data.Sampler):
-    """Batches of ``(dataset index, stream position)`` for iterations ``start .. stop - 1``."""
+    """Batches of ``(dataset index, stream position)`` for iterations ``start .. stop - 1``.
 
-    def __init__(self, size: int, batch_size: int, seed: int, start: int, stop: int) -> None:
+    Under data parallelism each iteration consumes ``batch_size * world`` stream positions and
+    process ``rank`` takes its own ``batch_size`` of them.
+    """
+
+    def __init__(
+        self, size: int, batch_size: int, seed: int, start: int, stop: int, rank: int = 0, world: int = 1
+    ) -> None:
         self.size, self.batch_size, self.seed, self.start, self.stop = size, batch_size, seed, start, stop
+        self.rank, self.world = rank, world
 
     def __len__(self) -> int:
         return max(0, self.stop - self.start)
@@ -34,7 +41,8 @@ class StreamBatchSampler(torch.utils.data.Sampler):
         cached: dict[int, np.ndarray] = {}
         for iteration in range(self.start, self.stop):
             batch = []
-            for position in range(iteration * self.batch_size, (iteration + 1) * self.batch_size):
+            first = (iteration * self.world + self.rank) * self.batch_size
+            for position in range(first, first + self.batch_size):
                 epoch, offset = divmod(position, self.size)
                 if epoch not in cached:
                     cached.clear()
