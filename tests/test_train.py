@@ -137,3 +137,33 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(synthetic, tmp_path, monk
         train(job)
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["iteration"] == 4
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_ddp_two_cpu_processes_on_gloo(synthetic, tmp_path):
+    """torchrun with 2 processes: the run completes, files are written once, ranks agree."""
+    out = tmp_path / "ddp"
+    args = train_args(synthetic, out)
+    args[args.index("iterations=12")] = "iterations=6"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29531",
+        "-m",
+        "transferdet",
+        *args,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(printed) == 1  # only rank 0 reports
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["ranks_agree"] is True and metrics["iterations"] == 6
+    assert json.loads(printed[0])["AP"] == metrics["AP"]
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [row["iteration"] for row in log] == list(range(1, 7))  # one line per iteration, not per process
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert state["iteration"] == 6 and len(state["random"]) == 2  # each process's random state

@@ -106,7 +106,7 @@ def read_dataset(path: Path, format: InputFormat, options: ReadOptions, split_se
     return dataset
 
 
-def progress_bar(transient: bool = False) -> Progress:
+def progress_bar(transient: bool = False, disable: bool = False) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -114,4 +114,5 @@ def progress_bar(transient: bool = False) -> Progress:
         TimeRemainingColumn(),
         console=err_console,
         transient=transient,
+        disable=disable,
     )

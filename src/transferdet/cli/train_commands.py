@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from pathlib import Path
 from typing import Annotated
@@ -73,6 +74,7 @@ def train(
 
     if trials < 1:
         raise TransferdetError("--trials must be at least 1")
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
     overrides = load_yaml(config) if config else None
     if overrides is not None and not isinstance(overrides, dict):
         raise TransferdetError(f"{config}: expected a mapping of recipe keys")
@@ -88,7 +90,7 @@ def train(
     for trial in range(trials):
         folder = out if trials == 1 else out / f"trial-{trial}"
         job = TrainJob(data, backbone, detector, settings, folder, seed + trial, device, format.value, options=options)
-        with progress_bar() as bar:
+        with progress_bar(disable=not main) as bar:
             task = bar.add_task(f"train {'' if trials == 1 else f'trial {trial} '}loss ?", total=None)
 
             def show(iteration: int, total: int, scalars: dict[str, float], task: int = task) -> None:
@@ -96,6 +98,8 @@ def train(
                 bar.update(task, completed=iteration, total=total, description=description)
 
             results.append(run_training(job, resume=resume, on_iteration=show))
+    if not main:
+        return
     if trials > 1:
         summary = {}
         for key in SUMMARY_KEYS:

@@ -238,7 +238,9 @@ def evaluate(
 
 
 def weights_checksum(model: torch.nn.Module) -> float:
-    return float(sum(t.double().sum() for t in model.state_dict().values() if t.is_floating_point()))
+    """Sum of all parameters: equal on every DDP process after each step. (BatchNorm running
+    statistics are buffers, re-broadcast from rank 0 at each forward; rank 0's are the ones saved.)"""
+    return float(sum(p.detach().double().sum() for p in model.parameters()))
 
 
 def train(
