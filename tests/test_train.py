@@ -105,6 +105,27 @@ def test_resume_after_sigkill_equals_uninterrupted(synthetic, tmp_path, cli):
     assert evaluated.code == 0, evaluated.err
     for key in ("AP", "AP50", "AP75"):
         assert evaluated.json()[key] == pytest.approx(metrics_a[key], abs=1e-9)
+    assert (tmp_path / "whole" / "summary.png").stat().st_size > 5000
+    drawn = cli(
+        "predict",
+        "--checkpoint",
+        tmp_path / "whole",
+        synthetic / "test",
+        "--out",
+        tmp_path / "pred",
+        "--score-threshold",
+        "0.0",
+        "--device",
+        "cpu",
+    )
+    assert drawn.code == 0, drawn.err
+    predicted = json.loads((tmp_path / "pred" / "predictions.json").read_text())
+    assert len(predicted) == len(list((synthetic / "test").iterdir()))
+    assert all(
+        set(p["labels"]) <= set(json.loads((tmp_path / "whole" / "recipe.json").read_text())["detector"]["classes"])
+        for p in predicted
+    )
+    assert len(list((tmp_path / "pred").glob("*.png"))) == len(predicted)
     again = run_cli(train_args(synthetic, tmp_path / "whole"))
     assert again.wait(timeout=60) == 2 and b"holds a run already" in again.stderr.read()
 

@@ -11,7 +11,7 @@ from transferdet import __version__
 from transferdet.cli.data_commands import app as data_app
 from transferdet.cli.demo import demo
 from transferdet.cli.rank_command import rank
-from transferdet.cli.train_commands import eval_, train
+from transferdet.cli.train_commands import eval_, predict, train
 from transferdet.cli.zoo_commands import app as zoo_app
 from transferdet.errors import TransferdetError
 
@@ -29,6 +29,7 @@ app.add_typer(zoo_app, name="zoo")
 app.command()(rank)
 app.command()(train)
 app.command("eval")(eval_)
+app.command()(predict)
 app.command()(demo)
 
 

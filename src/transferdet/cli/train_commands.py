@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import statistics
@@ -172,3 +173,68 @@ def eval_(
     out_console.print(table)
     summary = ", ".join(f"{k} {metrics[k]:.3f}" for k in (*SUMMARY_KEYS, "VOC07_AP50") if metrics.get(k) is not None)
     out_console.print(summary)
+
+
+def predict(
+    checkpoint: Annotated[Path, typer.Option(help="Training run folder (holds recipe.json and checkpoint.pt).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
+    out: Annotated[Path, typer.Option(help="Folder for the drawn predictions and predictions.json.")],
+    score_threshold: Annotated[float, typer.Option(help="Draw and keep detections scoring at least this.")] = 0.5,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda ... (default: cuda if available).")] = None,
+) -> None:
+    """Run a trained detector on images; write PNGs with the predictions drawn, and their JSON."""
+    import torch
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms.v2 import functional as F
+    from torchvision.utils import draw_bounding_boxes
+
+    from transferdet.atomic import atomic_write_bytes
+    from transferdet.data.images import is_image_file
+    from transferdet.data.show import class_colors
+    from transferdet.train.engine import load_trained
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    files = []
+    for path in images:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if is_image_file(p))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise TransferdetError(f"{path}: no such image or folder")
+    if not files:
+        raise TransferdetError("no images to predict on")
+    model, classes = load_trained(checkpoint, device)
+    colors = class_colors(len(classes))
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    with progress_bar() as bar, torch.no_grad():
+        task = bar.add_task("predict", total=len(files))
+        for path in files:
+            try:
+                with Image.open(path) as image:
+                    pixels = F.pil_to_tensor(image.convert("RGB"))
+            except (UnidentifiedImageError, OSError):
+                raise TransferdetError(f"{path}: not a readable image") from None
+            output = model([F.to_dtype(pixels, torch.float32, scale=True).to(device)])[0]
+            keep = output["scores"] >= score_threshold
+            boxes, scores = output["boxes"][keep].cpu(), output["scores"][keep].cpu()
+            labels = (output["labels"][keep] - model.label_offset).cpu()
+            names = [f"{classes[int(label)]} {float(score):.2f}" for label, score in zip(labels, scores, strict=True)]
+            drawn = draw_bounding_boxes(
+                pixels, boxes, labels=names, colors=[colors[int(label)] for label in labels], width=2
+            )
+            buffer = io.BytesIO()
+            F.to_pil_image(drawn).save(buffer, format="PNG")
+            atomic_write_bytes(out / f"{path.stem}.png", buffer.getvalue())
+            results.append(
+                {
+                    "image": str(path),
+                    "boxes": boxes.tolist(),
+                    "scores": scores.tolist(),
+                    "labels": [classes[int(label)] for label in labels],
+                }
+            )
+            bar.advance(task)
+    atomic_write_bytes(out / "predictions.json", json.dumps(results, indent=1).encode())
+    out_console.print(f"wrote {len(files)} picture(s) and predictions.json to {out}")

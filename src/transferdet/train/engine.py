@@ -3,7 +3,8 @@
 A run writes into its output folder ``recipe.json`` (the validated recipe and job), ``log.jsonl``
 (one line of scalars per iteration and per evaluation), ``checkpoint.pt`` (model, optimizer,
 schedule, random states, iteration; replaced atomically every ``checkpoint_every`` iterations and
-at the end) and ``metrics.json`` (the final COCO evaluation, fractions in [0, 1]).
+at the end), ``metrics.json`` (the final COCO evaluation, fractions in [0, 1]) and
+``summary.png`` (loss curves, learning rate, AP per evaluation).
 ``resume=True`` continues from ``checkpoint.pt``: with the same seed, the final weights and
 metrics equal those of an uninterrupted run.
 """
@@ -392,6 +393,9 @@ def _train(
             raise TransferdetError(f"processes ended with different weights (checksums {checksums})")
     if group.main:
         atomic_write_bytes(out / "metrics.json", json.dumps(metrics, indent=1).encode())
+        from transferdet.train.summary import write_summary
+
+        write_summary(out)
     return metrics
 
 
