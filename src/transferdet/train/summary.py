@@ -45,7 +45,8 @@ def write_summary(run: Path) -> Path:
     quality.set_xlim(losses.get_xlim())
     quality.set_xlabel("iteration")
     quality.set_title("COCO AP on the test split")
-    quality.legend()
+    if evaluations:
+        quality.legend()
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
