@@ -320,6 +320,7 @@ def _train(
     switch = total // 2 if recipe.second_step_lr_factor else None
     scaler = torch.amp.GradScaler("cuda", enabled=recipe.amp and str(job.device).startswith("cuda"))
     last_good = None
+    board = _tensorboard(out) if group.main else None
     with _log_file(out / "log.jsonl", log_mode, group.main) as log:
         iteration = start
         for images, targets in loader:
@@ -359,6 +360,9 @@ def _train(
                 "lr": optimizer.param_groups[0]["lr"],
             }
             log.write(json.dumps({"iteration": iteration, "time": time.time(), **scalars}) + "\n")
+            if board is not None:
+                for key, value in scalars.items():
+                    board.add_scalar(f"train/{key}", value, iteration)
             if on_iteration is not None:
                 on_iteration(iteration, total, scalars)
             evaluate_now = recipe.eval_every and iteration % recipe.eval_every == 0 and iteration < total
@@ -382,6 +386,8 @@ def _train(
                         },
                     )
                 last_good = iteration
+    if board is not None:
+        board.close()
     metrics: dict[str, Any] = {"iterations": total, "world_size": group.world}
     if test_split is not None:
         metrics.update(evaluate(model, dataset, test_split, job.device, group))
@@ -397,6 +403,16 @@ def _train(
 
         write_summary(out)
     return metrics
+
+
+def _tensorboard(out: Path) -> Any:
+    """A TensorBoard writer into ``out/tensorboard`` when tensorboard is installed (extra
+    ``[tensorboard]``), else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
 
 
 def _log_file(path: Path, mode: str, main: bool) -> contextlib.AbstractContextManager:
