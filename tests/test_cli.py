@@ -45,3 +45,9 @@ def test_demo_makes_a_dataset_and_a_picture(cli, tmp_path):
     assert result.code == 0, result.err
     assert (tmp_path / "demo" / "data.png").stat().st_size > 1000
     assert "Boxes per class" in result.out
+
+
+def test_help_keeps_literal_brackets(cli):
+    """Help texts are not parsed as rich markup, which would eat ``[@WEIGHTS]``."""
+    for command in (("train",), ("zoo", "inspect"), ("rank",)):
+        assert "ARCH[@WEIGHTS]" in cli(*command, "--help").out, command

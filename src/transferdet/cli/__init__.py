@@ -21,6 +21,7 @@ app = typer.Typer(
     "minutes, fine-tune and evaluate them with reproducible protocols, validate the ranking.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # help texts hold literal brackets such as ARCH[@WEIGHTS]
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

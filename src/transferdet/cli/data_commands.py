@@ -34,7 +34,11 @@ from transferdet.data.formats.base import WriteOptions
 from transferdet.data.validation import PROBLEM_KEYS, apply_bad_box_policy, count_problems
 from transferdet.errors import TransferdetError
 
-app = typer.Typer(help="Inspect, convert, synthesize, sub-sample and show detection datasets.", no_args_is_help=True)
+app = typer.Typer(
+    help="Inspect, convert, synthesize, sub-sample and show detection datasets.",
+    no_args_is_help=True,
+    rich_markup_mode=None,  # help texts hold literal brackets such as ARCH[@WEIGHTS]
+)
 
 
 def dataset_summary(dataset: DetectionDataset, split: str | None = None) -> dict[str, Any]:

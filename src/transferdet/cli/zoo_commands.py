@@ -13,7 +13,11 @@ from rich.table import Table
 from transferdet.cli.common import out_console
 from transferdet.errors import TransferdetError
 
-app = typer.Typer(help="Backbone architectures and checkpoints: list, inspect, convert.", no_args_is_help=True)
+app = typer.Typer(
+    help="Backbone architectures and checkpoints: list, inspect, convert.",
+    no_args_is_help=True,
+    rich_markup_mode=None,  # help texts hold literal brackets such as ARCH[@WEIGHTS]
+)
 
 NonStrictOption = Annotated[
     bool, typer.Option("--non-strict", help="Load what matches even if some backbone weights are missing.")
