@@ -188,3 +188,23 @@ def test_ddp_two_cpu_processes_on_gloo(synthetic, tmp_path):
     assert [row["iteration"] for row in log] == list(range(1, 7))  # one line per iteration, not per process
     state = torch.load(out / "checkpoint.pt", weights_only=False)
     assert state["iteration"] == 6 and len(state["random"]) == 2  # each process's random state
+
+
+def test_fcos_box_regression_does_not_die(bccd, tmp_path):
+    """With torchvision's zero-bias init, seed 2 on bccd left FCOS's box regression dead from the
+    first iterations (GIoU loss 1.0 throughout, AP 0); it must learn."""
+    recipe = load_recipe("quick", ["iterations=10", "checkpoint_every=1000"])
+    job = TrainJob(
+        bccd,
+        "torchvision:mobilenet_v2@random",
+        "fcos",
+        recipe,
+        tmp_path / "run",
+        seed=2,
+        device="cpu",
+        test_split="val",
+    )
+    seen = []
+    with pytest.warns(UserWarning):
+        train(job, on_iteration=lambda i, n, s: seen.append(s["bbox_regression"]))
+    assert max(seen[-3:]) < 0.95, seen

@@ -213,6 +213,10 @@ def build_detector(body: Backbone, config: DetectorConfig) -> nn.Module:
                 detections_per_img=config.detections_per_image,
                 **common,
             )
+            # torchvision's FCOS passes its box distances through a ReLU and starts their bias at 0:
+            # with some seeds the first updates push every output below 0 and the regression never
+            # recovers (GIoU loss stuck at 1.0, AP 0). Start the distances at one anchor size.
+            torch.nn.init.constant_(model.head.regression_head.bbox_reg.bias, 1.0)
     else:  # ssd
         features = SSDFeatures(body)
         size = config.min_size if isinstance(config.min_size, int) else max(config.min_size)
