@@ -19,6 +19,7 @@ from transferdet.cli.common import (
     FormatOption,
     ImagesOption,
     InputFormat,
+    default_device,
     err_console,
     out_console,
     progress_bar,
@@ -65,7 +66,6 @@ def train(
     class_name: ClassNameOption = "object",
 ) -> None:
     """Fine-tune a detector on a backbone with a named recipe; evaluate with COCO metrics."""
-    import torch
 
     from transferdet.atomic import atomic_write_bytes
     from transferdet.data.formats.base import load_yaml
@@ -85,7 +85,7 @@ def train(
             f"recipe [bold]{settings.name}[/bold]: {settings.description or 'custom'}; {settings.frozen_parts()}"
         )
         err_console.print(settings.model_dump_json(exclude_none=True))
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device(device)
     options = read_options(images, annotations, csv_columns, class_name)
     results = []
     for trial in range(trials):
@@ -144,14 +144,13 @@ def eval_(
     class_name: ClassNameOption = "object",
 ) -> None:
     """Evaluate a trained run on a dataset: COCO AP/AR, VOC07 AP50 and per-class AP."""
-    import torch
 
     from transferdet.data.loader import load_dataset
     from transferdet.evaluate.coco_metrics import coco_evaluate
     from transferdet.evaluate.voc_ap import voc_evaluate
     from transferdet.train.engine import TEST_SPLITS, load_trained, predict
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device(device)
     model, classes = load_trained(checkpoint, device)
     dataset = load_dataset(data, format.value, read_options(images, annotations, csv_columns, class_name))
     if dataset.classes != classes:
@@ -193,7 +192,7 @@ def predict(
     from transferdet.data.show import class_colors
     from transferdet.train.engine import load_trained
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device(device)
     files = []
     for path in images:
         if path.is_dir():

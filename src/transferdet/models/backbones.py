@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -419,7 +419,3 @@ def freeze_stages(backbone: Backbone, freeze_at: int) -> list[str]:
         for parameter in backbone.stages[name].parameters():
             parameter.requires_grad_(False)
     return names[:end]
-
-
-def parameters_count(modules: Iterable[nn.Module]) -> int:
-    return sum(p.numel() for m in modules for p in m.parameters())
