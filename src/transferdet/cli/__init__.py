@@ -8,6 +8,7 @@ import warnings
 import typer
 
 from transferdet import __version__
+from transferdet.cli.bench_commands import bench, report
 from transferdet.cli.data_commands import app as data_app
 from transferdet.cli.demo import demo
 from transferdet.cli.rank_command import rank
@@ -31,6 +32,8 @@ app.command()(rank)
 app.command()(train)
 app.command("eval")(eval_)
 app.command()(predict)
+app.command()(bench)
+app.command()(report)
 app.command()(demo)
 
 

@@ -1,0 +1,121 @@
+"""A benchmark's configuration (CONFIG.yaml): which datasets, models, protocol, trials, metrics
+and layers; validated with pydantic so that a typo is a one-line error, not a half-run sweep."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from transferdet.errors import TransferdetError
+from transferdet.metrics import METRICS
+from transferdet.models.detectors import DETECTORS
+from transferdet.train.recipes import RECIPES
+from transferdet.transfer.rank import DEFAULT_METRICS
+
+
+class DatasetEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    path: Path
+    format: str = "auto"
+
+
+class ModelEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    spec: str
+
+
+class BenchConfig(BaseModel):
+    """Every model x dataset is ranked (per layer and feature kind) and fine-tuned ``trials`` times."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    datasets: list[DatasetEntry] = Field(min_length=1)
+    models: list[ModelEntry] = Field(min_length=2)
+    detector: str = "fcos"
+    recipe: str = "quick"
+    recipe_overrides: dict[str, Any] = Field(default_factory=dict)
+    trials: int = Field(1, ge=1)
+    seed: int = 0
+    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
+    layers: list[str] = Field(default_factory=lambda: ["c5"])
+    features: list[Literal["local", "global"]] = Field(default_factory=lambda: ["local"])
+    image_size: int = Field(512, ge=16)
+    max_images: int | None = Field(None, ge=1)
+    max_boxes_per_class: int | None = Field(None, ge=1)
+    target: Literal["AP", "AP50", "AP75"] = "AP50"
+    # torch threads per job (default: torch's own locally, 1 on Ray, where it is also the CPUs each job
+    # reserves); fixing it makes results bit-identical across executors. Not part of a job's identity.
+    threads_per_job: int | None = Field(None, ge=1)
+
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _dataset_shorthand(cls, value: Any) -> Any:
+        """A bare path names a dataset after its folder."""
+        if isinstance(value, list):
+            return [{"name": Path(v).name, "path": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _model_shorthand(cls, value: Any) -> Any:
+        """A bare spec is its own name."""
+        if isinstance(value, list):
+            return [{"name": v, "spec": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _known_names(self) -> BenchConfig:
+        if self.detector not in DETECTORS:
+            raise ValueError(f"unknown detector {self.detector!r} (choose from {', '.join(DETECTORS)})")
+        if self.recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {self.recipe!r} (choose from {', '.join(RECIPES)})")
+        unknown = [m for m in self.metrics if m not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(METRICS)})")
+        for kind, names in (("dataset", [d.name for d in self.datasets]), ("model", [m.name for m in self.models])):
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise ValueError(f"{kind} name(s) used twice: {', '.join(repeated)}")
+        return self
+
+
+def config_hash(definition: dict[str, Any]) -> str:
+    """A stable hash of a JSON-able definition (sorted keys)."""
+    return hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_config(path: Path) -> BenchConfig:
+    """Read and validate CONFIG.yaml; relative dataset and checkpoint paths are taken from the
+    config file's folder."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise TransferdetError(f"{path}: cannot read ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        raise TransferdetError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise TransferdetError(f"{path}: expected a mapping of settings at the top level")
+    try:
+        config = BenchConfig.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise TransferdetError(f"{path}: {where}: {first['msg']}") from None
+    base = path.resolve().parent
+    for dataset in config.datasets:
+        if not dataset.path.is_absolute():
+            dataset.path = base / dataset.path
+    for model in config.models:
+        arch, sep, weights = model.spec.partition("@")
+        if sep and weights not in ("random", "pretrained") and not Path(weights).is_absolute():
+            model.spec = f"{arch}@{base / weights}"
+    return config

@@ -1,0 +1,212 @@
+"""The results store of a benchmark: one SQLite file, ``DIR/results.sqlite``.
+
+``jobs`` holds every ranking or fine-tuning job with its status (pending, running, done, failed),
+the hash of its definition, its times, attempts, completions and error text; ``scores`` the
+metric scores of ranking jobs; ``ap`` the evaluation of fine-tuning jobs. A job's results and its
+``done`` status are written in one transaction, so a process killed at any moment leaves either a
+finished job or one to run again, never half of its results.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,            -- rank | train
+    dataset TEXT NOT NULL,
+    model TEXT NOT NULL,
+    trial INTEGER,
+    layer TEXT,
+    features TEXT,
+    config_hash TEXT NOT NULL,
+    definition TEXT NOT NULL,      -- JSON: everything the job needs to run
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    completions INTEGER NOT NULL DEFAULT 0,
+    started REAL,
+    finished REAL,
+    seconds REAL,
+    host TEXT,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS scores (
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    dataset TEXT NOT NULL,
+    model TEXT NOT NULL,
+    layer TEXT NOT NULL,
+    features TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    score REAL,
+    PRIMARY KEY (job_id, metric)
+);
+CREATE TABLE IF NOT EXISTS ap (
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    dataset TEXT NOT NULL,
+    model TEXT NOT NULL,
+    trial INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (job_id, key)
+);
+"""
+
+STORE_FILE = "results.sqlite"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work. ``definition`` is JSON-able and holds everything needed to run it."""
+
+    id: str
+    kind: str
+    dataset: str
+    model: str
+    trial: int | None
+    layer: str | None
+    features: str | None
+    config_hash: str
+    definition: dict[str, Any]
+
+
+class Store:
+    """A benchmark's SQLite store. Open with ``Store(path)``; every method commits."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+        self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._db:
+            yield self._db
+
+    def add_jobs(self, jobs: list[Job]) -> None:
+        """Register jobs not yet in the store (a job already there keeps its status and results)."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO jobs (id, kind, dataset, model, trial, layer, features, config_hash, definition)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        j.id,
+                        j.kind,
+                        j.dataset,
+                        j.model,
+                        j.trial,
+                        j.layer,
+                        j.features,
+                        j.config_hash,
+                        json.dumps(j.definition),
+                    )
+                    for j in jobs
+                ],
+            )
+
+    def status(self, job_ids: list[str]) -> dict[str, str]:
+        rows = self._db.execute(f"SELECT id, status FROM jobs WHERE id IN ({','.join('?' * len(job_ids))})", job_ids)
+        return dict(rows.fetchall())
+
+    def started(self, job_id: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET status='running', attempts=attempts+1, started=?, host=?, error=NULL WHERE id=?",
+                (time.time(), socket.gethostname(), job_id),
+            )
+
+    def finished(self, job: Job, result: dict[str, Any], seconds: float) -> None:
+        """Store a job's results and mark it done, atomically."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM scores WHERE job_id=?", (job.id,))
+            db.execute("DELETE FROM ap WHERE job_id=?", (job.id,))
+            db.executemany(
+                "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (job.id, job.dataset, job.model, row["layer"], row["features"], row["metric"], row["score"])
+                    for row in result.get("scores", [])
+                ],
+            )
+            db.executemany(
+                "INSERT INTO ap VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (job.id, job.dataset, job.model, job.trial, key, value)
+                    for key, value in result.get("ap", {}).items()
+                    if value is None or isinstance(value, int | float)
+                ],
+            )
+            db.execute(
+                "UPDATE jobs SET status='done', completions=completions+1, finished=?, seconds=?, error=NULL"
+                " WHERE id=?",
+                (time.time(), seconds, job.id),
+            )
+
+    def failed(self, job_id: str, error: str, seconds: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET status='failed', finished=?, seconds=?, error=? WHERE id=?",
+                (time.time(), seconds, error, job_id),
+            )
+
+    def jobs(self, job_ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """Job rows (all, or those in ``job_ids``) as dicts."""
+        self._db.row_factory = sqlite3.Row
+        try:
+            if job_ids is None:
+                rows = self._db.execute("SELECT * FROM jobs ORDER BY rowid").fetchall()
+            else:
+                marks = ",".join("?" * len(job_ids))
+                rows = self._db.execute(f"SELECT * FROM jobs WHERE id IN ({marks}) ORDER BY rowid", job_ids).fetchall()
+            return [dict(r) for r in rows]
+        finally:
+            self._db.row_factory = None
+
+    def scores(self, job_ids: list[str] | None = None) -> list[dict[str, Any]]:
+        return self._rows("scores", job_ids)
+
+    def ap(self, job_ids: list[str] | None = None) -> list[dict[str, Any]]:
+        return self._rows("ap", job_ids)
+
+    def _rows(self, table: str, job_ids: list[str] | None) -> list[dict[str, Any]]:
+        self._db.row_factory = sqlite3.Row
+        try:
+            query = f"SELECT t.* FROM {table} t JOIN jobs j ON j.id = t.job_id WHERE j.status = 'done'"
+            if job_ids is None:
+                rows = self._db.execute(query + " ORDER BY t.rowid").fetchall()
+            else:
+                marks = ",".join("?" * len(job_ids))
+                rows = self._db.execute(query + f" AND t.job_id IN ({marks}) ORDER BY t.rowid", job_ids).fetchall()
+            return [dict(r) for r in rows]
+        finally:
+            self._db.row_factory = None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, default=str)))
+
+    def meta(self, key: str) -> Any:
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])

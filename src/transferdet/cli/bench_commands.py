@@ -1,0 +1,117 @@
+"""``transferdet bench`` and ``transferdet report``: validate rankings against fine-tuning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from transferdet.cli.common import err_console, out_console, progress_bar
+
+CONFIG_HELP = """CONFIG.yaml keys: datasets (paths, or {name, path, format}), models (specs, or {name, spec}),
+detector, recipe, recipe_overrides, trials, seed, metrics, layers, features, image_size,
+max_images, max_boxes_per_class, target (AP, AP50 or AP75). Relative paths are taken from the
+config file's folder."""
+
+
+def correlation_console_table(bench_dir: Path) -> Table:
+    """The pooled correlations if there are several datasets, else the one dataset's."""
+    from transferdet.bench.correlate import POOLED
+    from transferdet.bench.report import load_report_data
+
+    data = load_report_data(bench_dir)
+    pooled = [c for c in data.correlations if c.dataset == POOLED]
+    rows = pooled or data.correlations
+    title = f"How well each metric predicted fine-tuned {data.target} over {rows[0].models if rows else 0} models"
+    table = Table(title=title + (" (pooled)" if pooled else f" on {rows[0].dataset}" if rows else ""))
+    for name in ("metric", "layer", "Kendall τ", "p", "w. τ", "Spearman", "Pearson", "regret"):
+        table.add_column(name, justify="left" if name in ("metric", "layer") else "right", no_wrap=True)
+    table.caption = "w. τ: weighted τ; regret: best model's score minus that of the metric's top pick"
+    best = max((c.kendall for c in rows if c.kendall == c.kendall), default=None)
+
+    def fmt(value: float) -> str:
+        return "n/a" if value != value else f"{value:.2f}"
+
+    for c in rows:
+        style = "bold green" if best is not None and c.kendall == best else ""
+        table.add_row(
+            c.metric,
+            c.layer if c.features == "local" else f"{c.layer} {c.features}",
+            fmt(c.kendall),
+            fmt(c.kendall_p),
+            fmt(c.weighted_tau),
+            fmt(c.spearman),
+            fmt(c.pearson),
+            fmt(c.top1_regret),
+            style=style,
+        )
+    return table
+
+
+def bench(
+    config: Annotated[Path, typer.Argument(help="The benchmark's CONFIG.yaml (see below).", metavar="CONFIG.yaml")],
+    out: Annotated[Path, typer.Option(help="Folder for the store (results.sqlite), runs and report.")],
+    executor: Annotated[str, typer.Option(help="Where jobs run: local (this process, one by one) or ray.")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Address of an existing Ray cluster (default: start a local Ray instance).")
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="Device for every job: auto (cuda where a GPU is), cpu or cuda.")
+    ] = "auto",
+) -> None:
+    """Rank every model on every dataset and fine-tune each, store all results in OUT/results.sqlite,
+    and write the report. Re-running runs only what is missing (jobs not yet done, failed or killed).
+    """
+    from transferdet.bench.config import load_config
+    from transferdet.bench.report import build_report
+    from transferdet.bench.runner import run_bench
+
+    settings = load_config(config)
+    with progress_bar() as bar:
+        task = bar.add_task("bench jobs", total=None)
+        counts = {"done": 0}
+
+        def on_job(event: str, job, detail: str) -> None:  # noqa: ANN001
+            what = f"{job.kind} {job.model} on {job.dataset}" + (f" trial {job.trial}" if job.trial is not None else "")
+            if event == "start":
+                bar.update(task, description=what)
+            elif event == "done":
+                counts["done"] += 1
+                bar.advance(task)
+            else:
+                bar.advance(task)
+                err_console.print(f"[red]failed[/]: {what}: {detail}")
+
+        from transferdet.bench.jobs import plan
+        from transferdet.bench.store import STORE_FILE, Store
+
+        jobs = plan(settings, device)
+        with Store(out / STORE_FILE) as store:
+            store.add_jobs(jobs)
+            status = store.status([j.id for j in jobs])
+        bar.update(task, total=sum(status.get(j.id) != "done" for j in jobs))
+        outcome = run_bench(settings, out, executor, address, device, on_job)
+    err_console.print(
+        f"{outcome.planned} jobs: {outcome.skipped} already done, {outcome.ran} run now, {len(outcome.failed)} failed"
+    )
+    md, page = build_report(out)
+    out_console.print(correlation_console_table(out))
+    out_console.print(f"report: {page} (and {md.name}); store: {out / 'results.sqlite'}")
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+bench.__doc__ = (bench.__doc__ or "") + "\n\n" + CONFIG_HELP
+
+
+def report(
+    bench_dir: Annotated[Path, typer.Argument(help="A bench output folder (holding results.sqlite).", metavar="DIR")],
+) -> None:
+    """Rebuild DIR/report.md, DIR/report.html and the CSV files from the store alone."""
+    from transferdet.bench.report import build_report
+
+    md, page = build_report(bench_dir)
+    out_console.print(correlation_console_table(bench_dir))
+    out_console.print(f"report: {page} (and {md.name})")

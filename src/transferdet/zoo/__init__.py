@@ -1,0 +1,1 @@
+"""A zoo of backbones made offline: pretraining on synthetic source domains."""
