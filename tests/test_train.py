@@ -208,3 +208,25 @@ def test_fcos_box_regression_does_not_die(bccd, tmp_path):
     with pytest.warns(UserWarning):
         train(job, on_iteration=lambda i, n, s: seen.append(s["bbox_regression"]))
     assert max(seen[-3:]) < 0.95, seen
+
+
+def test_aspect_ratio_grouping_batches_one_orientation_and_resumes_exactly():
+    import numpy as np
+
+    from transferdet.train.sampling import StreamBatchSampler
+
+    groups = np.array([0, 1] * 10 + [0] * 5)  # 15 landscape, 10 portrait images
+    full = list(StreamBatchSampler(len(groups), 4, seed=3, start=0, stop=30, groups=groups))
+    assert len(full) == 30
+    assert all(len({int(groups[i]) for i, _ in batch}) == 1 for batch in full)
+    assert {int(groups[batch[0][0]]) for batch in full} == {0, 1}
+    positions = [p for batch in full for _, p in batch]
+    assert len(set(positions)) == len(positions)  # every stream position used once
+    # a run resumed at iteration 17 sees exactly the batches it would have seen
+    assert list(StreamBatchSampler(len(groups), 4, seed=3, start=17, stop=30, groups=groups)) == full[17:]
+    # two processes split each global batch between them
+    ranks = [list(StreamBatchSampler(len(groups), 2, 3, 0, 30, rank=r, world=2, groups=groups)) for r in (0, 1)]
+    assert [a + b for a, b in zip(*ranks, strict=True)] == full
+    # one orientation only: the plain stream, unchanged
+    plain = list(StreamBatchSampler(25, 4, 3, 0, 10))
+    assert list(StreamBatchSampler(25, 4, 3, 0, 10, groups=np.zeros(25, dtype=int))) == plain

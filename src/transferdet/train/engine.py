@@ -77,6 +77,11 @@ def _splits(dataset: DetectionDataset, job: TrainJob) -> tuple[str, str | None]:
     return train, test
 
 
+def aspect_groups(records: list[ImageRecord]) -> np.ndarray:
+    """0 for landscape (width >= height), 1 for portrait images."""
+    return np.array([int(r.height > r.width) for r in records])
+
+
 def total_iterations(recipe: Recipe, train_images: int) -> int:
     if recipe.iterations is not None:
         return recipe.iterations
@@ -311,7 +316,14 @@ def _train(
     loader = torch.utils.data.DataLoader(
         data,
         batch_sampler=StreamBatchSampler(
-            len(train_records), recipe.batch_size, job.seed, start, total, group.rank, group.world
+            len(train_records),
+            recipe.batch_size,
+            job.seed,
+            start,
+            total,
+            group.rank,
+            group.world,
+            aspect_groups(train_records) if recipe.aspect_grouping else None,
         ),
         collate_fn=collate_detection,
         num_workers=recipe.num_workers,

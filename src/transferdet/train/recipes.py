@@ -56,6 +56,7 @@ class Recipe(BaseModel):
     grad_clip: float | None = None
     amp: bool = True  # on GPU only
     anchors: Literal["auto", "default"] = "auto"
+    aspect_grouping: bool = True  # landscape and portrait images in separate batches
     fpn_channels: int = Field(256, ge=32, multiple_of=32)  # the RetinaNet/FCOS heads' GroupNorm has 32 groups
     eval_every: int | None = None  # iterations; None: at the end only
     checkpoint_every: int = Field(500, ge=1)

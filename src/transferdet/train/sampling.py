@@ -5,6 +5,11 @@ batch ``i`` is positions ``i*B .. (i+1)*B`` of that stream, so a run resumed at 
 needs nothing but ``i``. Each drawn sample carries its position in the stream, and its
 augmentation is seeded with ``(seed, position)``, so it does not depend on which worker process
 loads it or in what order.
+
+With aspect-ratio grouping (as detectron2's ``AspectRatioGroupedDataset``: landscape and portrait
+images in separate batches, so padding to the largest image in a batch wastes little), the stream
+is dealt into one bucket per group and a batch is emitted whenever a bucket is full; the batch
+sequence is still a pure function of ``(seed, groups)``, regenerated from the start on resume.
 """
 
 from __future__ import annotations
@@ -29,15 +34,52 @@ class StreamBatchSampler(torch.utils.data.Sampler):
     """
 
     def __init__(
-        self, size: int, batch_size: int, seed: int, start: int, stop: int, rank: int = 0, world: int = 1
+        self,
+        size: int,
+        batch_size: int,
+        seed: int,
+        start: int,
+        stop: int,
+        rank: int = 0,
+        world: int = 1,
+        groups: np.ndarray | None = None,
     ) -> None:
         self.size, self.batch_size, self.seed, self.start, self.stop = size, batch_size, seed, start, stop
         self.rank, self.world = rank, world
+        # one group only is the plain stream
+        self.groups = groups if groups is not None and len(np.unique(groups)) > 1 else None
 
     def __len__(self) -> int:
         return max(0, self.stop - self.start)
 
+    def _positions(self) -> Iterator[tuple[int, int]]:
+        """``(dataset index, stream position)`` in stream order, forever."""
+        epoch = 0
+        while True:
+            for offset, index in enumerate(epoch_order(self.size, self.seed, epoch)):
+                yield int(index), epoch * self.size + offset
+            epoch += 1
+
+    def _grouped(self) -> Iterator[list[tuple[int, int]]]:
+        """Global batches (``batch_size * world`` samples) of one group each, in emission order."""
+        buckets: dict[int, list[tuple[int, int]]] = {}
+        full = self.batch_size * self.world
+        for index, position in self._positions():
+            bucket = buckets.setdefault(int(self.groups[index]), [])
+            bucket.append((index, position))
+            if len(bucket) == full:
+                yield bucket[:]
+                bucket.clear()
+
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        if self.groups is not None:
+            mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
+            for iteration, batch in enumerate(self._grouped()):
+                if iteration >= self.stop:
+                    return
+                if iteration >= self.start:
+                    yield batch[mine]
+            return
         cached: dict[int, np.ndarray] = {}
         for iteration in range(self.start, self.stop):
             batch = []
