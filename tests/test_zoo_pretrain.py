@@ -17,7 +17,7 @@ from transferdet.zoo.pretrain import PretrainConfig, cache_dir, glyph_crops, pre
 def test_glyph_crops_hold_one_glyph_each() -> None:
     images, labels = glyph_crops(glyph_source("letters"), np.random.default_rng(0), 16, 32)
     assert images.shape == (16, 3, 32, 32) and labels.shape == (16,)
-    assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
+    assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
     assert all(float(image.max()) > 0.5 for image in images)  # ink in every crop
     assert int(labels.max()) < 26
 
