@@ -54,7 +54,8 @@ def load_report_data(bench_dir: Path) -> ReportData:
 def _fmt(value: float | None, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
-    return f"{value:.{digits}f}"
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.000"
 
 
 def _png(figure) -> str:  # noqa: ANN001
@@ -81,6 +82,7 @@ def scatter_plot(data: ReportData, dataset: str, layer: str, features: str) -> s
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     ap = ap_summary(data.ap, data.target)
     by_metric: dict[str, dict[str, float]] = defaultdict(dict)
@@ -90,9 +92,9 @@ def scatter_plot(data: ReportData, dataset: str, layer: str, features: str) -> s
     metrics = [m for m in data.config.get("metrics", []) if any((dataset, k) in ap for k in by_metric.get(m, {}))]
     if not metrics:
         return None
-    columns = min(4, len(metrics))
+    columns = min(3, len(metrics))
     rows = math.ceil(len(metrics) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.2 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.5 * rows), squeeze=False)
     kendall = {
         (c.metric): c.kendall
         for c in data.correlations
@@ -110,6 +112,7 @@ def scatter_plot(data: ReportData, dataset: str, layer: str, features: str) -> s
         axis.set_xlabel("score", fontsize=8)
         axis.set_ylabel(f"fine-tuned {data.target}", fontsize=8)
         axis.tick_params(labelsize=7)
+        axis.xaxis.set_major_locator(MaxNLocator(5))
         axis.grid(alpha=0.3)
     for axis in list(axes.flat)[len(metrics) :]:
         axis.set_visible(False)
@@ -161,7 +164,8 @@ def heatmap_plot(data: ReportData, dataset: str) -> str | None:
     axis.set_xticks(range(len(columns)), [f"{layer}\n{features}" for layer, features in columns], fontsize=8)
     axis.set_yticks(range(len(metrics)), metrics, fontsize=8)
     for (i, j), value in np.ndenumerate(grid):
-        axis.text(j, i, _fmt(value, 2), ha="center", va="center", fontsize=7)
+        dark = math.isfinite(value) and abs(value) > 0.6
+        axis.text(j, i, _fmt(value, 2), ha="center", va="center", fontsize=7, color="white" if dark else "black")
     figure.colorbar(image, ax=axis, label="Kendall τ")
     axis.set_title(f"{dataset}: Kendall τ of metric vs {data.target}", fontsize=10)
     figure.tight_layout()

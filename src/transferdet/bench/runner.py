@@ -58,6 +58,17 @@ def run_bench(
     return BenchOutcome(len(jobs), len(jobs) - len(todo), len(todo), failed)
 
 
+def jobs_to_run(config: BenchConfig, out: Path, device: str = "auto") -> int:
+    """How many of ``config``'s jobs are not done in ``out``'s store (for a progress bar)."""
+    jobs = plan(config, device)
+    path = out / STORE_FILE
+    if not path.is_file():
+        return len(jobs)
+    with Store(path) as store:
+        status = store.status([j.id for j in jobs])
+    return sum(status.get(j.id) != "done" for j in jobs)
+
+
 def _error_text(error: BaseException) -> str:
     if isinstance(error, TransferdetError):
         return str(error)

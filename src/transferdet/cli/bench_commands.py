@@ -66,7 +66,7 @@ def bench(
     """
     from transferdet.bench.config import load_config
     from transferdet.bench.report import build_report
-    from transferdet.bench.runner import run_bench
+    from transferdet.bench.runner import jobs_to_run, run_bench
 
     settings = load_config(config)
     with progress_bar() as bar:
@@ -84,14 +84,7 @@ def bench(
                 bar.advance(task)
                 err_console.print(f"[red]failed[/]: {what}: {detail}")
 
-        from transferdet.bench.jobs import plan
-        from transferdet.bench.store import STORE_FILE, Store
-
-        jobs = plan(settings, device)
-        with Store(out / STORE_FILE) as store:
-            store.add_jobs(jobs)
-            status = store.status([j.id for j in jobs])
-        bar.update(task, total=sum(status.get(j.id) != "done" for j in jobs))
+        bar.update(task, total=jobs_to_run(settings, out, device))
         outcome = run_bench(settings, out, executor, address, device, on_job)
     err_console.print(
         f"{outcome.planned} jobs: {outcome.skipped} already done, {outcome.ran} run now, {len(outcome.failed)} failed"

@@ -33,7 +33,7 @@ TARGET = {"source": "shapes", "images": 240, "size": 128, "noise": 0.05, "clutte
 # included), new FPN and heads trained; what the ranking metrics measure is then exactly the
 # quality of the frozen features
 FINE_TUNE = {
-    "epochs": 6,
+    "epochs": 12,
     "fpn_channels": 64,
     "freeze_body": True,
     "norm": "frozen_bn",
@@ -83,7 +83,7 @@ def demo(
     """
     from transferdet.bench.config import load_config
     from transferdet.bench.report import build_report
-    from transferdet.bench.runner import run_bench
+    from transferdet.bench.runner import jobs_to_run, run_bench
     from transferdet.cli.bench_commands import correlation_console_table
     from transferdet.data.show import render_grid, save_grid
     from transferdet.data.synthetic import SynthConfig, synthesize
@@ -119,7 +119,7 @@ def demo(
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     settings = load_config(config_path)
     with progress_bar() as bar:
-        task = bar.add_task("bench", total=None)
+        task = bar.add_task("bench", total=jobs_to_run(settings, out, device))
 
         def on_job(event: str, job, detail: str) -> None:  # noqa: ANN001
             if event == "start":
