@@ -91,7 +91,14 @@ def rank(
     metrics: Annotated[
         list[str], typer.Option("--metrics", help="Metrics to compute (repeat or comma-separate); default: all.")
     ] = [],  # noqa: B006
-    layer: Annotated[str, typer.Option(help="Feature map: c2, c3, c4 or c5.")] = "c5",
+    layer: Annotated[
+        str,
+        typer.Option(
+            help="Feature map: c2..c5; with a trained detector as weights (ARCH@RUN_DIR, a transferdet train "
+            "run folder) also its FPN levels p2..p7, fpn_ms (each box from the FPN level Faster R-CNN assigns "
+            "it) and fc7 (a Faster R-CNN's box-head output)."
+        ),
+    ] = "c5",
     features: Annotated[str, typer.Option(help="local: RoI-Align on each box; global: whole image.")] = "local",
     split: Annotated[str | None, typer.Option(help="Split to score on (default: train).")] = None,
     max_images: Annotated[int | None, typer.Option(help="Use at most this many images (seeded).")] = None,

@@ -25,6 +25,13 @@ class ModelSpec:
     def checkpoint(self) -> Path | None:
         return None if self.weights in ("random", "pretrained") else Path(self.weights)
 
+    @property
+    def is_detector_run(self) -> bool:
+        """WEIGHTS is a ``transferdet train`` run folder: a whole trained detector, whose FPN levels
+        and box head can be ranked too."""
+        folder = self.checkpoint
+        return folder is not None and (folder / "recipe.json").is_file() and (folder / "checkpoint.pt").is_file()
+
     def __str__(self) -> str:
         return f"{self.arch}@{self.weights}"
 
@@ -41,6 +48,11 @@ def parse_spec(text: str) -> ModelSpec:
         )
     weights = weights or "random"
     spec = ModelSpec(library, name, weights)
-    if spec.checkpoint is not None and not spec.checkpoint.is_file():
+    if spec.checkpoint is not None and spec.checkpoint.is_dir():
+        if not spec.is_detector_run:
+            raise TransferdetError(
+                f"{spec.checkpoint}: a folder, but not a transferdet training run (no recipe.json and checkpoint.pt)"
+            )
+    elif spec.checkpoint is not None and not spec.checkpoint.is_file():
         raise TransferdetError(f"{spec.checkpoint}: checkpoint file does not exist (in model spec {text!r})")
     return spec

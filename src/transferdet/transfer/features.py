@@ -19,15 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.ops import roi_align
 from torchvision.transforms.v2 import functional as F
 
 from transferdet.data.dataset import ImageRecord
 from transferdet.errors import TransferdetError
 from transferdet.models.backbones import Backbone
+from transferdet.transfer.poolers import ROI_SIZE, make_pooler
 
 FEATURE_KINDS = ("local", "global")
-ROI_SIZE = 7
+__all__ = ["ROI_SIZE", "BoxFeatures", "extract_box_features", "sample_records"]
 
 
 @dataclass
@@ -94,17 +94,17 @@ def extract_box_features(
     device: str | torch.device = "cpu",
     classifier: torch.nn.Module | None = None,
     progress: Callable[[int], None] | None = None,
+    detector: torch.nn.Module | None = None,
 ) -> BoxFeatures:
-    """Features of every box of ``records`` from ``backbone``'s ``layer``."""
+    """Features of every box of ``records`` from ``layer``: a stage of ``backbone``, or an FPN
+    level, ``fpn_ms`` or ``fc7`` of a trained ``detector`` whose backbone it is."""
     if kind not in FEATURE_KINDS:
         raise TransferdetError(f"--features {kind!r}: choose from {', '.join(FEATURE_KINDS)}")
-    if layer not in backbone.channels:
-        raise TransferdetError(
-            f"layer {layer!r}: this backbone has {', '.join(backbone.feature_names)} "
-            "(FPN levels, fpn_ms and fc7 need a detector checkpoint, not supported yet)"
-        )
-    model = backbone.truncated(layer).to(device).eval()
-    stride = backbone.strides[layer]
+    if detector is not None:
+        detector.to(device).eval()
+    else:
+        backbone.to(device).eval()
+    pool = make_pooler(backbone, layer, kind, detector)
     mean = torch.tensor(backbone.mean).view(3, 1, 1)
     std = torch.tensor(backbone.std).view(3, 1, 1)
     if layer != "c5":
@@ -118,17 +118,13 @@ def extract_box_features(
         images = torch.zeros(len(batch), 3, height, width)
         for j, (pixels, _) in enumerate(loaded):
             images[j, :, : pixels.shape[1], : pixels.shape[2]] = pixels
-        feature_map = model(images.to(device))[layer].float()
+        boxes = [
+            torch.as_tensor(records[i].boxes * scale, dtype=torch.float32, device=device)
+            for i, (_, scale) in zip(batch, loaded, strict=True)
+        ]
+        pooled = pool(images.to(device), boxes, [(p.shape[1], p.shape[2]) for p, _ in loaded])
         for j, i in enumerate(batch):
-            record, (pixels, scale) = records[i], loaded[j]
-            if kind == "local":
-                boxes = torch.as_tensor(record.boxes * scale, dtype=torch.float32, device=device)
-                pooled = roi_align(feature_map[j : j + 1], [boxes], ROI_SIZE, 1.0 / stride, 2, aligned=True)
-                vectors = pooled.mean(dim=(2, 3))
-            else:
-                h = max(1, -(-pixels.shape[1] // stride))
-                w = max(1, -(-pixels.shape[2] // stride))
-                vectors = feature_map[j, :, :h, :w].mean(dim=(1, 2)).expand(record.num_boxes, -1)
+            record, vectors = records[i], pooled[j]
             rows.append(vectors.cpu().double().numpy())
             if classifier is not None:
                 probs.append(torch.softmax(classifier(vectors).float(), dim=1).cpu().double().numpy())

@@ -8,6 +8,7 @@ Regression metrics (TLogME, LogME on boxes, ETran's term) see the box coordinate
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,9 +65,10 @@ def model_features(
     progress: Callable[[int, int], None] | None = None,
 ) -> BoxFeatures:
     spec = parse_spec(spec_text)
+    weights_file = spec.checkpoint / "checkpoint.pt" if spec.is_detector_run else spec.checkpoint
     key = cache.cache_key(
         spec=spec.arch,
-        weights=cache.file_digest(spec.checkpoint) if spec.checkpoint else spec.weights,
+        weights=cache.file_digest(weights_file) if weights_file else spec.weights,
         dataset=dataset_id,
         split=split,
         layer=settings.layer,
@@ -81,7 +83,17 @@ def model_features(
         if cached is not None:
             return cached
     torch.manual_seed(settings.seed)  # random-init weights are part of the spec's meaning
-    backbone = build_backbone(spec)
+    detector = None
+    if spec.is_detector_run:
+        from transferdet.train.engine import load_trained
+
+        detector, _ = load_trained(spec.checkpoint)
+        trained_arch = json.loads((spec.checkpoint / "recipe.json").read_text())["job"]["backbone"].split("@")[0]
+        if trained_arch != spec.arch:
+            raise TransferdetError(f"{spec_text}: the run in {spec.checkpoint} trained {trained_arch}, not {spec.arch}")
+        backbone = detector.backbone.body
+    else:
+        backbone = build_backbone(spec)
     records = sample_records(dataset.records(split), settings.max_images, settings.max_boxes_per_class, settings.seed)
     total = len(records)
     result = extract_box_features(
@@ -94,6 +106,7 @@ def model_features(
         settings.device,
         classifier=backbone.classifier,
         progress=(lambda done: progress(done, total)) if progress else None,
+        detector=detector,
     )
     if cache_dir is not None:
         cache.save(cache_dir, key, result)
