@@ -1,4 +1,4 @@
-"""The command line: every option explained, the version, the demo's promise so far."""
+"""The command line: every option explained, the version, the demo end to end (on a toy scale)."""
 
 from __future__ import annotations
 
@@ -40,11 +40,24 @@ def test_version(cli):
     assert result.code == 0 and result.out.startswith("transferdet ")
 
 
-def test_demo_makes_a_dataset_and_a_picture(cli, tmp_path):
-    result = cli("demo", "--out", tmp_path / "demo", "--images", 20)
+def test_demo_runs_every_stage_and_reuses_its_work(cli, tmp_path, monkeypatch):
+    import sqlite3
+
+    monkeypatch.setenv("TRANSFERDET_CACHE", str(tmp_path / "cache"))
+    result = cli("demo", "--out", tmp_path / "demo", "--smoke", "--device", "cpu")
     assert result.code == 0, result.err
-    assert (tmp_path / "demo" / "data.png").stat().st_size > 1000
-    assert "Boxes per class" in result.out
+    demo = tmp_path / "demo"
+    assert (demo / "data.png").stat().st_size > 1000
+    assert len(list((tmp_path / "cache" / "zoo").glob("*.pt"))) == 4  # the pretrained zoo members
+    with sqlite3.connect(demo / "results.sqlite") as db:
+        statuses = db.execute("SELECT kind, status, completions FROM jobs").fetchall()
+        models = {m for (m,) in db.execute("SELECT DISTINCT model FROM ap")}
+    assert sorted(statuses) == sorted([("rank", "done", 1)] * 12 + [("train", "done", 1)] * 6)
+    assert len(models) == 6
+    assert "How well each metric predicted fine-tuned AP50 over 6 models" in result.out  # the table last
+    assert "<img" in (demo / "report.html").read_text()
+    again = cli("demo", "--out", demo, "--smoke", "--device", "cpu")
+    assert again.code == 0 and "(0 jobs run, 18 reused)" in again.out
 
 
 def test_help_keeps_literal_brackets(cli):
