@@ -1,20 +1,38 @@
 """The statistics several metrics share, computed once per feature matrix.
 
 One pass over the features gives the per-class Gram matrices (their sum is the full Gram
-``F^T F``), the class sums and the mean; one symmetric eigendecomposition of ``F^T F`` then serves
+``F^T F``; each one, factorised, gives TransRate's per-class coding rate), the class sums and the
+mean; one symmetric eigendecomposition of ``F^T F`` then serves
 LogME (You et al., ICML 2021), H-score (Bao et al., ICIP 2019), the regularised H-score (Ibrahim et
 al., 2022) and TransRate's total coding rate (Huang et al., ICML 2022), each reduced to O(D) or
-O(D^2 C) work in the eigenbasis. The decompositions run through ``torch.linalg`` (LAPACK from
-MKL in PyTorch's CPU builds, faster here than NumPy's OpenBLAS for these sizes).
+O(D^2 C) work in the eigenbasis (NumPy's LAPACK; faster here than ``torch.linalg`` for D ~ 1000).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
+from threading import Lock
 
 import numpy as np
-import torch
+from scipy.linalg.lapack import dpotrf
+from threadpoolctl import threadpool_limits
+
+
+def class_coding_rate(centred_gram: np.ndarray, n: int, eps: float) -> float:
+    """TransRate's coding rate of one class, 1/2 logdet(I + G / (n eps)), from the Gram matrix of
+    its centred rows, by one Cholesky factorisation (LAPACK ``dpotrf``; LU if not positive
+    definite). Overwrites ``centred_gram``. The matrix is symmetric, so its transpose is the
+    Fortran-ordered array LAPACK wants and no copy is made."""
+    matrix = centred_gram
+    matrix /= n * eps
+    matrix.flat[:: len(matrix) + 1] += 1.0
+    factor, info = dpotrf(matrix.T, lower=1, clean=0, overwrite_a=1)
+    if info == 0:
+        return float(np.log(factor.diagonal()).sum())
+    # not positive definite in floating point: rebuild the lower triangle LAPACK left alone
+    return 0.5 * float(np.linalg.slogdet(np.tril(matrix) + np.tril(matrix, -1).T)[1])
 
 
 @dataclass
@@ -26,33 +44,43 @@ class GramStats:
     counts: np.ndarray  # (C,)
     class_sums: np.ndarray  # (C, D)
     gram: np.ndarray  # (D, D), uncentered
-    class_grams: list[np.ndarray] | None = field(default=None, repr=False)  # of rows minus the global mean
+    rate_eps: float | None = None
+    class_rates: np.ndarray | None = field(default=None, repr=False)  # TransRate's per-class coding rates
 
     @classmethod
-    def of(cls, features: np.ndarray, labels: np.ndarray, class_grams: bool = False) -> GramStats:
+    def of(cls, features: np.ndarray, labels: np.ndarray, rate_eps: float | None = None) -> GramStats:
+        """With ``rate_eps``, also TransRate's per-class coding rates (distortion ``rate_eps``)."""
         n, d = features.shape
         num_classes = int(labels.max()) + 1
         counts = np.bincount(labels, minlength=num_classes)
         one_hot = np.zeros((num_classes, n))
         one_hot[labels, np.arange(n)] = 1.0
         sums = one_hot @ features
-        if class_grams:
-            # one copy of the features grouped by class and centred on the global mean: each class
-            # is a contiguous view whose Gram matrix is what TransRate needs, and their sum plus
-            # n mu mu^T is the uncentred Gram matrix
-            mean = sums.sum(axis=0) / n
-            grouped = features[np.argsort(labels, kind="stable")]
-            grouped -= mean
-            bounds = np.concatenate([[0], np.cumsum(counts)])
-            grams = []
-            gram = np.zeros((d, d))
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-                part = grouped[a:b]
-                grams.append(part.T @ part)  # numpy uses a symmetric rank-k update here
-                gram += grams[-1]
-            gram += n * np.outer(mean, mean)
-            return cls(n, d, counts, sums, gram, grams)
-        return cls(n, d, counts, sums, features.T @ features)
+        if rate_eps is None:
+            return cls(n, d, counts, sums, features.T @ features)
+        # one pass per class over its rows, centred on the global mean (a few MB copied per class):
+        # the class's Gram matrix joins the total (plus n mu mu^T, the uncentred Gram matrix), then
+        # is factorised in place for the class's coding rate. Two classes at a time, each on one
+        # BLAS thread: rank-k updates with k ~ N/C and D x D Choleskys keep two cores busier that
+        # way than one call at a time on two threads.
+        mean = sums.sum(axis=0) / n
+        order = np.argsort(labels, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        gram = n * np.outer(mean, mean)
+        lock = Lock()
+
+        def class_rate(span: tuple[int, int]) -> float:
+            part = features[order[span[0] : span[1]]]
+            part -= mean
+            class_gram = part.T @ part  # numpy uses a symmetric rank-k update here
+            with lock:
+                np.add(gram, class_gram, out=gram)
+            return class_coding_rate(class_gram, span[1] - span[0], rate_eps)
+
+        spans = list(zip(bounds[:-1], bounds[1:], strict=True))
+        with threadpool_limits(1), ThreadPoolExecutor(2) as pool:
+            rates = np.array(list(pool.map(class_rate, spans)))
+        return cls(n, d, counts, sums, gram, rate_eps, rates)
 
     @property
     def mean(self) -> np.ndarray:
@@ -61,7 +89,7 @@ class GramStats:
     @cached_property
     def eigen(self) -> tuple[np.ndarray, np.ndarray]:
         """Eigenvalues (clipped at 0, descending) and eigenvectors of the Gram matrix."""
-        values, vectors = (t.numpy() for t in torch.linalg.eigh(torch.from_numpy(self.gram)))
+        values, vectors = np.linalg.eigh(self.gram)
         return np.clip(values[::-1], 0.0, None), np.ascontiguousarray(vectors[:, ::-1])
 
     @cached_property

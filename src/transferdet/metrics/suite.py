@@ -14,6 +14,7 @@ from transferdet.metrics.hscore import h_score_from, reg_h_score_from
 from transferdet.metrics.lda import sfda
 from transferdet.metrics.leep import leep, nce
 from transferdet.metrics.logme import logme_from, logme_regression_from
+from transferdet.metrics.transrate import EPS as TRANSRATE_EPS
 from transferdet.metrics.transrate import transrate_from
 
 FEATURE_METRICS = ("logme", "h_score", "reg_h_score", "transrate", "sfda", "etran", "gbc")
@@ -49,7 +50,7 @@ def suite(
         raise MetricInputError("leep and nce need a source classifier's probabilities")
     y = as_labels(labels, len(f))
     targets = as_targets(boxes, len(f), "boxes") if boxes is not None else None
-    stats = GramStats.of(f, y, class_grams="transrate" in names)
+    stats = GramStats.of(f, y, rate_eps=TRANSRATE_EPS if "transrate" in names else None)
 
     def tlogme() -> float:
         return 0.5 * (logme_from(stats) + logme_regression_from(stats, f, targets))
