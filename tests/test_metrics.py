@@ -171,3 +171,11 @@ def test_suite_checks_what_it_is_asked(vectors):
         metrics.suite(case["features"], case["labels"], metrics=["leep"])
     with pytest.raises(MetricInputError, match="unknown metric"):
         metrics.suite(case["features"], case["labels"], metrics=["accuracy"])
+
+
+def test_suite_is_bit_identical_run_to_run():
+    # the class pass runs on two threads: its sums must not depend on their timing
+    rng = np.random.default_rng(0)
+    features, labels = rng.normal(size=(3000, 256)), rng.integers(7, size=3000)
+    first = metrics.suite(features, labels, metrics=["logme", "h_score", "transrate"])
+    assert all(metrics.suite(features, labels, metrics=["logme", "h_score", "transrate"]) == first for _ in range(10))
