@@ -7,6 +7,7 @@ and jobs a killed process left ``running`` (a fine-tuning job resumes from its l
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from collections.abc import Callable
@@ -79,15 +80,18 @@ def _error_text(error: BaseException) -> str:
 
 def execute(job: Job, out: str, threads: int | None = None) -> tuple[bool, Any, float]:
     """Run one job, never raising: ``(ok, result or error text, seconds)``. What a worker runs;
-    ``threads`` sets torch's thread count (a Ray worker's default is one)."""
+    ``threads`` sets torch's and the BLAS libraries' thread counts (a Ray worker's default is one)."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     start = time.perf_counter()
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        result = run_job(job, Path(out))
+        # NumPy/SciPy's BLAS too: its thread count can change the last bits of a result
+        with threadpool_limits(threads) if threads else contextlib.nullcontext():
+            result = run_job(job, Path(out))
     except Exception as error:  # a failing job is recorded and the rest go on
         return False, _error_text(error), time.perf_counter() - start
     finally:
