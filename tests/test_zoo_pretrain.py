@@ -41,6 +41,15 @@ def test_pretraining_learns_is_seeded_and_loads_as_a_spec(tmp_path: Path) -> Non
         pretrained = backbone.eval()(image)["c5"]
         random = build_backbone("timm:resnet10t@random").eval()(image)["c5"]
     assert not torch.allclose(pretrained, random)
+    # its 8-way classifier comes along (for LEEP/NCE): on pooled c5 it gives the pretrained model's logits
+    import timm
+
+    full = timm.create_model("resnet10t", num_classes=8)
+    full.load_state_dict(torch.load(path, weights_only=True)["state_dict"])
+    with torch.no_grad():
+        logits = backbone.classifier(pretrained.mean(dim=(2, 3)))
+        torch.testing.assert_close(logits, full.eval()(image))
+    assert logits.shape == (1, 8)
 
 
 def test_pretrain_cli_reuses_the_cached_checkpoint(tmp_path: Path, cli, monkeypatch) -> None:

@@ -166,6 +166,7 @@ def _build_timm(spec: ModelSpec) -> tuple[Backbone, nn.Module, dict[str, str], d
     with torch.device("meta"):
         full = timm.create_model(spec.name, pretrained=False)
     full_shapes = {k: tuple(v.shape) for k, v in full.state_dict().items()}
+    backbone.__dict__["head_name"] = _timm_linear_head(full, backbone)
     by_norm = {_normalised(k): k for k in full_shapes}
     feature_keys = list(features.state_dict())
     to_full = {}
@@ -174,6 +175,32 @@ def _build_timm(spec: ModelSpec) -> tuple[Backbone, nn.Module, dict[str, str], d
             raise TransferdetError(f"{spec.arch}: cannot relate feature key {key} to the model's names")
         to_full[key] = by_norm[_normalised(key)]
     return backbone, features, to_full, full_shapes
+
+
+def _timm_linear_head(full: nn.Module, backbone: Backbone) -> str | None:
+    """The name of a timm model's classifier when it is one linear layer on average-pooled c5
+    (ResNets, ConvNeXts, ...; not MobileNetV3, whose head has a convolution first)."""
+    name = (getattr(full, "pretrained_cfg", None) or {}).get("classifier")
+    classifier = full.get_classifier() if hasattr(full, "get_classifier") else None
+    channels = backbone.channels.get("c5")
+    if not isinstance(name, str) or not isinstance(classifier, nn.Linear) or classifier.in_features != channels:
+        return None
+    head = getattr(full, "head", None)
+    if head is not None and not isinstance(head, nn.Linear) and any(isinstance(m, nn.Conv2d) for m in head.modules()):
+        return None
+    return name
+
+
+def _checkpoint_head(tensors: dict[str, torch.Tensor], name: str, channels: int) -> nn.Linear | None:
+    """A linear classifier ``name`` from checkpoint tensors, whatever its number of classes."""
+    weight, bias = tensors.get(f"{name}.weight"), tensors.get(f"{name}.bias")
+    if weight is None or bias is None or weight.ndim != 2 or weight.shape[1] != channels:
+        return None
+    linear = nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        linear.weight.copy_(weight.float())
+        linear.bias.copy_(bias.float())
+    return linear.eval()
 
 
 # --- torchvision ----------------------------------------------------------------------------------
@@ -340,6 +367,9 @@ def build_backbone(spec: ModelSpec | str, strict: bool = True) -> Backbone:
         architecture.assign(loaded)
         if architecture.head is not None and all(f"{architecture.head[0]}{p}" in loaded for p in ("weight", "bias")):
             backbone.__dict__["classifier"] = architecture.head[1].eval()
+        elif backbone.__dict__.get("head_name"):  # a timm classifier, with however many classes it was trained for
+            tensors, _ = _checkpoint_tensors(spec.checkpoint)
+            backbone.__dict__["classifier"] = _checkpoint_head(tensors, backbone.head_name, backbone.channels["c5"])
     backbone.spec = spec
     return backbone
 
