@@ -65,3 +65,32 @@ def test_no_positives_give_a_zero_that_still_backpropagates():
     loss = softmax_distillation(empty, torch.zeros(0, 4)) + sigmoid_distillation(empty[:, 1:], torch.zeros(0, 4))
     loss.backward()
     assert loss.item() == 0.0
+
+
+def test_teacher_learns_the_box_classes(synthetic, tmp_path, cli):
+    import json
+
+    result = cli(
+        "distill", "teacher", "--data", synthetic, "--arch", "timm:resnet10t", "--out", tmp_path / "teacher",
+        "--crop-size", 32, "--epochs", 10, "--flip", 0, "--device", "cpu",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    record = json.loads((tmp_path / "teacher" / "teacher.json").read_text())
+    assert record["classes"] == [str(d) for d in range(10)] and record["test_split"] == "test"
+    assert record["accuracy"] > 0.3  # 10 digits: chance is 0.1
+    assert f"crop accuracy {record['accuracy']:.3f}" in result.out
+    state = torch.load(tmp_path / "teacher" / "teacher.pt", weights_only=True)
+    assert state["state_dict"]["fc.weight"].shape == (10, 512)
+
+
+def test_box_crop_adds_the_context_margin():
+    import numpy as np
+    from PIL import Image
+
+    from transferdet.train.teacher import box_crop
+
+    image = Image.fromarray(np.zeros((100, 100, 3), dtype=np.uint8))
+    image.paste((255, 255, 255), (40, 40, 60, 60))  # a white 20 x 20 box
+    patch = box_crop(image, np.array([40.0, 40.0, 60.0, 60.0]), margin=0.5, size=40)
+    assert patch.shape == (3, 40, 40)
+    assert patch[:, 20, 20].min() == 255 and patch[:, 2, 2].max() == 0  # box in the middle, context around it

@@ -11,6 +11,7 @@ from transferdet import __version__
 from transferdet.cli.bench_commands import bench, report
 from transferdet.cli.data_commands import app as data_app
 from transferdet.cli.demo import demo
+from transferdet.cli.distill_commands import app as distill_app
 from transferdet.cli.rank_command import rank
 from transferdet.cli.train_commands import eval_, predict, train
 from transferdet.cli.zoo_commands import app as zoo_app
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(zoo_app, name="zoo")
+app.add_typer(distill_app, name="distill")
 app.command()(rank)
 app.command()(train)
 app.command("eval")(eval_)
