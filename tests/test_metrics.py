@@ -179,3 +179,15 @@ def test_suite_is_bit_identical_run_to_run():
     features, labels = rng.normal(size=(3000, 256)), rng.integers(7, size=3000)
     first = metrics.suite(features, labels, metrics=["logme", "h_score", "transrate"])
     assert all(metrics.suite(features, labels, metrics=["logme", "h_score", "transrate"]) == first for _ in range(10))
+
+
+def test_transrate_falls_back_to_lu_on_the_original_matrix(monkeypatch):
+    # a class matrix that is not positive definite in floating point: dpotrf has overwritten part
+    # of it by then, so the fallback must start again from the class's rows
+    from transferdet.metrics import gram
+
+    rng = np.random.default_rng(1)
+    features, labels = rng.normal(size=(400, 32)), rng.integers(3, size=400)
+    expected = metrics.transrate(features, labels)
+    monkeypatch.setattr(gram, "dpotrf", lambda a, **kwargs: (a.__imul__(0.0), 1))  # destroys, fails
+    assert metrics.transrate(features, labels) == pytest.approx(expected, rel=1e-9)

@@ -19,19 +19,24 @@ from scipy.linalg.lapack import dpotrf
 from threadpoolctl import threadpool_limits
 
 
-def class_coding_rate(centred_gram: np.ndarray, n: int, eps: float) -> float:
+def class_coding_rate(centred_gram: np.ndarray, n: int, eps: float) -> float | None:
     """TransRate's coding rate of one class, 1/2 logdet(I + G / (n eps)), from the Gram matrix of
-    its centred rows, by one Cholesky factorisation (LAPACK ``dpotrf``; LU if not positive
-    definite). Overwrites ``centred_gram``. The matrix is symmetric, so its transpose is the
+    its centred rows, by one Cholesky factorisation (LAPACK ``dpotrf``). Overwrites
+    ``centred_gram``; None when the matrix is not positive definite in floating point (the caller
+    then takes the log-determinant by LU). The matrix is symmetric, so its transpose is the
     Fortran-ordered array LAPACK wants and no copy is made."""
     matrix = centred_gram
     matrix /= n * eps
     matrix.flat[:: len(matrix) + 1] += 1.0
     factor, info = dpotrf(matrix.T, lower=1, clean=0, overwrite_a=1)
-    if info == 0:
-        return float(np.log(factor.diagonal()).sum())
-    # not positive definite in floating point: rebuild the lower triangle LAPACK left alone
-    return 0.5 * float(np.linalg.slogdet(np.tril(matrix) + np.tril(matrix, -1).T)[1])
+    return float(np.log(factor.diagonal()).sum()) if info == 0 else None
+
+
+def _coding_rate_by_lu(rows: np.ndarray, eps: float) -> float:
+    """The same rate by LU (``slogdet``), as the reference computes it."""
+    matrix = rows.T @ rows / (len(rows) * eps)
+    matrix.flat[:: len(matrix) + 1] += 1.0
+    return 0.5 * float(np.linalg.slogdet(matrix)[1])
 
 
 @dataclass
@@ -77,7 +82,8 @@ class GramStats:
                 part -= mean
                 class_gram = part.T @ part  # numpy uses a symmetric rank-k update here
                 total += class_gram
-                rates[c] = class_coding_rate(class_gram, stop - start, rate_eps)
+                rate = class_coding_rate(class_gram, stop - start, rate_eps)
+                rates[c] = rate if rate is not None else _coding_rate_by_lu(part, rate_eps)
             return total
 
         with threadpool_limits(1), ThreadPoolExecutor(2) as pool:

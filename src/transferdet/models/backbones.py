@@ -196,7 +196,7 @@ def _checkpoint_head(tensors: dict[str, torch.Tensor], name: str, channels: int)
     weight, bias = tensors.get(f"{name}.weight"), tensors.get(f"{name}.bias")
     if weight is None or bias is None or weight.ndim != 2 or weight.shape[1] != channels:
         return None
-    linear = nn.Linear(weight.shape[1], weight.shape[0])
+    linear = torch.nn.utils.skip_init(nn.Linear, weight.shape[1], weight.shape[0])  # no draw from the global RNG
     with torch.no_grad():
         linear.weight.copy_(weight.float())
         linear.bias.copy_(bias.float())
