@@ -8,7 +8,8 @@ Every ground-truth box is one sample:
 
 Images are resized so that their longer side is ``image_size`` (aspect kept), normalised as the
 weights expect, and run in batches without gradients. Labels are the boxes' classes; regression
-targets are the box coordinates divided by the image width and height.
+targets are the box coordinates divided by the image width and height. How a layer turns boxes into
+vectors (backbone stages, FPN levels, fpn_ms, fc7) is in :mod:`transferdet.transfer.poolers`.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ from torchvision.transforms.v2 import functional as F
 from transferdet.data.dataset import ImageRecord
 from transferdet.errors import TransferdetError
 from transferdet.models.backbones import Backbone
-from transferdet.transfer.poolers import ROI_SIZE, make_pooler
+from transferdet.transfer.poolers import make_pooler
 
 FEATURE_KINDS = ("local", "global")
-__all__ = ["ROI_SIZE", "BoxFeatures", "extract_box_features", "sample_records"]
 
 
 @dataclass
