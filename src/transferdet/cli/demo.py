@@ -86,7 +86,7 @@ def demo(
     well every transferability metric predicted the fine-tuned AP (about 6 minutes on 2 CPU cores
     from a cold cache; re-running reuses what is done).
 
-    Writes OUT/data (the target dataset, COCO), OUT/data.png, OUT/bench.yaml, OUT/results.sqlite,
+    Writes OUT/data-... (the target dataset, COCO), OUT/data.png, OUT/bench.yaml, OUT/results.sqlite,
     OUT/runs/, OUT/report.html and OUT/report.md.
     """
     from transferdet.bench.config import load_config
@@ -101,9 +101,10 @@ def demo(
     out.mkdir(parents=True, exist_ok=True)
     models = build_zoo(device, smoke)
 
-    data_dir = out / "data"
     target = SynthConfig(seed=seed, **{**TARGET, **(SMOKE_TARGET if smoke else {})})
-    if not (data_dir / "annotations.json").is_file() and not data_dir.exists():
+    # named by its settings: a re-run with other settings draws (and benchmarks) a new dataset
+    data_dir = out / f"data-{target.source}-{target.images}x{target.size}px-seed{seed}"
+    if not data_dir.exists():  # written atomically: present means complete
         with progress_bar(transient=True) as bar:
             task = bar.add_task(f"drawing {target.source}", total=target.images)
             dataset = synthesize(target, data_dir, progress=lambda n: bar.update(task, completed=n))
@@ -112,7 +113,7 @@ def demo(
 
     config_path = out / "bench.yaml"
     config = {
-        "datasets": [{"name": f"synthetic-{target.source}", "path": "data"}],
+        "datasets": [{"name": f"synthetic-{target.source}", "path": data_dir.name}],
         "models": models,
         "detector": "fcos",
         "recipe": "quick",
