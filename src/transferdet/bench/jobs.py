@@ -62,7 +62,7 @@ def _job(definition: dict, dataset: str, model: str, trial: int | None, layer: s
     # the device does not change what a job computes: keep it out of the identity
     identity = {k: v for k, v in definition.items() if k != "device"}
     digest = config_hash(identity)
-    return Job(digest, definition["kind"], dataset, model, trial, layer, features, digest, definition)
+    return Job(digest, definition["kind"], dataset, model, trial, layer, features, definition)
 
 
 def run_dir(bench_dir: Path, job: Job) -> Path:

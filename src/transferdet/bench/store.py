@@ -58,6 +58,10 @@ CREATE TABLE IF NOT EXISTS ap (
     value REAL,
     PRIMARY KEY (job_id, key)
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL            -- JSON
+);
 """
 
 STORE_FILE = "results.sqlite"
@@ -74,8 +78,12 @@ class Job:
     trial: int | None
     layer: str | None
     features: str | None
-    config_hash: str
     definition: dict[str, Any]
+
+    @property
+    def config_hash(self) -> str:
+        """A job is identified by the hash of its definition."""
+        return self.id
 
 
 class Store:
@@ -85,6 +93,7 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = sqlite3.connect(path, timeout=60)
+        self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
         self._db.commit()
@@ -127,7 +136,7 @@ class Store:
 
     def status(self, job_ids: list[str]) -> dict[str, str]:
         rows = self._db.execute(f"SELECT id, status FROM jobs WHERE id IN ({','.join('?' * len(job_ids))})", job_ids)
-        return dict(rows.fetchall())
+        return {row["id"]: row["status"] for row in rows}
 
     def started(self, job_id: str) -> None:
         with self._transaction() as db:
@@ -171,16 +180,12 @@ class Store:
 
     def jobs(self, job_ids: list[str] | None = None) -> list[dict[str, Any]]:
         """Job rows (all, or those in ``job_ids``) as dicts."""
-        self._db.row_factory = sqlite3.Row
-        try:
-            if job_ids is None:
-                rows = self._db.execute("SELECT * FROM jobs ORDER BY rowid").fetchall()
-            else:
-                marks = ",".join("?" * len(job_ids))
-                rows = self._db.execute(f"SELECT * FROM jobs WHERE id IN ({marks}) ORDER BY rowid", job_ids).fetchall()
-            return [dict(r) for r in rows]
-        finally:
-            self._db.row_factory = None
+        if job_ids is None:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY rowid")
+        else:
+            marks = ",".join("?" * len(job_ids))
+            rows = self._db.execute(f"SELECT * FROM jobs WHERE id IN ({marks}) ORDER BY rowid", job_ids)
+        return [dict(r) for r in rows]
 
     def scores(self, job_ids: list[str] | None = None) -> list[dict[str, Any]]:
         return self._rows("scores", job_ids)
@@ -189,24 +194,19 @@ class Store:
         return self._rows("ap", job_ids)
 
     def _rows(self, table: str, job_ids: list[str] | None) -> list[dict[str, Any]]:
-        self._db.row_factory = sqlite3.Row
-        try:
-            query = f"SELECT t.* FROM {table} t JOIN jobs j ON j.id = t.job_id WHERE j.status = 'done'"
-            if job_ids is None:
-                rows = self._db.execute(query + " ORDER BY t.rowid").fetchall()
-            else:
-                marks = ",".join("?" * len(job_ids))
-                rows = self._db.execute(query + f" AND t.job_id IN ({marks}) ORDER BY t.rowid", job_ids).fetchall()
-            return [dict(r) for r in rows]
-        finally:
-            self._db.row_factory = None
+        """Rows of ``table`` whose job is done (all, or those of ``job_ids``)."""
+        query = f"SELECT t.* FROM {table} t JOIN jobs j ON j.id = t.job_id WHERE j.status = 'done'"
+        if job_ids is None:
+            rows = self._db.execute(query + " ORDER BY t.rowid")
+        else:
+            marks = ",".join("?" * len(job_ids))
+            rows = self._db.execute(query + f" AND t.job_id IN ({marks}) ORDER BY t.rowid", job_ids)
+        return [dict(r) for r in rows]
 
     def set_meta(self, key: str, value: Any) -> None:
         with self._transaction() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, default=str)))
 
     def meta(self, key: str) -> Any:
-        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])

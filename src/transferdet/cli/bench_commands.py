@@ -6,13 +6,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
+from transferdet.bench.store import Job
 from transferdet.cli.common import err_console, out_console, progress_bar
 
 CONFIG_HELP = """CONFIG.yaml keys: datasets (paths, or {name, path, format}), models (specs, or {name, spec}),
 detector, recipe, recipe_overrides, trials, seed, metrics, layers, features, image_size,
-max_images, max_boxes_per_class, target (AP, AP50 or AP75). Relative paths are taken from the
+max_images, max_boxes_per_class, target (AP, AP50 or AP75), threads_per_job (torch and BLAS
+threads per job; on Ray also the CPUs each job reserves). Relative paths are taken from the
 config file's folder."""
 
 
@@ -50,6 +53,22 @@ def correlation_console_table(bench_dir: Path) -> Table:
     return table
 
 
+def job_progress(bar: Progress, task: TaskID):  # noqa: ANN201
+    """A runner callback that shows the running job on ``bar`` and prints failures."""
+
+    def on_job(event: str, job: Job, detail: str) -> None:
+        if event == "start":
+            verb = "ranking" if job.kind == "rank" else "fine-tuning"
+            where = f"{job.layer}, " if job.layer else f"trial {job.trial}, "
+            bar.update(task, description=f"{verb} {job.model} ({where}{job.dataset})")
+            return
+        bar.advance(task)
+        if event == "failed":
+            err_console.print(f"[red]failed[/]: {job.kind} {job.model} on {job.dataset}: {detail}")
+
+    return on_job
+
+
 def bench(
     config: Annotated[Path, typer.Argument(help="The benchmark's CONFIG.yaml (see below).", metavar="CONFIG.yaml")],
     out: Annotated[Path, typer.Option(help="Folder for the store (results.sqlite), runs and report.")],
@@ -70,21 +89,8 @@ def bench(
 
     settings = load_config(config)
     with progress_bar() as bar:
-        task = bar.add_task("bench jobs", total=None)
-        counts = {"done": 0}
-
-        def on_job(event: str, job, detail: str) -> None:  # noqa: ANN001
-            what = f"{job.kind} {job.model} on {job.dataset}" + (f" trial {job.trial}" if job.trial is not None else "")
-            if event == "start":
-                bar.update(task, description=what)
-            elif event == "done":
-                counts["done"] += 1
-                bar.advance(task)
-            else:
-                bar.advance(task)
-                err_console.print(f"[red]failed[/]: {what}: {detail}")
-
-        bar.update(task, total=jobs_to_run(settings, out, device))
+        task = bar.add_task("bench jobs", total=jobs_to_run(settings, out, device))
+        on_job = job_progress(bar, task)
         outcome = run_bench(settings, out, executor, address, device, on_job)
     err_console.print(
         f"{outcome.planned} jobs: {outcome.skipped} already done, {outcome.ran} run now, {len(outcome.failed)} failed"

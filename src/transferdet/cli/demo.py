@@ -92,7 +92,7 @@ def demo(
     from transferdet.bench.config import load_config
     from transferdet.bench.report import build_report
     from transferdet.bench.runner import jobs_to_run, run_bench
-    from transferdet.cli.bench_commands import correlation_console_table
+    from transferdet.cli.bench_commands import correlation_console_table, job_progress
     from transferdet.data.show import render_grid, save_grid
     from transferdet.data.synthetic import SynthConfig, synthesize
 
@@ -129,16 +129,7 @@ def demo(
     settings = load_config(config_path)
     with progress_bar() as bar:
         task = bar.add_task("bench", total=jobs_to_run(settings, out, device))
-
-        def on_job(event: str, job, detail: str) -> None:  # noqa: ANN001
-            if event == "start":
-                verb = "ranking" if job.kind == "rank" else "fine-tuning"
-                bar.update(task, description=f"{verb} {job.model}" + (f" ({job.layer})" if job.layer else ""))
-            else:
-                bar.advance(task)
-                if event == "failed":
-                    err_console.print(f"[red]failed[/]: {job.kind} {job.model}: {detail}")
-
+        on_job = job_progress(bar, task)
         outcome = run_bench(settings, out, "local", None, device, on_job)
     md, page = build_report(out)
     out_console.print(correlation_console_table(out))
