@@ -58,8 +58,18 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.000"
 
 
-def _png(figure) -> str:  # noqa: ANN001
+def _pyplot():  # noqa: ANN202
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(figure) -> str:  # noqa: ANN001
+    plt = _pyplot()
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -78,10 +88,7 @@ def _models(data: ReportData) -> list[str]:
 
 def scatter_plot(data: ReportData, dataset: str, layer: str, features: str) -> str | None:
     """Score vs mean AP, one panel per metric, points named by model, error bars = std over trials."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     ap = ap_summary(data.ap, data.target)
@@ -96,9 +103,7 @@ def scatter_plot(data: ReportData, dataset: str, layer: str, features: str) -> s
     rows = math.ceil(len(metrics) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.5 * rows), squeeze=False)
     kendall = {
-        (c.metric): c.kendall
-        for c in data.correlations
-        if (c.dataset, c.layer, c.features) == (dataset, layer, features)
+        c.metric: c.kendall for c in data.correlations if (c.dataset, c.layer, c.features) == (dataset, layer, features)
     }
     for axis, metric in zip(axes.flat, metrics, strict=False):
         models = [m for m in by_metric[metric] if (dataset, m) in ap]
@@ -123,10 +128,7 @@ def scatter_plot(data: ReportData, dataset: str, layer: str, features: str) -> s
 
 def ap_plot(data: ReportData, dataset: str) -> str | None:
     """Mean fine-tuned AP per model with std over trials as error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     ap = ap_summary(data.ap, data.target)
     models = [m for m in _models(data) if (dataset, m) in ap]
@@ -146,10 +148,7 @@ def ap_plot(data: ReportData, dataset: str) -> str | None:
 
 def heatmap_plot(data: ReportData, dataset: str) -> str | None:
     """Kendall tau per metric (rows) and layer/features (columns)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     rows = [c for c in data.correlations if c.dataset == dataset]
     if not rows:
