@@ -310,7 +310,12 @@ def _train(
             ).encode(),
         )
     data = SeededAugmentation(
-        TorchDetectionDataset(train_records, training_transforms(recipe.flip), label_offset=model.label_offset),
+        TorchDetectionDataset(
+            train_records,
+            training_transforms(recipe.flip),
+            with_masks=model.detector_config.kind == "mask_rcnn_fpn",
+            label_offset=model.label_offset,
+        ),
         job.seed,
     )
     loader = torch.utils.data.DataLoader(
