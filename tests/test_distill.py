@@ -94,3 +94,145 @@ def test_box_crop_adds_the_context_margin():
     patch = box_crop(image, np.array([40.0, 40.0, 60.0, 60.0]), margin=0.5, size=40)
     assert patch.shape == (3, 40, 40)
     assert patch[:, 20, 20].min() == 255 and patch[:, 2, 2].max() == 0  # box in the middle, context around it
+
+
+def test_crops_of_many_boxes_in_any_image_order_equal_one_crop_at_a_time():
+    torch.manual_seed(3)
+    maps = torch.rand(3, 2, 16, 16)
+    boxes = torch.tensor([[0.0, 0.0, 8.0, 8.0], [2.0, 3.0, 15.0, 9.0], [4.0, 4.0, 12.0, 16.0], [1.0, 5.0, 6.0, 7.0]])
+    index = torch.tensor([2, 0, 2, 1])
+    together = crop(maps, boxes, index, (16, 16), 5)
+    for row in range(len(boxes)):
+        alone = crop(maps, boxes[row : row + 1], index[row : row + 1], (16, 16), 5)
+        torch.testing.assert_close(together[row], alone[0])
+
+
+class EchoTeacher:
+    """A stand-in teacher whose logits spell out the box and its image: row = (x1, y1, x2, y2,
+    sum of the image's pixels, 0, ...), so a test can see which box each positive was matched to."""
+
+    def __init__(self, classes):
+        self.classes = classes
+
+    def crop_logits(self, image, boxes):
+        pad = torch.zeros(len(boxes), len(self.classes) - 5)
+        return torch.cat([boxes, image.sum().expand(len(boxes), 1), pad], dim=1)
+
+    def stem_features(self, images):
+        return images
+
+
+REGRESSION_OUTPUT = {
+    "fcos": lambda m: m.head.regression_head.bbox_reg,
+    "retinanet": lambda m: m.head.regression_head.bbox_reg,
+    "ssd": lambda m: m.head.regression_head.module_list,
+    "faster_rcnn_fpn": lambda m: m.roi_heads.box_predictor.bbox_pred,
+    "mask_rcnn_fpn": lambda m: m.roi_heads.box_predictor.bbox_pred,
+}
+CLASS_OUTPUT = {
+    "fcos": lambda m: m.head.classification_head.cls_logits,
+    "retinanet": lambda m: m.head.classification_head.cls_logits,
+    "ssd": lambda m: m.head.classification_head.module_list,
+    "faster_rcnn_fpn": lambda m: m.roi_heads.box_predictor.cls_score,
+    "mask_rcnn_fpn": lambda m: m.roi_heads.box_predictor.cls_score,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REGRESSION_OUTPUT))
+def test_each_detector_family_distils_on_its_own_positives(kind, synthetic):
+    """The terms are added to the detector's losses; each positive is compared with the teacher's
+    logits of the very box (and image) it is matched to; the localization term's gradient reaches
+    the box regression outputs and not the classifier, the classification term's the classifier."""
+    from pathlib import Path
+
+    from transferdet.data import formats
+    from transferdet.data.transforms import TorchDetectionDataset, collate_detection
+    from transferdet.models.backbones import build_backbone
+    from transferdet.models.detectors import SOFTMAX_DETECTORS, DetectorConfig, build_detector
+    from transferdet.train.distiller import Distiller, DistillSettings
+    from transferdet.train.engine import training_transforms
+
+    dataset = formats.read(synthetic)
+    torch.manual_seed(0)
+    config = DetectorConfig(kind, len(dataset.classes), min_size=128, max_size=128, fpn_channels=32)
+    model = build_detector(build_backbone("timm:resnet10t"), config).train()
+    data = TorchDetectionDataset(
+        dataset.records("train")[:2],
+        training_transforms(0.0),
+        with_masks=kind == "mask_rcnn_fpn",
+        label_offset=model.label_offset,
+    )
+    images, targets = collate_detection([data[0], data[1]])  # 128 px: the detector does not resize
+    distiller = Distiller(model, EchoTeacher(dataset.classes), DistillSettings(Path("unused")), dataset.classes)
+    seen = {}
+    plain_terms = distiller.terms
+
+    def terms(student, teacher, predicted, target, index, softmax):
+        seen.update(student=student, teacher=teacher, target=target, index=index, softmax=softmax)
+        return plain_terms(student, teacher, predicted, target, index, softmax)
+
+    distiller.terms = terms
+    distiller.install()
+    distiller.annotate(images, targets)
+    losses = model(images, targets)
+    assert {"distill_cls", "distill_loc"} <= set(losses)
+    assert all(torch.isfinite(losses[k]) and losses[k] > 0 for k in ("distill_cls", "distill_loc"))
+    rows = len(seen["teacher"])
+    assert rows > 0 and seen["softmax"] == (kind in SOFTMAX_DETECTORS)
+    assert seen["student"].shape == (rows, len(dataset.classes) + model.label_offset)
+    torch.testing.assert_close(seen["teacher"][:, :4], seen["target"])
+    image_sums = torch.stack([image.sum() for image in images])
+    torch.testing.assert_close(seen["teacher"][:, 4], image_sums[seen["index"]])
+    for row, image in zip(seen["target"], seen["index"], strict=True):
+        assert (targets[image]["boxes"] == row).all(dim=1).any()  # one of that image's boxes
+
+    def grad_norm(loss, module):
+        grads = torch.autograd.grad(loss, list(module.parameters()), retain_graph=True, allow_unused=True)
+        return sum(float(g.abs().sum()) for g in grads if g is not None)
+
+    regression, classifier = REGRESSION_OUTPUT[kind](model), CLASS_OUTPUT[kind](model)
+    assert grad_norm(losses["distill_loc"], regression) > 0
+    assert grad_norm(losses["distill_loc"], classifier) == 0
+    assert grad_norm(losses["distill_cls"], classifier) > 0
+    distiller.remove()
+    assert set(model(images, targets)) == set(losses) - {"distill_cls", "distill_loc"}
+
+
+def test_train_distill_from_a_teacher_folder(synthetic, tmp_path, cli):
+    import json
+    import shutil
+
+    from transferdet.train.teacher import TeacherConfig, train_teacher
+
+    train_teacher(synthetic, TeacherConfig("timm:resnet10t", crop_size=32, epochs=1, flip=0.0), tmp_path / "teacher")
+    common = ("--data", synthetic, "--backbone", "timm:resnet10t", "--detector", "fcos", "--device", "cpu")
+    run = tmp_path / "run"
+    result = cli(
+        "train", *common, "--out", run, "--set", "iterations=2", "--set", "eval_every=0",
+        "--distill-from", tmp_path / "teacher", "--distill-cls-weight", 0.5, "--distill-temperature", 3,
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    lines = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert all(line["distill_cls"] > 0 and line["distill_loc"] > 0 for line in lines)
+    recorded = json.loads((run / "recipe.json").read_text())["job"]["distill"]
+    assert recorded == {"teacher": str(tmp_path / "teacher"), "cls_weight": 0.5, "loc_weight": 0.15, "temperature": 3.0}
+
+    other = tmp_path / "other-teacher"
+    shutil.copytree(tmp_path / "teacher", other)
+    record = json.loads((other / "teacher.json").read_text())
+    (other / "teacher.json").write_text(json.dumps({**record, "classes": list("abcdefghij")}))
+    result = cli("train", *common, "--out", tmp_path / "bad", "--distill-from", other)
+    assert result.code == 2 and "the teacher's classes ['a', 'b', 'c'," in result.err and "differ from" in result.err
+    (other / "teacher.json").write_text(json.dumps({**record, "classes": ["a", "b"]}))
+    result = cli("train", *common, "--out", tmp_path / "bad", "--distill-from", other)
+    assert (
+        result.code == 2
+        and "teacher.pt: does not fit" in result.err
+        and "(timm:resnet10t with 2 classes)" in result.err
+    )
+    result = cli("train", *common, "--out", tmp_path / "bad", "--distill-from", tmp_path / "nowhere")
+    assert result.code == 2 and "nowhere/teacher.pt: missing" in result.err
+    result = cli("train", *common, "--out", tmp_path / "bad", "--distill-from", tmp_path / "teacher",
+                 "--distill-temperature", 0)  # fmt: skip
+    assert result.code == 2 and "--distill-temperature must be > 0" in result.err
+    assert not (tmp_path / "bad").exists()  # nothing written for a bad teacher

@@ -59,6 +59,19 @@ def train(
         bool, typer.Option("--resume", help="Continue the run(s) in --out from their checkpoints.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final metrics as one JSON object.")] = False,
+    distill_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Distil a classification teacher (a `transferdet distill teacher` folder) into the detector."
+        ),
+    ] = None,
+    distill_cls_weight: Annotated[
+        float, typer.Option(help="Weight of the classification distillation term (KL on positives).")
+    ] = 0.4,
+    distill_loc_weight: Annotated[
+        float, typer.Option(help="Weight of the localization distillation term (L1 of crops).")
+    ] = 0.15,
+    distill_temperature: Annotated[float, typer.Option(help="Softmax temperature of the distillation.")] = 2.0,
     format: FormatOption = InputFormat.auto,
     images: ImagesOption = None,
     annotations: AnnotationsOption = None,
@@ -69,6 +82,7 @@ def train(
 
     from transferdet.atomic import atomic_write_bytes
     from transferdet.data.formats.base import load_yaml
+    from transferdet.train.distiller import DistillSettings
     from transferdet.train.engine import TrainJob
     from transferdet.train.engine import train as run_training
     from transferdet.train.recipes import load_recipe
@@ -87,10 +101,26 @@ def train(
         err_console.print(settings.model_dump_json(exclude_none=True))
     device = default_device(device)
     options = read_options(images, annotations, csv_columns, class_name)
+    distill = (
+        None
+        if distill_from is None
+        else DistillSettings(distill_from, distill_cls_weight, distill_loc_weight, distill_temperature)
+    )
     results = []
     for trial in range(trials):
         folder = out if trials == 1 else out / f"trial-{trial}"
-        job = TrainJob(data, backbone, detector, settings, folder, seed + trial, device, format.value, options=options)
+        job = TrainJob(
+            data,
+            backbone,
+            detector,
+            settings,
+            folder,
+            seed + trial,
+            device,
+            format.value,
+            options=options,
+            distill=distill,
+        )
         with progress_bar(disable=not main) as bar:
             task = bar.add_task(f"train {'' if trials == 1 else f'trial {trial} '}loss ?", total=None)
 

@@ -65,7 +65,10 @@ def sigmoid_distillation(
 
 def crop(maps: torch.Tensor, boxes: torch.Tensor, image_index: torch.Tensor, image_size: tuple[int, int], size: int):
     """Crops (P, C, size, size) of ``maps`` (N, C, h, w covering images of ``image_size`` = (H, W))
-    at ``boxes`` (P, 4, x1 y1 x2 y2 in image pixels), bilinear and differentiable in the boxes."""
+    at ``boxes`` (P, 4, x1 y1 x2 y2 in image pixels), bilinear and differentiable in the boxes.
+
+    Each image's crops are sampled in one call from that image alone (its sampling grids stacked),
+    so the maps are never copied once per box."""
     height, width = image_size
     x1, y1, x2, y2 = boxes.unbind(dim=1)
     theta = torch.zeros(len(boxes), 2, 3, dtype=maps.dtype, device=maps.device)
@@ -74,7 +77,16 @@ def crop(maps: torch.Tensor, boxes: torch.Tensor, image_index: torch.Tensor, ima
     theta[:, 1, 1] = (y2 - y1) / height
     theta[:, 1, 2] = (y1 + y2) / height - 1
     grid = F.affine_grid(theta, [len(boxes), maps.shape[1], size, size], align_corners=False)
-    return F.grid_sample(maps[image_index], grid, mode="bilinear", align_corners=False)
+    pieces, order = [], []
+    for image in image_index.unique().tolist():
+        chosen = (image_index == image).nonzero().squeeze(1)
+        stacked = grid[chosen].reshape(1, len(chosen) * size, size, 2)
+        sampled = F.grid_sample(maps[image : image + 1], stacked, mode="bilinear", align_corners=False)
+        pieces.append(sampled.view(maps.shape[1], len(chosen), size, size).transpose(0, 1))
+        order.append(chosen)
+    position = torch.empty_like(image_index)
+    position[torch.cat(order)] = torch.arange(len(boxes), device=boxes.device)
+    return torch.cat(pieces)[position]
 
 
 def localization_distillation(

@@ -37,6 +37,7 @@ from transferdet.models.anchors import auto_anchors, resized_box_shapes, ssd_sca
 from transferdet.models.backbones import build_backbone
 from transferdet.models.detectors import DetectorConfig, build_detector
 from transferdet.train import distributed
+from transferdet.train.distiller import Distiller, DistillSettings, Teacher
 from transferdet.train.recipes import Recipe
 from transferdet.train.sampling import SeededAugmentation, StreamBatchSampler
 
@@ -57,6 +58,7 @@ class TrainJob:
     train_split: str | None = None
     test_split: str | None = None
     options: ReadOptions = field(default_factory=ReadOptions)
+    distill: DistillSettings | None = None  # classifier-to-detector distillation from a teacher
 
 
 def training_transforms(flip: float) -> v2.Compose:
@@ -280,11 +282,17 @@ def _train(
         raise TransferdetError(f"{checkpoint_path}: no checkpoint to resume from")
     if not resume and checkpoint_path.exists():
         raise TransferdetError(f"{out}: holds a run already (pass --resume to continue it, or another --out)")
-    out.mkdir(parents=True, exist_ok=True)
+    # the teacher first: a bad teacher folder fails before anything is written, and building it
+    # does not shift the random state that build_model seeds
+    teacher = None if job.distill is None else Teacher(job.distill.teacher, job.device)
     model = build_model(job, dataset, train_records).to(job.device)
+    distiller = None if teacher is None else Distiller(model, teacher, job.distill, dataset.classes)
+    out.mkdir(parents=True, exist_ok=True)
     net = torch.nn.parallel.DistributedDataParallel(model) if group.active else model
     optimizer = _optimizer(recipe, model, group.world)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
+    if distiller is not None:
+        distiller.install()
     total = total_iterations(recipe, len(train_records))
     start, plateau = 0, {"best": -1.0, "bad": 0, "factor": 1.0}
     log_mode = "w"
@@ -299,7 +307,8 @@ def _train(
             _truncate_log(out / "log.jsonl", start)
     elif group.main:
         job_record = {
-            **{k: str(v) for k, v in asdict(job).items() if k not in ("recipe", "options")},
+            **{k: str(v) for k, v in asdict(job).items() if k not in ("recipe", "options", "distill")},
+            "distill": None if job.distill is None else {**asdict(job.distill), "teacher": str(job.distill.teacher)},
             "iterations": total,
         }
         atomic_write_bytes(
@@ -352,6 +361,8 @@ def _train(
             model.train()
             images = [image.to(job.device) for image in images]
             targets = [{k: (v.to(job.device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
+            if distiller is not None:
+                distiller.annotate(images, targets)
             with torch.autocast("cuda", enabled=scaler.is_enabled()):
                 losses = net(images, targets)
             loss = sum(losses.values())
@@ -405,6 +416,8 @@ def _train(
                 last_good = iteration
     if board is not None:
         board.close()
+    if distiller is not None:
+        distiller.remove()
     metrics: dict[str, Any] = {"iterations": total, "world_size": group.world}
     if test_split is not None:
         metrics.update(evaluate(model, dataset, test_split, job.device, group))
