@@ -1,4 +1,5 @@
-"""``transferdet distill ...``: classifier-to-detector distillation (its teacher, for now)."""
+"""``transferdet distill teacher``: the classification teacher of classifier-to-detector distillation
+(the student side is ``transferdet train --distill-from``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import typer
 from transferdet.cli.common import default_device, out_console, progress_bar
 
 app = typer.Typer(
-    help="Classifier-to-detector distillation: train the classification teacher on box crops.",
+    help=(
+        "Classifier-to-detector distillation: train the classification teacher on box crops "
+        "(then `transferdet train --distill-from`)."
+    ),
     no_args_is_help=True,
     rich_markup_mode=None,
 )
