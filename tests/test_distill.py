@@ -198,13 +198,21 @@ def test_each_detector_family_distils_on_its_own_positives(kind, synthetic):
     assert set(model(images, targets)) == set(losses) - {"distill_cls", "distill_loc"}
 
 
-def test_train_distill_from_a_teacher_folder(synthetic, tmp_path, cli):
+@pytest.fixture(scope="module")
+def tiny_teacher(synthetic, tmp_path_factory):
+    """A ResNet-10-T crop teacher of the synthetic digits, one epoch at 32 px."""
+    from transferdet.train.teacher import TeacherConfig, train_teacher
+
+    folder = tmp_path_factory.mktemp("teacher")
+    train_teacher(synthetic, TeacherConfig("timm:resnet10t", crop_size=32, epochs=1, flip=0.0), folder)
+    return folder
+
+
+def test_train_distill_from_a_teacher_folder(synthetic, tiny_teacher, tmp_path, cli):
     import json
     import shutil
 
-    from transferdet.train.teacher import TeacherConfig, train_teacher
-
-    train_teacher(synthetic, TeacherConfig("timm:resnet10t", crop_size=32, epochs=1, flip=0.0), tmp_path / "teacher")
+    shutil.copytree(tiny_teacher, tmp_path / "teacher")
     common = ("--data", synthetic, "--backbone", "timm:resnet10t", "--detector", "fcos", "--device", "cpu")
     run = tmp_path / "run"
     result = cli(
@@ -236,3 +244,58 @@ def test_train_distill_from_a_teacher_folder(synthetic, tmp_path, cli):
                  "--distill-temperature", 0)  # fmt: skip
     assert result.code == 2 and "--distill-temperature must be > 0" in result.err
     assert not (tmp_path / "bad").exists()  # nothing written for a bad teacher
+
+
+def test_teacher_logits_are_remembered_per_image_and_box_positions():
+    from pathlib import Path
+
+    from transferdet.train.distiller import TEACHER_LOGITS, Distiller, DistillSettings
+
+    calls = []
+
+    class CountingTeacher(EchoTeacher):
+        def crop_logits(self, image, boxes):
+            calls.append(len(boxes))
+            return super().crop_logits(image, boxes)
+
+    classes = [str(c) for c in range(6)]
+    distiller = Distiller(torch.nn.Identity(), CountingTeacher(classes), DistillSettings(Path("unused")), classes)
+    image = torch.rand(3, 16, 16)
+    boxes = torch.tensor([[1.0, 2.0, 8.0, 9.0]])
+    mirrored = torch.tensor([[8.0, 2.0, 15.0, 9.0]])
+    for _ in range(3):  # three epochs: one teacher pass per distinct (image, boxes)
+        targets = [{"boxes": boxes, "image_id": 0}, {"boxes": boxes, "image_id": 1}, {"boxes": mirrored, "image_id": 0}]
+        distiller.annotate([image, image.flip(-1), image.flip(-1)], targets)
+    assert calls == [1, 1, 1]
+    torch.testing.assert_close(targets[2][TEACHER_LOGITS][:, :4], mirrored)
+    torch.testing.assert_close(targets[1][TEACHER_LOGITS][:, 4], image.sum().view(1))
+
+
+def test_distilled_run_resumed_after_a_stop_equals_an_uninterrupted_one(synthetic, tiny_teacher, tmp_path):
+    """The resumed run starts with no remembered teacher logits and must still reach the same weights."""
+    from transferdet.train.distiller import DistillSettings
+    from transferdet.train.engine import TrainJob, train
+    from transferdet.train.recipes import load_recipe
+
+    recipe = load_recipe("quick", ["iterations=6", "batch_size=2", "checkpoint_every=3", "num_workers=0", "flip=0.5"])
+
+    def job(out):
+        return TrainJob(
+            synthetic, "timm:resnet10t", "fcos", recipe, out, device="cpu", distill=DistillSettings(tiny_teacher)
+        )
+
+    train(job(tmp_path / "whole"))
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_four(iteration, total, scalars):
+        if iteration == 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(job(tmp_path / "stopped"), on_iteration=stop_after_four)
+    train(job(tmp_path / "stopped"), resume=True)
+    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "stopped" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[key], b[key]) for key in a)

@@ -121,13 +121,22 @@ class Distiller:
         self._images: torch.Tensor | None = None  # the detector's transformed batch, normalised
         self._removers: list[Callable[[], None]] = []
         self._stash: dict = {}
+        self._logits: dict[tuple[int, bytes], torch.Tensor] = {}  # see annotate
 
     # --- the training loop's side ----------------------------------------------------------------
 
     def annotate(self, images: list[torch.Tensor], targets: list[dict]) -> None:
-        """Store each image's boxes' teacher logits in its target (in place)."""
+        """Store each image's boxes' teacher logits in its target (in place).
+
+        The logits are remembered per image and box positions: training augmentation here is
+        geometric (a flip moves the boxes, so a flipped image is another key), the teacher is frozen
+        and each image's crops go through it alone, so a later epoch gets the very same numbers
+        without the teacher's forward pass (its main cost)."""
         for image, target in zip(images, targets, strict=True):
-            target[TEACHER_LOGITS] = self.teacher.crop_logits(image, target["boxes"])
+            key = (int(target["image_id"]), target["boxes"].detach().cpu().numpy().tobytes())
+            if key not in self._logits:
+                self._logits[key] = self.teacher.crop_logits(image, target["boxes"])
+            target[TEACHER_LOGITS] = self._logits[key]
 
     def install(self) -> Distiller:
         model = self.model
