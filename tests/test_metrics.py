@@ -181,6 +181,23 @@ def test_suite_is_bit_identical_run_to_run():
     assert all(metrics.suite(features, labels, metrics=["logme", "h_score", "transrate"]) == first for _ in range(10))
 
 
+def test_ordered_sum_adds_in_index_order_whatever_the_arrival_order():
+    from transferdet.metrics.gram import _OrderedSum
+
+    rng = np.random.default_rng(2)
+    # magnitudes far apart, so a different order of addition would change the last bits
+    parts = [rng.normal(size=(4, 4)) * 10.0 ** rng.integers(-8, 8) for _ in range(6)]
+    in_order = np.zeros((4, 4))
+    for part in parts:
+        in_order += part
+    shuffled = _OrderedSum(np.zeros((4, 4)))
+    for index in (3, 1, 0, 5, 2, 4):
+        matrix = parts[index].copy()
+        shuffled.add(index, matrix)
+        matrix[:] = np.nan  # the caller reuses its matrix at once (the Cholesky overwrites it)
+    assert np.array_equal(shuffled.value, in_order)
+
+
 def test_transrate_falls_back_to_lu_on_the_original_matrix(monkeypatch):
     # a class matrix that is not positive definite in floating point: dpotrf has overwritten part
     # of it by then, so the fallback must start again from the class's rows

@@ -10,6 +10,8 @@ O(D^2 C) work in the eigenbasis (NumPy's LAPACK; faster here than ``torch.linalg
 
 from __future__ import annotations
 
+import itertools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -39,6 +41,29 @@ def _coding_rate_by_lu(rows: np.ndarray, eps: float) -> float:
     return 0.5 * float(np.linalg.slogdet(matrix)[1])
 
 
+class _OrderedSum:
+    """A sum of matrices added from several threads in any order but summed in the order of their
+    index (0, 1, 2, ...), so the result does not depend on thread timing (floating-point addition
+    is not associative). A matrix that arrives early is copied until its turn."""
+
+    def __init__(self, zero: np.ndarray) -> None:
+        self.value = zero
+        self._next = 0
+        self._waiting: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def add(self, index: int, matrix: np.ndarray) -> None:
+        with self._lock:
+            if index != self._next:
+                self._waiting[index] = matrix.copy()  # the caller goes on to overwrite its matrix
+                return
+            self.value += matrix
+            self._next += 1
+            while self._next in self._waiting:
+                self.value += self._waiting.pop(self._next)
+                self._next += 1
+
+
 @dataclass
 class GramStats:
     """``F^T F`` and friends for features ``F`` (N x D) and contiguous labels (C classes)."""
@@ -64,31 +89,33 @@ class GramStats:
             return cls(n, d, counts, sums, features.T @ features)
         # one pass per class over its rows, centred on the global mean (a few MB copied per class):
         # the class's Gram matrix joins the total (plus n mu mu^T, the uncentred Gram matrix), then
-        # is factorised in place for the class's coding rate. Two classes at a time, each on one
-        # BLAS thread: rank-k updates with k ~ N/C and D x D Choleskys keep two cores busier that
-        # way than one call at a time on two threads.
+        # is factorised in place for the class's coding rate. Two threads take the next class as
+        # they come free, each on one BLAS thread: rank-k updates with k ~ N/C and D x D Choleskys
+        # keep two cores busier that way than one call at a time on two threads.
         mean = sums.sum(axis=0) / n
         order = np.argsort(labels, kind="stable")
         bounds = np.concatenate([[0], np.cumsum(counts)])
         spans = list(zip(bounds[:-1], bounds[1:], strict=True))
         rates = np.empty(len(spans))
+        total = _OrderedSum(np.zeros((d, d)))
+        claims = itertools.count()  # next() on a count is atomic under the GIL
 
-        def worker(share: int) -> np.ndarray:
-            # a fixed share of the classes, summed in a fixed order: the same result every run
-            total = np.zeros((d, d))
-            for c in range(share, len(spans), 2):
+        def worker() -> None:
+            for c in iter(claims.__next__, None):
+                if c >= len(spans):
+                    return
                 start, stop = spans[c]
                 part = features[order[start:stop]]
                 part -= mean
                 class_gram = part.T @ part  # numpy uses a symmetric rank-k update here
-                total += class_gram
+                total.add(c, class_gram)
                 rate = class_coding_rate(class_gram, stop - start, rate_eps)
                 rates[c] = rate if rate is not None else _coding_rate_by_lu(part, rate_eps)
-            return total
 
         with threadpool_limits(1), ThreadPoolExecutor(2) as pool:
-            first, second = pool.map(worker, (0, 1))
-        gram = n * np.outer(mean, mean) + first + second
+            for future in [pool.submit(worker) for _ in range(2)]:
+                future.result()
+        gram = n * np.outer(mean, mean) + total.value
         return cls(n, d, counts, sums, gram, rate_eps, rates)
 
     @property
