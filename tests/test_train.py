@@ -239,3 +239,19 @@ def test_mask_rcnn_trains_on_the_instance_masks(synthetic, tmp_path):
     seen = []
     train(job, on_iteration=lambda i, n, s: seen.append(s))
     assert seen[0]["loss_mask"] > 0 and (tmp_path / "run" / "metrics.json").is_file()
+
+
+def test_rois_per_image_sets_the_rcnn_box_sampler(synthetic):
+    from transferdet.data.loader import load_dataset
+
+    dataset = load_dataset(synthetic)
+    records = dataset.records("train")
+    recipe = load_recipe("quick", ["rois_per_image=64"])
+    job = TrainJob(synthetic, "timm:resnet10t@random", "faster_rcnn_fpn", recipe, Path("unused"), device="cpu")
+    assert engine.build_model(job, dataset, records).roi_heads.fg_bg_sampler.batch_size_per_image == 64
+    default = TrainJob(synthetic, "timm:resnet10t@random", "faster_rcnn_fpn", load_recipe("quick"), Path("unused"))
+    assert engine.build_model(default, dataset, records).roi_heads.fg_bg_sampler.batch_size_per_image == 512
+    fcos = TrainJob(synthetic, "timm:resnet10t@random", "fcos", recipe, Path("unused"))
+    assert engine.build_model(fcos, dataset, records).detector_kind == "fcos"  # ignored by one-stage detectors
+    with pytest.raises(TransferdetError, match="rois_per_image"):
+        load_recipe("quick", ["rois_per_image=0"])

@@ -124,6 +124,11 @@ def build_model(job: TrainJob, dataset: DetectionDataset, train_records: list[Im
         freeze_at=recipe.freeze_at,
         anchors=anchors,
         ssd_scales=ssd_scales(shapes, size, 5) if recipe.anchors == "auto" else None,
+        extra=(
+            {"box_batch_size_per_image": recipe.rois_per_image}
+            if recipe.rois_per_image and "rcnn" in job.detector
+            else {}
+        ),
     )
     model = build_detector(build_backbone(job.backbone), config)
     model.detector_config = config

@@ -58,6 +58,7 @@ class Recipe(BaseModel):
     anchors: Literal["auto", "default"] = "auto"
     aspect_grouping: bool = True  # landscape and portrait images in separate batches
     fpn_channels: int = Field(256, ge=32, multiple_of=32)  # the RetinaNet/FCOS heads' GroupNorm has 32 groups
+    rois_per_image: int | None = Field(None, ge=1)  # R-CNN box head: sampled proposals per image (torchvision: 512)
     eval_every: int | None = None  # iterations; None: at the end only
     checkpoint_every: int = Field(500, ge=1)
     num_workers: int = Field(2, ge=0)
