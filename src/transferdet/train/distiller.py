@@ -265,7 +265,7 @@ class Distiller:
         targets = stash["targets"]
         teacher = torch.cat([targets[i][TEACHER_LOGITS][matched[index == i]] for i in range(len(targets))])
         target_boxes = torch.cat([targets[i]["boxes"][matched[index == i]] for i in range(len(targets))])
-        regression = stash["box_regression"][positive].view(len(positive), -1, 4)
+        regression = stash["box_regression"][positive].view(len(positive), stash["class_logits"].shape[1], 4)
         deltas = regression[torch.arange(len(positive), device=labels.device), labels[positive]]
         predicted = module.box_coder.decode_single(deltas, proposals)
         terms = self.terms(stash["class_logits"][positive], teacher, predicted, target_boxes, index, softmax=True)
