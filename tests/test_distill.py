@@ -273,6 +273,7 @@ def test_teacher_logits_are_remembered_per_image_and_box_positions():
 
 def test_distilled_run_resumed_after_a_stop_equals_an_uninterrupted_one(synthetic, tiny_teacher, tmp_path):
     """The resumed run starts with no remembered teacher logits and must still reach the same weights."""
+    from transferdet.errors import TransferdetError
     from transferdet.train.distiller import DistillSettings
     from transferdet.train.engine import TrainJob, train
     from transferdet.train.recipes import load_recipe
@@ -295,6 +296,9 @@ def test_distilled_run_resumed_after_a_stop_equals_an_uninterrupted_one(syntheti
 
     with pytest.raises(Stop):
         train(job(tmp_path / "stopped"), on_iteration=stop_after_four)
+    plain = TrainJob(synthetic, "timm:resnet10t", "fcos", recipe, tmp_path / "stopped", device="cpu")
+    with pytest.raises(TransferdetError, match="resume it with the same --distill-\\* options"):
+        train(plain, resume=True)  # forgetting --distill-from on resume is an error, not a silent change
     train(job(tmp_path / "stopped"), resume=True)
     a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "stopped" / "checkpoint.pt", weights_only=False)["model"]

@@ -287,6 +287,13 @@ def _train(
         raise TransferdetError(f"{checkpoint_path}: no checkpoint to resume from")
     if not resume and checkpoint_path.exists():
         raise TransferdetError(f"{out}: holds a run already (pass --resume to continue it, or another --out)")
+    if resume and (out / "recipe.json").is_file():
+        recorded = json.loads((out / "recipe.json").read_text(encoding="utf-8"))["job"].get("distill")
+        if recorded != _distill_record(job):
+            raise TransferdetError(
+                f"{out}: the run was started with distillation {recorded}, not {_distill_record(job)}; "
+                "resume it with the same --distill-* options"
+            )
     # the teacher first: a bad teacher folder fails before anything is written, and building it
     # does not shift the random state that build_model seeds
     teacher = None if job.distill is None else Teacher(job.distill.teacher, job.device)
@@ -313,7 +320,7 @@ def _train(
     elif group.main:
         job_record = {
             **{k: str(v) for k, v in asdict(job).items() if k not in ("recipe", "options", "distill")},
-            "distill": None if job.distill is None else {**asdict(job.distill), "teacher": str(job.distill.teacher)},
+            "distill": _distill_record(job),
             "iterations": total,
         }
         atomic_write_bytes(
@@ -438,6 +445,11 @@ def _train(
 
         write_summary(out)
     return metrics
+
+
+def _distill_record(job: TrainJob) -> dict[str, Any] | None:
+    """The job's distillation settings as ``recipe.json`` keeps them."""
+    return None if job.distill is None else {**asdict(job.distill), "teacher": str(job.distill.teacher)}
 
 
 def _tensorboard(out: Path) -> Any:
