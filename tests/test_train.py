@@ -255,3 +255,12 @@ def test_rois_per_image_sets_the_rcnn_box_sampler(synthetic):
     assert engine.build_model(fcos, dataset, records).detector_kind == "fcos"  # ignored by one-stage detectors
     with pytest.raises(TransferdetError, match="rois_per_image"):
         load_recipe("quick", ["rois_per_image=0"])
+
+
+def test_training_flushes_denormals_and_restores_the_default():
+    tiny = torch.tensor([1e-40], dtype=torch.float32)
+    with engine.flushed_denormals():
+        if not torch.set_flush_denormal(True):
+            pytest.skip("this CPU cannot flush denormals")
+        assert (tiny * 1.0).item() == 0.0
+    assert (tiny * 1.0).item() > 0.0
