@@ -6,6 +6,9 @@ two-way terms. Each replaces one function for the run only (nothing here is ship
     OMP_NUM_THREADS=1 python benchmarks/distill_variants.py VARIANT WORKDIR OUT
         VARIANT: oracle | uniform | mass | class-softmax
         WORKDIR: the folder of benchmarks/distill_synthetic.sh (digits400, teacher, teacher2000)
+    python benchmarks/distill_variants.py analyse WORKDIR RUN...
+        AP50 with and without the classes, and how often the best detection on a ground-truth box
+        (IoU > 0.5) has its class, on the first 80 training and test images
 
 The other rows are plain CLI runs in WORKDIR, e.g. the classification term alone:
     OMP_NUM_THREADS=1 transferdet train --data digits400 --backbone timm:mobilenetv3_small_050@random \\
@@ -57,7 +60,48 @@ def class_softmax(student_logits, teacher_logits, temperature=2.0):
     return distiller.softmax_distillation(student_logits, teacher_logits, temperature, background_index=None)
 
 
+def analyse(work: Path, runs: list[str]) -> None:
+    from dataclasses import replace
+
+    import numpy as np
+    from torchvision.ops import box_iou
+
+    from transferdet.data.loader import load_dataset
+    from transferdet.evaluate.coco_metrics import Prediction, coco_evaluate
+    from transferdet.train.engine import load_trained, predict
+
+    dataset = load_dataset(work / "digits400")
+    for run in runs:
+        model, classes = load_trained(work / run)
+        test = dataset.records("test")
+        predictions = predict(model, test, "cpu")
+        aware = coco_evaluate(test, classes, predictions)["AP50"]
+        agnostic = coco_evaluate(
+            [replace(r, labels=np.zeros_like(r.labels)) for r in test],
+            ["object"],
+            [Prediction(p.boxes, p.scores, np.zeros_like(p.labels)) for p in predictions],
+        )["AP50"]
+        right = {}
+        for split in ("train", "test"):
+            records = dataset.records(split)[:80]
+            hits = total = 0
+            for record, prediction in zip(records, predict(model, records, "cpu"), strict=True):
+                if len(prediction.boxes) == 0:
+                    continue
+                iou = box_iou(torch.as_tensor(record.boxes), torch.as_tensor(prediction.boxes)).numpy()
+                for box, label in enumerate(record.labels):
+                    candidates = np.where(iou[box] > 0.5)[0]
+                    if len(candidates):
+                        best = candidates[np.argmax(prediction.scores[candidates])]
+                        hits, total = hits + int(prediction.labels[best] == label), total + 1
+            right[split] = round(hits / max(total, 1), 3)
+        print(json.dumps({"run": run, "AP50": round(aware, 3), "AP50_classes_ignored": round(agnostic, 3), **right}))
+
+
 def main() -> None:
+    if sys.argv[1] == "analyse":
+        analyse(Path(sys.argv[2]), sys.argv[3:])
+        return
     variant, work, out = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     teacher, weights = "teacher2000", (0.4, 0.15)
     if variant in ("oracle", "uniform"):
