@@ -10,7 +10,6 @@ O(D^2 C) work in the eigenbasis (NumPy's LAPACK; faster here than ``torch.linalg
 
 from __future__ import annotations
 
-import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -98,23 +97,19 @@ class GramStats:
         spans = list(zip(bounds[:-1], bounds[1:], strict=True))
         rates = np.empty(len(spans))
         total = _OrderedSum(np.zeros((d, d)))
-        claims = itertools.count()  # next() on a count is atomic under the GIL
 
-        def worker() -> None:
-            for c in iter(claims.__next__, None):
-                if c >= len(spans):
-                    return
-                start, stop = spans[c]
-                part = features[order[start:stop]]
-                part -= mean
-                class_gram = part.T @ part  # numpy uses a symmetric rank-k update here
-                total.add(c, class_gram)
-                rate = class_coding_rate(class_gram, stop - start, rate_eps)
-                rates[c] = rate if rate is not None else _coding_rate_by_lu(part, rate_eps)
+        def one_class(c: int) -> None:
+            start, stop = spans[c]
+            part = features[order[start:stop]]
+            part -= mean
+            class_gram = part.T @ part  # numpy uses a symmetric rank-k update here
+            total.add(c, class_gram)
+            rate = class_coding_rate(class_gram, stop - start, rate_eps)
+            rates[c] = rate if rate is not None else _coding_rate_by_lu(part, rate_eps)
 
+        # the pool gives each class to whichever thread is free
         with threadpool_limits(1), ThreadPoolExecutor(2) as pool:
-            for future in [pool.submit(worker) for _ in range(2)]:
-                future.result()
+            list(pool.map(one_class, range(len(spans))))
         gram = n * np.outer(mean, mean) + total.value
         return cls(n, d, counts, sums, gram, rate_eps, rates)
 
