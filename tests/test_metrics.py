@@ -199,12 +199,17 @@ def test_ordered_sum_adds_in_index_order_whatever_the_arrival_order():
 
 
 def test_transrate_falls_back_to_lu_on_the_original_matrix(monkeypatch):
-    # a class matrix that is not positive definite in floating point: dpotrf has overwritten part
+    # a class matrix that is not positive definite in floating point: the Cholesky has overwritten part
     # of it by then, so the fallback must start again from the class's rows
     from transferdet.metrics import gram
 
     rng = np.random.default_rng(1)
     features, labels = rng.normal(size=(400, 32)), rng.integers(3, size=400)
     expected = metrics.transrate(features, labels)
-    monkeypatch.setattr(gram, "dpotrf", lambda a, **kwargs: (a.__imul__(0.0), 1))  # destroys, fails
+
+    def destroy_and_fail(matrix):
+        matrix[:] = 0.0
+        return False
+
+    monkeypatch.setattr(gram, "cholesky_in_place", destroy_and_fail)
     assert metrics.transrate(features, labels) == pytest.approx(expected, rel=1e-9)

@@ -16,21 +16,20 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-from scipy.linalg.lapack import dpotrf
 from threadpoolctl import threadpool_limits
+
+from transferdet.metrics._lapack import cholesky_in_place
 
 
 def class_coding_rate(centred_gram: np.ndarray, n: int, eps: float) -> float | None:
     """TransRate's coding rate of one class, 1/2 logdet(I + G / (n eps)), from the Gram matrix of
-    its centred rows, by one Cholesky factorisation (LAPACK ``dpotrf``). Overwrites
-    ``centred_gram``; None when the matrix is not positive definite in floating point (the caller
-    then takes the log-determinant by LU). The matrix is symmetric, so its transpose is the
-    Fortran-ordered array LAPACK wants and no copy is made."""
+    its centred rows, by one Cholesky factorisation (LAPACK ``dpotrf``, with the GIL released so
+    that two threads factorise at once). Overwrites ``centred_gram``; None when the matrix is not
+    positive definite in floating point (the caller then takes the log-determinant by LU)."""
     matrix = centred_gram
     matrix /= n * eps
     matrix.flat[:: len(matrix) + 1] += 1.0
-    factor, info = dpotrf(matrix.T, lower=1, clean=0, overwrite_a=1)
-    return float(np.log(factor.diagonal()).sum()) if info == 0 else None
+    return float(np.log(matrix.diagonal()).sum()) if cholesky_in_place(matrix) else None
 
 
 def _coding_rate_by_lu(rows: np.ndarray, eps: float) -> float:
@@ -83,9 +82,12 @@ class GramStats:
         counts = np.bincount(labels, minlength=num_classes)
         one_hot = np.zeros((num_classes, n))
         one_hot[labels, np.arange(n)] = 1.0
-        sums = one_hot @ features
         if rate_eps is None:
-            return cls(n, d, counts, sums, features.T @ features)
+            return cls(n, d, counts, one_hot @ features, features.T @ features)
+        # on one BLAS thread: after a multi-threaded call OpenBLAS's worker thread keeps spinning
+        # on a core for a while, which the two threads of the class pass below would then share
+        with threadpool_limits(1):
+            sums = one_hot @ features
         # one pass per class over its rows, centred on the global mean (a few MB copied per class):
         # the class's Gram matrix joins the total (plus n mu mu^T, the uncentred Gram matrix), then
         # is factorised in place for the class's coding rate. Two threads take the next class as

@@ -69,7 +69,8 @@ def logme_from(stats: GramStats) -> float:
 
 def logme_regression_from(stats: GramStats, features: np.ndarray, targets: np.ndarray) -> float:
     eigenvalues, vectors = stats.eigen
-    projected = vectors.T @ (features.T @ targets)
+    # (targets^T F)^T rather than F^T targets: the same product, in half the time here (BLAS streams F once)
+    projected = vectors.T @ (targets.T @ features).T
     norms = (targets**2).sum(axis=0)
     return float(
         np.mean(
