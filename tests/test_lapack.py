@@ -40,6 +40,16 @@ def test_scipy_table_is_used_here():
     assert _lapack._gil_free_dpotrf() is not None
 
 
+def test_only_the_expected_c_signature_is_called():
+    fits = _lapack.signature_fits
+    assert fits(b"void (char *, int *, __pyx_t_5scipy_6linalg_13cython_lapack_d *, int *, int *)")
+    # a 64-bit integer build, a single-precision routine, another argument list: the f2py fallback
+    assert not fits(b"void (char *, npy_int64 *, __pyx_t_5scipy_6linalg_13cython_lapack_d *, npy_int64 *, npy_int64 *)")
+    assert not fits(b"void (char *, int *, __pyx_t_5scipy_6linalg_13cython_lapack_s *, int *, int *)")
+    assert not fits(b"void (char *, int *, __pyx_t_5scipy_6linalg_13cython_lapack_d *, int *)")
+    assert not fits(b"int (char *, int *, __pyx_t_5scipy_6linalg_13cython_lapack_d *, int *, int *)")
+
+
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="square float64"):
         cholesky_in_place(np.eye(4, dtype=np.float32))

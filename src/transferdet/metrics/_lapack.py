@@ -5,7 +5,8 @@ factorisations of 1024 x 1024 matrices took 0.190 s on two threads against 0.183
 thread each, 2 cores; ``benchmarks/bench_cholesky_threads.py``). The same LAPACK routine, taken
 from SciPy's Cython LAPACK table (``scipy.linalg.cython_lapack``: the function pointers SciPy
 exports for compiled extensions) and called through ctypes, which releases the GIL for the call,
-runs on both cores: 0.096 s against 0.184 s. Where SciPy's table is not there, the f2py wrapper is used (same results, one at a time).
+runs on both cores: 0.096 s against 0.184 s. Where SciPy's table is not there, or declares
+another signature (a 64-bit integer build), the f2py wrapper is used (same results, one at a time).
 """
 
 from __future__ import annotations
@@ -24,6 +25,21 @@ _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
 _DPOTRF = ctypes.CFUNCTYPE(None, ctypes.c_char_p, _INT_P, _DOUBLE_P, _INT_P, _INT_P)
 
 
+def signature_fits(capsule_name: bytes) -> bool:
+    """Whether the C signature Cython wrote into the capsule's name is the one ``_DPOTRF`` calls:
+    ``void (char *, int *, <double> *, int *, int *)``, the double spelt as a Cython typedef."""
+    parts = [part.strip() for part in capsule_name.decode("ascii", "replace").removeprefix("void (").split(",")]
+    return (
+        capsule_name.startswith(b"void (")
+        and capsule_name.endswith(b")")
+        and len(parts) == 5
+        and parts[0] == "char *"
+        and parts[1] == parts[3] == "int *"
+        and parts[4] == "int *)"
+        and parts[2].endswith("_d *")
+    )
+
+
 @cache
 def _gil_free_dpotrf() -> Callable | None:
     """``dpotrf`` from SciPy's Cython LAPACK table as a ctypes function; None if it is not there."""
@@ -35,7 +51,10 @@ def _gil_free_dpotrf() -> Callable | None:
     get_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
         ("PyCapsule_GetPointer", ctypes.pythonapi)
     )
-    address = get_pointer(capsule, get_name(capsule))
+    name = get_name(capsule)
+    if not signature_fits(name):
+        return None
+    address = get_pointer(capsule, name)
     return _DPOTRF(address) if address else None
 
 

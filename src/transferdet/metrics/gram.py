@@ -84,16 +84,13 @@ class GramStats:
         one_hot[labels, np.arange(n)] = 1.0
         if rate_eps is None:
             return cls(n, d, counts, one_hot @ features, features.T @ features)
-        # on one BLAS thread: after a multi-threaded call OpenBLAS's worker thread keeps spinning
-        # on a core for a while, which the two threads of the class pass below would then share
-        with threadpool_limits(1):
-            sums = one_hot @ features
         # one pass per class over its rows, centred on the global mean (a few MB copied per class):
         # the class's Gram matrix joins the total (plus n mu mu^T, the uncentred Gram matrix), then
         # is factorised in place for the class's coding rate. Two threads take the next class as
         # they come free, each on one BLAS thread: rank-k updates with k ~ N/C and D x D Choleskys
-        # keep two cores busier that way than one call at a time on two threads.
-        mean = sums.sum(axis=0) / n
+        # keep two cores busier that way than one call at a time on two threads. The class sums
+        # are on one BLAS thread too: after a multi-threaded call OpenBLAS's worker keeps spinning
+        # on a core for a while, which the pass's two threads would then share.
         order = np.argsort(labels, kind="stable")
         bounds = np.concatenate([[0], np.cumsum(counts)])
         spans = list(zip(bounds[:-1], bounds[1:], strict=True))
@@ -109,9 +106,12 @@ class GramStats:
             rate = class_coding_rate(class_gram, stop - start, rate_eps)
             rates[c] = rate if rate is not None else _coding_rate_by_lu(part, rate_eps)
 
-        # the pool gives each class to whichever thread is free
-        with threadpool_limits(1), ThreadPoolExecutor(2) as pool:
-            list(pool.map(one_class, range(len(spans))))
+        with threadpool_limits(1):
+            sums = one_hot @ features
+            mean = sums.sum(axis=0) / n
+            # the pool gives each class to whichever thread is free
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(one_class, range(len(spans))))
         gram = n * np.outer(mean, mean) + total.value
         return cls(n, d, counts, sums, gram, rate_eps, rates)
 
