@@ -4,7 +4,7 @@
 # 1,600 synthetic digit images, with and without a ResNet-18 crop teacher trained on the same
 # training split (`distill teacher`, crop 64 px, 6 epochs: 0.978 on the test crops).
 # Seeds 0-4, each seed's two runs side by side on one thread each (about 5 min per seed on 2 cores).
-# Usage: [SEEDS="0 1 2 3 4"] benchmarks/distill_underfit.sh [WORKDIR]   (a seed already run is kept)
+# Usage: [SEEDS="0 1 2 3 4"] benchmarks/distill_underfit.sh [WORKDIR]   (finished runs are kept, stopped ones resumed)
 set -euo pipefail
 work=${1:-/tmp/distill-synthetic}
 mkdir -p "$work/uf" && cd "$work"
@@ -14,10 +14,15 @@ export OMP_NUM_THREADS=1
     --out teacher2000 --crop-size 64 --epochs 6 --flip 0 --device cpu
 common="--data digits2000 --backbone timm:mobilenetv3_small_050@random --detector fcos --recipe quick"
 common="$common --set iterations=640 --device cpu --json"
+run() {  # OUT [OPTIONS...]: skipped when finished, resumed when stopped part way
+  local out=$1; shift
+  [ -f "$out/metrics.json" ] && return
+  local resume=; [ -f "$out/checkpoint.pt" ] && resume=--resume
+  transferdet train $common --out "$out" $resume "$@" > "$out.log" 2>&1
+}
 for seed in ${SEEDS:-0 1 2 3 4}; do
-  [ -f uf/plain-$seed/metrics.json ] || transferdet train $common --seed $seed --out uf/plain-$seed > uf/plain-$seed.log 2>&1 &
-  [ -f uf/dist-$seed/metrics.json ] || transferdet train $common --seed $seed --out uf/dist-$seed \
-      --distill-from teacher2000 > uf/dist-$seed.log 2>&1 &
+  run uf/plain-$seed --seed $seed &
+  run uf/dist-$seed --seed $seed --distill-from teacher2000 &
   wait
 done
 SEEDS="${SEEDS:-0 1 2 3 4}" python3 - <<'PY'
