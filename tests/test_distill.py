@@ -167,9 +167,11 @@ def test_each_detector_family_distils_on_its_own_positives(kind, synthetic):
     seen = {}
     plain_terms = distiller.terms
 
-    def terms(student, teacher, predicted, target, index, softmax):
-        seen.update(student=student, teacher=teacher, target=target, index=index, softmax=softmax)
-        return plain_terms(student, teacher, predicted, target, index, softmax)
+    def terms(student_logits, teacher_logits, predicted_boxes, target_boxes, image_index, softmax):
+        seen.update(
+            student=student_logits, teacher=teacher_logits, target=target_boxes, index=image_index, softmax=softmax
+        )
+        return plain_terms(student_logits, teacher_logits, predicted_boxes, target_boxes, image_index, softmax)
 
     distiller.terms = terms
     distiller.install()

@@ -35,6 +35,7 @@ from transferdet.train.distill import localization_distillation, sigmoid_distill
 
 TEACHER_FILE, TEACHER_RECORD = "teacher.pt", "teacher.json"
 TEACHER_LOGITS = "teacher_logits"  # the target key carrying each box's teacher logits
+_ROWS = ("student_logits", "teacher_logits", "predicted_boxes", "target_boxes", "image_index")  # terms' arguments
 
 
 @dataclass(frozen=True)
@@ -207,27 +208,17 @@ class Distiller:
         def make(original: Callable) -> Callable:
             def compute_loss(targets, head_outputs, anchors, matched_idxs):
                 losses = original(targets, head_outputs, anchors, matched_idxs)
-                rows = {"student": [], "teacher": [], "predicted": [], "target": [], "index": []}
+                rows: dict[str, list[torch.Tensor]] = {name: [] for name in _ROWS}
                 for i, (target, matches) in enumerate(zip(targets, matched_idxs, strict=True)):
                     positive = torch.where(matches >= 0)[0]
                     boxes = self._decode(head_outputs["bbox_regression"][i][positive], anchors[i][positive])
-                    rows["student"].append(head_outputs["cls_logits"][i][positive])
-                    rows["teacher"].append(target[TEACHER_LOGITS][matches[positive]])
-                    rows["predicted"].append(boxes)
-                    rows["target"].append(target["boxes"][matches[positive]])
-                    rows["index"].append(torch.full_like(positive, i))
-                stacked = {k: torch.cat(v) for k, v in rows.items()}
-                return {
-                    **losses,
-                    **self.terms(
-                        stacked["student"],
-                        stacked["teacher"],
-                        stacked["predicted"],
-                        stacked["target"],
-                        stacked["index"],
-                        softmax,
-                    ),
-                }
+                    rows["student_logits"].append(head_outputs["cls_logits"][i][positive])
+                    rows["teacher_logits"].append(target[TEACHER_LOGITS][matches[positive]])
+                    rows["predicted_boxes"].append(boxes)
+                    rows["target_boxes"].append(target["boxes"][matches[positive]])
+                    rows["image_index"].append(torch.full_like(positive, i))
+                stacked = {name: torch.cat(parts) for name, parts in rows.items()}
+                return {**losses, **self.terms(**stacked, softmax=softmax)}
 
             return compute_loss
 
