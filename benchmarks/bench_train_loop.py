@@ -22,8 +22,9 @@ import torch
 
 from transferdet.data import formats
 from transferdet.data.synthetic import SynthConfig, synthesize
-from transferdet.data.transforms import TorchDetectionDataset, collate_detection
-from transferdet.train.engine import TrainJob, build_model, train, training_transforms
+from transferdet.data.transforms import TorchDetectionDataset, collate_detection, detection_transforms
+from transferdet.train.assemble import build_model
+from transferdet.train.engine import TrainJob, train
 from transferdet.train.recipes import load_recipe
 
 
@@ -47,7 +48,9 @@ def main() -> None:
 
     def bare_loop() -> float:
         model = build_model(job, dataset, records)
-        data = TorchDetectionDataset(records, training_transforms(recipe.flip), label_offset=model.label_offset)
+        data = TorchDetectionDataset(
+            records, detection_transforms(train=True, flip=recipe.flip), label_offset=model.label_offset
+        )
         loader = torch.utils.data.DataLoader(
             data, batch_size=args.batch, shuffle=True, collate_fn=collate_detection, num_workers=1, drop_last=True
         )

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from transferdet.train import distiller
+from transferdet.distill import distiller
 from transferdet.train.engine import TrainJob, train
 from transferdet.train.recipes import load_recipe
 
@@ -68,11 +68,12 @@ def analyse(work: Path, runs: list[str]) -> None:
 
     from transferdet.data.loader import load_dataset
     from transferdet.evaluate.coco_metrics import Prediction, coco_evaluate
-    from transferdet.train.engine import load_trained, predict
+    from transferdet.evaluate.predict import predict
+    from transferdet.runs import RunDir
 
     dataset = load_dataset(work / "digits400")
     for run in runs:
-        model, classes = load_trained(work / run)
+        model, classes = RunDir(work / run).load_detector()
         test = dataset.records("test")
         predictions = predict(model, test, "cpu")
         aware = coco_evaluate(test, classes, predictions)["AP50"]

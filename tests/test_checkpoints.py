@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 from transferdet.errors import TransferdetError
 from transferdet.models.backbones import build_backbone, matched_weights
-from transferdet.models.checkpoints import bgr255_conv_to_rgb, resnet_to_detectron2
+from transferdet.models.detectron2_names import bgr255_conv_to_rgb, resnet_to_detectron2
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ from transferdet.data import formats
 from transferdet.errors import TransferdetError
 from transferdet.models.backbones import build_backbone
 from transferdet.models.specs import parse_spec
-from transferdet.train.engine import TrainJob, load_trained, train
+from transferdet.runs import RunDir
+from transferdet.train.engine import TrainJob, train
 from transferdet.train.recipes import load_recipe
 from transferdet.transfer.features import extract_box_features
 from transferdet.transfer.rank import RankSettings, rank
@@ -34,7 +35,7 @@ def faster_rcnn_run(synthetic, tmp_path_factory) -> Path:
 
 
 def test_fpn_levels_fpn_ms_and_fc7_of_a_trained_detector(synthetic, faster_rcnn_run):
-    model, _ = load_trained(faster_rcnn_run)
+    model, _ = RunDir(faster_rcnn_run).load_detector()
     body = model.backbone.body
     records = formats.read(synthetic).records("train")[:2]
     boxes = sum(r.num_boxes for r in records)

@@ -16,8 +16,9 @@ from torchvision.ops import box_iou
 from transferdet.data import formats
 from transferdet.data.transforms import TorchDetectionDataset, collate_detection, detection_transforms
 from transferdet.models.anchors import auto_anchors, default_anchors, resized_box_shapes
-from transferdet.models.backbones import build_backbone, freeze_stages
+from transferdet.models.backbones import build_backbone
 from transferdet.models.detectors import DETECTORS, DetectorConfig, build_detector
+from transferdet.models.norms import freeze_stages
 
 BACKBONES = ("timm:resnet18", "timm:mobilenetv3_small_100", "torchvision:mobilenet_v2", "timm:convnext_atto")
 SMALL_RCNN = {

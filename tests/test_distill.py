@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from transferdet.train.distill import (
+from transferdet.distill.losses import (
     crop,
     localization_distillation,
     sigmoid_distillation,
@@ -87,7 +87,7 @@ def test_box_crop_adds_the_context_margin():
     import numpy as np
     from PIL import Image
 
-    from transferdet.train.teacher import box_crop
+    from transferdet.distill.teacher_training import box_crop
 
     image = Image.fromarray(np.zeros((100, 100, 3), dtype=np.uint8))
     image.paste((255, 255, 255), (40, 40, 60, 60))  # a white 20 x 20 box
@@ -146,11 +146,10 @@ def test_each_detector_family_distils_on_its_own_positives(kind, synthetic):
     from pathlib import Path
 
     from transferdet.data import formats
-    from transferdet.data.transforms import TorchDetectionDataset, collate_detection
+    from transferdet.data.transforms import TorchDetectionDataset, collate_detection, detection_transforms
+    from transferdet.distill.distiller import Distiller, DistillSettings
     from transferdet.models.backbones import build_backbone
     from transferdet.models.detectors import SOFTMAX_DETECTORS, DetectorConfig, build_detector
-    from transferdet.train.distiller import Distiller, DistillSettings
-    from transferdet.train.engine import training_transforms
 
     dataset = formats.read(synthetic)
     torch.manual_seed(0)
@@ -158,7 +157,7 @@ def test_each_detector_family_distils_on_its_own_positives(kind, synthetic):
     model = build_detector(build_backbone("timm:resnet10t"), config).train()
     data = TorchDetectionDataset(
         dataset.records("train")[:2],
-        training_transforms(0.0),
+        detection_transforms(train=False),
         with_masks=kind == "mask_rcnn_fpn",
         label_offset=model.label_offset,
     )
@@ -203,7 +202,7 @@ def test_each_detector_family_distils_on_its_own_positives(kind, synthetic):
 @pytest.fixture(scope="module")
 def tiny_teacher(synthetic, tmp_path_factory):
     """A ResNet-10-T crop teacher of the synthetic digits, one epoch at 32 px."""
-    from transferdet.train.teacher import TeacherConfig, train_teacher
+    from transferdet.distill.teacher_training import TeacherConfig, train_teacher
 
     folder = tmp_path_factory.mktemp("teacher")
     train_teacher(synthetic, TeacherConfig("timm:resnet10t", crop_size=32, epochs=1, flip=0.0), folder)
@@ -251,7 +250,7 @@ def test_train_distill_from_a_teacher_folder(synthetic, tiny_teacher, tmp_path, 
 def test_teacher_logits_are_remembered_per_image_and_box_positions():
     from pathlib import Path
 
-    from transferdet.train.distiller import TEACHER_LOGITS, Distiller, DistillSettings
+    from transferdet.distill.distiller import TEACHER_LOGITS, Distiller, DistillSettings
 
     calls = []
 
@@ -275,8 +274,8 @@ def test_teacher_logits_are_remembered_per_image_and_box_positions():
 
 def test_distilled_run_resumed_after_a_stop_equals_an_uninterrupted_one(synthetic, tiny_teacher, tmp_path):
     """The resumed run starts with no remembered teacher logits and must still reach the same weights."""
+    from transferdet.distill.distiller import DistillSettings
     from transferdet.errors import TransferdetError
-    from transferdet.train.distiller import DistillSettings
     from transferdet.train.engine import TrainJob, train
     from transferdet.train.recipes import load_recipe
 

@@ -16,8 +16,9 @@ import torch
 
 from transferdet.errors import TransferdetError
 from transferdet.train import engine
-from transferdet.train.engine import TrainJob, learning_rate_factor, train
+from transferdet.train.engine import TrainJob, train
 from transferdet.train.recipes import RECIPES, load_recipe
+from transferdet.train.schedule import learning_rate_factor
 
 SMALL = ["iterations=12", "batch_size=2", "checkpoint_every=4", "num_workers=0", "warmup_iterations=2"]
 

@@ -3,8 +3,6 @@ and layers; validated with pydantic so that a typo is a one-line error, not a ha
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,8 +10,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from transferdet.errors import TransferdetError
+from transferdet.hashing import json_digest
 from transferdet.metrics import METRICS
 from transferdet.models.detectors import DETECTORS
+from transferdet.models.specs import split_spec
 from transferdet.train.recipes import RECIPES
 from transferdet.transfer.rank import DEFAULT_METRICS
 
@@ -40,7 +40,7 @@ class BenchConfig(BaseModel):
 
     datasets: list[DatasetEntry] = Field(min_length=1)
     models: list[ModelEntry] = Field(min_length=2)
-    detector: str = "fcos"
+    detector: str | None = None  # default: the recipe's own, else fcos
     recipe: str = "quick"
     recipe_overrides: dict[str, Any] = Field(default_factory=dict)
     trials: int = Field(1, ge=1)
@@ -74,6 +74,11 @@ class BenchConfig(BaseModel):
 
     @model_validator(mode="after")
     def _known_names(self) -> BenchConfig:
+        fixed = RECIPES.get(self.recipe, {}).get("detector")
+        if self.detector is None:
+            self.detector = fixed or "fcos"
+        elif fixed is not None and self.detector != fixed:
+            raise ValueError(f"recipe {self.recipe} trains {fixed}, not {self.detector}")
         if self.detector not in DETECTORS:
             raise ValueError(f"unknown detector {self.detector!r} (choose from {', '.join(DETECTORS)})")
         if self.recipe not in RECIPES:
@@ -90,7 +95,7 @@ class BenchConfig(BaseModel):
 
 def config_hash(definition: dict[str, Any]) -> str:
     """A stable hash of a JSON-able definition (sorted keys)."""
-    return hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_digest(definition, 16)
 
 
 def load_config(path: Path) -> BenchConfig:
@@ -115,7 +120,7 @@ def load_config(path: Path) -> BenchConfig:
         if not dataset.path.is_absolute():
             dataset.path = base / dataset.path
     for model in config.models:
-        arch, sep, weights = model.spec.partition("@")
-        if sep and weights not in ("random", "pretrained") and not Path(weights).is_absolute():
+        arch, weights = split_spec(model.spec)
+        if weights is not None and weights not in ("random", "pretrained") and not Path(weights).is_absolute():
             model.spec = f"{arch}@{base / weights}"
     return config

@@ -106,15 +106,6 @@ def read_dataset(path: Path, format: InputFormat, options: ReadOptions, split_se
     return dataset
 
 
-def default_device(device: str | None) -> str:
-    """``--device`` as given, else ``cuda`` when a GPU is visible, else ``cpu``."""
-    if device:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def progress_bar(transient: bool = False, disable: bool = False) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),

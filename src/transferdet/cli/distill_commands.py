@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from transferdet.cli.common import default_device, out_console, progress_bar
+from transferdet.cli.common import out_console, progress_bar
+from transferdet.devices import default_device
 
 app = typer.Typer(
     help=(
@@ -27,7 +28,7 @@ def teacher(
         str,
         typer.Option(help="Classifier ARCH[@WEIGHTS], e.g. timm:resnet18 or torchvision:mobilenet_v2@imagenet.pth."),
     ],
-    out: Annotated[Path, typer.Option(help="Folder for teacher.pt and teacher.json.")],
+    out: Annotated[Path, typer.Option(help="Folder for the teacher (its weights and a JSON record).")],
     crop_size: Annotated[int, typer.Option(help="Side of the square crops, in pixels.")] = 112,
     margin: Annotated[float, typer.Option(help="Context added on each side, as a fraction of the box size.")] = 0.2,
     epochs: Annotated[int, typer.Option(help="Passes over the training crops.")] = 8,
@@ -38,7 +39,7 @@ def teacher(
 ) -> None:
     """Train the classification teacher on crops of the ground-truth boxes (with context) and
     report its accuracy on the test split's crops."""
-    from transferdet.train.teacher import TeacherConfig, train_teacher
+    from transferdet.distill.teacher_training import TeacherConfig, train_teacher
 
     config = TeacherConfig(
         arch=arch, crop_size=crop_size, margin=margin, epochs=epochs, batch_size=batch_size, flip=flip, seed=seed

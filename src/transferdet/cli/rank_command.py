@@ -23,7 +23,24 @@ from transferdet.cli.common import (
     progress_bar,
     read_options,
 )
+from transferdet.devices import default_device
 from transferdet.errors import TransferdetError
+
+LayerOption = Annotated[
+    str,
+    typer.Option(
+        help="Feature map: c2..c5; with a trained detector as weights (ARCH@RUN_DIR, a transferdet train "
+        "run folder) also its FPN levels p2..p7, fpn_ms (each box from the FPN level Faster R-CNN assigns "
+        "it) and fc7 (a Faster R-CNN's box-head output)."
+    ),
+]
+ModelsOption = Annotated[
+    list[str],
+    typer.Option("--models", help="Model spec ARCH[@WEIGHTS]; repeat the option or separate specs with commas."),
+]
+MetricsOption = Annotated[
+    list[str], typer.Option("--metrics", help="Metrics to compute (repeat or comma-separate); default: all.")
+]
 
 
 def _model_list(models: list[str], models_file: Path | None) -> list[str]:
@@ -43,8 +60,10 @@ def _model_list(models: list[str], models_file: Path | None) -> list[str]:
 
 def _short(spec: str) -> str:
     """A spec as shown in the table: the checkpoint by its file name."""
-    arch, sep, weights = spec.partition("@")
-    return f"{arch}@{Path(weights).name}" if sep else arch
+    from transferdet.models.specs import split_spec
+
+    arch, weights = split_spec(spec)
+    return arch if weights is None else f"{arch}@{Path(weights).name}"
 
 
 def _table(rows: list[dict], models: list[str], metrics: list[str]) -> Table:
@@ -83,22 +102,10 @@ def write_scores(rows: list[dict], out: Path) -> None:
 
 def rank(
     data: Annotated[Path, typer.Option("--data", help="Detection dataset (folder or annotation file).")],
-    models: Annotated[
-        list[str],
-        typer.Option("--models", help="Model spec ARCH[@WEIGHTS]; repeat the option or separate specs with commas."),
-    ] = [],  # noqa: B006 - typer reads the default
+    models: ModelsOption = [],  # noqa: B006 - typer reads the default
     models_file: Annotated[Path | None, typer.Option(help="YAML file listing model specs.")] = None,
-    metrics: Annotated[
-        list[str], typer.Option("--metrics", help="Metrics to compute (repeat or comma-separate); default: all.")
-    ] = [],  # noqa: B006
-    layer: Annotated[
-        str,
-        typer.Option(
-            help="Feature map: c2..c5; with a trained detector as weights (ARCH@RUN_DIR, a transferdet train "
-            "run folder) also its FPN levels p2..p7, fpn_ms (each box from the FPN level Faster R-CNN assigns "
-            "it) and fc7 (a Faster R-CNN's box-head output)."
-        ),
-    ] = "c5",
+    metrics: MetricsOption = [],  # noqa: B006
+    layer: LayerOption = "c5",
     features: Annotated[str, typer.Option(help="local: RoI-Align on each box; global: whole image.")] = "local",
     split: Annotated[str | None, typer.Option(help="Split to score on (default: train).")] = None,
     max_images: Annotated[int | None, typer.Option(help="Use at most this many images (seeded).")] = None,
@@ -124,9 +131,9 @@ def rank(
 
     specs = _model_list(models, models_file)
     wanted = [m for value in metrics for m in value.split(",") if m.strip()] or list(DEFAULT_METRICS)
-    settings = RankSettings(layer, features, image_size, max_images, max_boxes_per_class, seed, batch_size)
-    if device is not None:
-        settings = RankSettings(**{**settings.__dict__, "device": device})
+    settings = RankSettings(
+        layer, features, image_size, max_images, max_boxes_per_class, seed, batch_size, default_device(device)
+    )
     folder = None if no_cache else (cache_dir or cache.default_cache_dir())
     options = read_options(images, annotations, csv_columns, class_name)
     with progress_bar(transient=True) as bar:

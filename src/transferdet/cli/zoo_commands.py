@@ -108,9 +108,10 @@ def convert(
     """Export backbone weights, e.g. a MoCo/DenseCL ResNet to detectron2's .pkl layout
     (flagged for detectron2's name matching; expects RGB input with ImageNet mean/std)."""
     from transferdet.models.backbones import matched_weights
-    from transferdet.models.checkpoints import export_detectron2
+    from transferdet.models.detectron2_names import export_detectron2
+    from transferdet.models.specs import split_spec
 
-    spec = src if ":" in src.split("@")[0] else f"{arch}@{src}"
+    spec = src if ":" in split_spec(src)[0] else f"{arch}@{src}"
     tensors, report = matched_weights(spec, strict=not non_strict)
     keys = export_detectron2(tensors, dst)
     out_console.print(f"wrote {dst} ({to.value}): {len(keys)} tensors from {report.layout}")
@@ -136,7 +137,8 @@ def pretrain(
     Vary the domain, architecture and steps to build a zoo of differently pretrained backbones; use
     the checkpoint as ARCH@PATH anywhere a model spec is taken. An existing checkpoint is reused.
     """
-    from transferdet.cli.common import default_device, err_console, progress_bar
+    from transferdet.cli.common import err_console, progress_bar
+    from transferdet.devices import default_device
     from transferdet.zoo.pretrain import PretrainConfig, pretrain, pretrained_path, read_record
 
     config = PretrainConfig(

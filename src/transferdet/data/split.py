@@ -11,6 +11,17 @@ from transferdet.data.dataset import DetectionDataset, ImageRecord
 from transferdet.errors import DataError
 
 DEFAULT_FRACTIONS = {"train": 0.8, "test": 0.2}
+TEST_SPLITS = ("test", "val", "valid", "validation")  # the names a held-out split goes by, in preference
+
+
+def training_split(dataset: DetectionDataset, name: str | None = None) -> str:
+    """``name``, else ``train`` where the dataset has it, else its first split."""
+    return name or ("train" if "train" in dataset.splits else next(iter(dataset.splits)))
+
+
+def held_out_split(dataset: DetectionDataset, name: str | None = None, besides: str | None = None) -> str | None:
+    """``name``, else the first of :data:`TEST_SPLITS` the dataset has (other than ``besides``), else None."""
+    return name or next((s for s in TEST_SPLITS if s in dataset.splits and s != besides), None)
 
 
 def seeded_split(

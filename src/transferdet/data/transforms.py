@@ -18,26 +18,25 @@ from torchvision.transforms.v2 import functional as F
 from transferdet.data.dataset import ImageRecord
 from transferdet.data.masks import record_masks
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 def detection_transforms(
     train: bool,
-    min_size: int | Sequence[int],
+    min_size: int | Sequence[int] | None = None,
     max_size: int | None = None,
     flip: float = 0.5,
     normalize: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> v2.Compose:
-    """Resize (shorter side to ``min_size``; a random choice among several sizes when training),
+    """Resize (shorter side to ``min_size``; a random choice among several sizes when training;
+    no resize when ``min_size`` is None, as for torchvision detectors, which resize themselves),
     flip horizontally when training, convert to float in [0, 1], drop degenerate boxes, and
     optionally normalise with ``(mean, std)``."""
-    sizes = [min_size] if isinstance(min_size, int) else list(min_size)
     steps: list[Any] = [v2.ToImage()]
-    if train and len(sizes) > 1:
-        steps.append(v2.RandomShortestSize(min_size=sizes, max_size=max_size, antialias=True))
-    else:
-        steps.append(v2.Resize(sizes[-1], max_size=max_size, antialias=True))
+    if min_size is not None:
+        sizes = [min_size] if isinstance(min_size, int) else list(min_size)
+        if train and len(sizes) > 1:
+            steps.append(v2.RandomShortestSize(min_size=sizes, max_size=max_size, antialias=True))
+        else:
+            steps.append(v2.Resize(sizes[-1], max_size=max_size, antialias=True))
     if train and flip > 0:
         steps.append(v2.RandomHorizontalFlip(flip))
     steps += [v2.ToDtype(torch.float32, scale=True), v2.SanitizeBoundingBoxes(min_size=1.0)]

@@ -1,4 +1,4 @@
-"""torchvision detectors over any :class:`~transferdet.models.backbones.Backbone`.
+"""torchvision detectors over any :class:`~transferdet.models.backbone.Backbone`.
 
 - ``faster_rcnn_fpn`` / ``mask_rcnn_fpn``: FPN on c2..c5 plus a max-pooled level (Lin et al.,
   "Feature Pyramid Networks for Object Detection", 2017; He et al., "Mask R-CNN", 2017);
@@ -14,8 +14,8 @@ shifted by ``detector.label_offset`` (1); sigmoid detectors (RetinaNet, FCOS) us
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,12 +24,14 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator, DefaultBo
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.models.detection.ssd import SSD, SSDHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
-from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool, LastLevelP6P7
 
 from transferdet.errors import TransferdetError
 from transferdet.models.anchors import RETINANET_OCTAVES, AnchorSpec, default_anchors, ssd_scales
-from transferdet.models.backbones import Backbone, apply_norm_policy, freeze_stages
+from transferdet.models.backbone import Backbone
+from transferdet.models.detector_parts import FeaturePyramid, SingleMap, SSDFeatures, StageBoxHead
+from transferdet.models.norms import apply_norm_policy, freeze_stages
 
 DETECTORS = ("faster_rcnn_fpn", "faster_rcnn_c4", "mask_rcnn_fpn", "retinanet", "fcos", "ssd")
 SOFTMAX_DETECTORS = ("faster_rcnn_fpn", "faster_rcnn_c4", "mask_rcnn_fpn", "ssd")
@@ -51,80 +53,26 @@ class DetectorConfig:
     box_score_thresh: float = 0.05
     detections_per_image: int = 100
     extra: dict = field(default_factory=dict)  # more keyword arguments for the torchvision model
+    test_size: int | None = None  # short side at evaluation; None: the last of ``min_size``
 
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-able record of this config (what :meth:`from_record` reads back)."""
+        record = asdict(self)
+        record["min_size"] = [self.min_size] if isinstance(self.min_size, int) else list(self.min_size)
+        return record
 
-class FeaturePyramid(nn.Module):
-    """A backbone's ``levels`` through an FPN; ``out_channels`` as torchvision detectors expect."""
-
-    def __init__(self, body: Backbone, levels: list[str], out_channels: int, extra: str) -> None:
-        super().__init__()
-        self.body = body.truncated(levels[-1])
-        self.levels = levels
-        extra_block = LastLevelMaxPool() if extra == "pool" else LastLevelP6P7(out_channels, out_channels)
-        self.fpn = FeaturePyramidNetwork([body.channels[lv] for lv in levels], out_channels, extra_blocks=extra_block)
-        self.out_channels = out_channels
-
-    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        features = self.body(x)
-        return self.fpn(OrderedDict((level, features[level]) for level in self.levels))
-
-
-class SingleMap(nn.Module):
-    """A backbone cut after one feature map, returned as the only map (the C4 trunk)."""
-
-    def __init__(self, body: Backbone, level: str) -> None:
-        super().__init__()
-        self.body = body.truncated(level)
-        self.level = level
-        self.out_channels = body.channels[level]
-
-    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        return OrderedDict([(self.level, self.body(x)[self.level])])
-
-
-class StageBoxHead(nn.Module):
-    """The backbone's stages from c4 to c5 on RoI features, average-pooled: the C4 box head."""
-
-    def __init__(self, body: Backbone) -> None:
-        super().__init__()
-        self.stages = nn.Sequential(*body.stages_between("c4", "c5"))
-        self.nhwc = body.nhwc
-        self.out_channels = body.channels["c5"]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2) if self.nhwc else self.stages(x)
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
-
-
-class SSDFeatures(nn.Module):
-    """c3..c5 of the backbone plus ``extras`` stride-2 blocks, for SSD's multi-map head."""
-
-    def __init__(self, body: Backbone, extras: int = 2, width: int = 256) -> None:
-        super().__init__()
-        self.levels = [lv for lv in ("c3", "c4", "c5") if lv in body.channels]
-        self.body = body.truncated(self.levels[-1])
-        blocks, channels = [], body.channels[self.levels[-1]]
-        for _ in range(extras):
-            blocks.append(
-                nn.Sequential(
-                    nn.Conv2d(channels, width // 2, 1),
-                    nn.ReLU(inplace=True),
-                    nn.Conv2d(width // 2, width, 3, stride=2, padding=1),
-                    nn.ReLU(inplace=True),
-                )
-            )
-            channels = width
-        self.extras = nn.ModuleList(blocks)
-        self.out_channels = [body.channels[lv] for lv in self.levels] + [width] * extras
-
-    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        features = self.body(x)
-        maps = [features[lv] for lv in self.levels]
-        y = maps[-1]
-        for block in self.extras:
-            y = block(y)
-            maps.append(y)
-        return OrderedDict((str(i), m) for i, m in enumerate(maps))
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> DetectorConfig:
+        """The config of a record; keys it does not know are ignored (a run's manifest adds
+        ``classes``, from which ``num_classes`` follows where the record lacks it)."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in record.items() if k in names}
+        values.setdefault("num_classes", len(record.get("classes", [])))
+        values["min_size"] = tuple(values.get("min_size", (800,)))
+        anchors = values.get("anchors")
+        if anchors is not None:
+            values["anchors"] = AnchorSpec(tuple(anchors["sizes"]), tuple(anchors["ratios"]))
+        return cls(**values)
 
 
 def _fpn_levels(body: Backbone, wanted: tuple[str, ...]) -> list[str]:
@@ -140,6 +88,135 @@ def _anchor_generator(anchors: AnchorSpec, maps: int, octaves: tuple[float, ...]
     return AnchorGenerator(anchors.per_level(octaves), anchors.ratios_per_level())
 
 
+def _common(body: Backbone, config: DetectorConfig) -> dict:
+    return {
+        "min_size": config.min_size,
+        "max_size": config.max_size,
+        "image_mean": list(body.mean),
+        "image_std": list(body.std),
+        **config.extra,
+    }
+
+
+def _rcnn_fpn(body: Backbone, config: DetectorConfig) -> nn.Module:
+    levels = _fpn_levels(body, ("c2", "c3", "c4", "c5"))
+    backbone = FeaturePyramid(body, levels, config.fpn_channels, "pool")
+    kwargs = {
+        "rpn_anchor_generator": _anchor_generator(config.anchors or default_anchors(), len(levels) + 1),
+        "box_roi_pool": MultiScaleRoIAlign(levels, 7, 2),
+        "box_score_thresh": config.box_score_thresh,
+        "box_detections_per_img": config.detections_per_image,
+        **_common(body, config),
+    }
+    if config.kind == "mask_rcnn_fpn":
+        return MaskRCNN(backbone, config.num_classes + 1, mask_roi_pool=MultiScaleRoIAlign(levels, 14, 2), **kwargs)
+    return FasterRCNN(backbone, config.num_classes + 1, **kwargs)
+
+
+def _rcnn_c4(body: Backbone, config: DetectorConfig) -> nn.Module:
+    if "c4" not in body.channels or "c5" not in body.channels:
+        raise TransferdetError("faster_rcnn_c4 needs a backbone with c4 and c5 maps")
+    head = StageBoxHead(body)
+    spec = config.anchors or default_anchors()
+    generator = AnchorGenerator((tuple(spec.sizes),), (tuple(spec.ratios),))  # the whole ladder on one map
+    return FasterRCNN(
+        SingleMap(body, "c4"),
+        rpn_anchor_generator=generator,
+        rpn_head=RPNHead(body.channels["c4"], generator.num_anchors_per_location()[0]),
+        box_roi_pool=MultiScaleRoIAlign(["c4"], 14, 2),
+        box_head=head,
+        box_predictor=FastRCNNPredictor(head.out_channels, config.num_classes + 1),
+        box_score_thresh=config.box_score_thresh,
+        box_detections_per_img=config.detections_per_image,
+        **_common(body, config),
+    )
+
+
+def _retinanet(body: Backbone, config: DetectorConfig) -> nn.Module:
+    backbone = FeaturePyramid(body, _fpn_levels(body, ("c3", "c4", "c5")), config.fpn_channels, "p6p7")
+    spec = config.anchors or AnchorSpec(tuple(32.0 * 2**i for i in range(5)))
+    return RetinaNet(
+        backbone,
+        config.num_classes,
+        anchor_generator=_anchor_generator(spec, 5, RETINANET_OCTAVES),
+        score_thresh=config.box_score_thresh,
+        detections_per_img=config.detections_per_image,
+        **_common(body, config),
+    )
+
+
+def _fcos(body: Backbone, config: DetectorConfig) -> nn.Module:
+    levels = _fpn_levels(body, ("c3", "c4", "c5"))
+    backbone = FeaturePyramid(body, levels, config.fpn_channels, "p6p7")
+    strides = [body.strides[levels[0]] * 2**i for i in range(5)]
+    generator = AnchorGenerator(tuple((float(s),) for s in strides), ((1.0,),) * 5)
+    model = FCOS(
+        backbone,
+        config.num_classes,
+        anchor_generator=generator,
+        score_thresh=config.box_score_thresh,
+        detections_per_img=config.detections_per_image,
+        **_common(body, config),
+    )
+    # torchvision's FCOS passes its box distances through a ReLU and starts their bias at 0:
+    # with some seeds the first updates push every output below 0 and the regression never
+    # recovers (GIoU loss stuck at 1.0, AP 0). Start the distances at one anchor size.
+    torch.nn.init.constant_(model.head.regression_head.bbox_reg.bias, 1.0)
+    return model
+
+
+def _ssd(body: Backbone, config: DetectorConfig) -> nn.Module:
+    features = SSDFeatures(body)
+    size = config.min_size if isinstance(config.min_size, int) else max(config.min_size)
+    maps = len(features.out_channels)
+    generator = DefaultBoxGenerator([[2]] * maps, scales=config.ssd_scales or ssd_scales([], size, maps))
+    head = SSDHead(features.out_channels, generator.num_anchors_per_location(), config.num_classes + 1)
+    return SSD(
+        features,
+        generator,
+        (size, size),
+        config.num_classes + 1,
+        image_mean=list(body.mean),
+        image_std=list(body.std),
+        head=head,
+        **config.extra,
+        score_thresh=config.box_score_thresh,
+        detections_per_img=config.detections_per_image,
+    )
+
+
+FAMILIES = {
+    "faster_rcnn_fpn": _rcnn_fpn,
+    "mask_rcnn_fpn": _rcnn_fpn,
+    "faster_rcnn_c4": _rcnn_c4,
+    "retinanet": _retinanet,
+    "fcos": _fcos,
+    "ssd": _ssd,
+}
+
+
+class TestSizeTransform(GeneralizedRCNNTransform):
+    """torchvision's resize-and-normalise step, resizing to ``test_size`` in eval mode (torchvision
+    itself tests at the last of its training sizes)."""
+
+    def __init__(self, base: GeneralizedRCNNTransform, test_size: int) -> None:
+        super().__init__(
+            base.min_size,
+            base.max_size,
+            base.image_mean,
+            base.image_std,
+            base.size_divisible,
+            base.fixed_size,
+            _skip_resize=base._skip_resize,
+        )
+        self.train_sizes, self.test_size = tuple(base.min_size), test_size
+
+    def train(self, mode: bool = True) -> TestSizeTransform:
+        super().train(mode)
+        self.min_size = self.train_sizes if mode else (self.test_size,)
+        return self
+
+
 def build_detector(body: Backbone, config: DetectorConfig) -> nn.Module:
     """A torchvision detector of ``config.kind`` over ``body``, norm policy and frozen stages
     applied to the backbone. The model gets ``label_offset`` (see the module docstring)."""
@@ -149,92 +226,10 @@ def build_detector(body: Backbone, config: DetectorConfig) -> nn.Module:
         raise TransferdetError("a detector needs at least one class")
     apply_norm_policy(body, config.norm)
     freeze_stages(body, config.freeze_at)
-    common = {
-        "min_size": config.min_size,
-        "max_size": config.max_size,
-        "image_mean": list(body.mean),
-        "image_std": list(body.std),
-        **config.extra,
-    }
-    kind, classes = config.kind, config.num_classes
-    if kind in ("faster_rcnn_fpn", "mask_rcnn_fpn"):
-        levels = _fpn_levels(body, ("c2", "c3", "c4", "c5"))
-        backbone = FeaturePyramid(body, levels, config.fpn_channels, "pool")
-        anchors = _anchor_generator(config.anchors or default_anchors(), len(levels) + 1)
-        kwargs = {
-            "rpn_anchor_generator": anchors,
-            "box_roi_pool": MultiScaleRoIAlign(levels, 7, 2),
-            "box_score_thresh": config.box_score_thresh,
-            "box_detections_per_img": config.detections_per_image,
-            **common,
-        }
-        if kind == "mask_rcnn_fpn":
-            model = MaskRCNN(backbone, classes + 1, mask_roi_pool=MultiScaleRoIAlign(levels, 14, 2), **kwargs)
-        else:
-            model = FasterRCNN(backbone, classes + 1, **kwargs)
-    elif kind == "faster_rcnn_c4":
-        if "c4" not in body.channels or "c5" not in body.channels:
-            raise TransferdetError("faster_rcnn_c4 needs a backbone with c4 and c5 maps")
-        head = StageBoxHead(body)
-        spec = config.anchors or default_anchors()
-        generator = AnchorGenerator((tuple(spec.sizes),), (tuple(spec.ratios),))  # the whole ladder on one map
-        model = FasterRCNN(
-            SingleMap(body, "c4"),
-            rpn_anchor_generator=generator,
-            rpn_head=RPNHead(body.channels["c4"], generator.num_anchors_per_location()[0]),
-            box_roi_pool=MultiScaleRoIAlign(["c4"], 14, 2),
-            box_head=head,
-            box_predictor=FastRCNNPredictor(head.out_channels, classes + 1),
-            box_score_thresh=config.box_score_thresh,
-            box_detections_per_img=config.detections_per_image,
-            **common,
-        )
-    elif kind in ("retinanet", "fcos"):
-        levels = _fpn_levels(body, ("c3", "c4", "c5"))
-        backbone = FeaturePyramid(body, levels, config.fpn_channels, "p6p7")
-        if kind == "retinanet":
-            spec = config.anchors or AnchorSpec(tuple(32.0 * 2**i for i in range(5)))
-            model = RetinaNet(
-                backbone,
-                classes,
-                anchor_generator=_anchor_generator(spec, 5, RETINANET_OCTAVES),
-                score_thresh=config.box_score_thresh,
-                detections_per_img=config.detections_per_image,
-                **common,
-            )
-        else:
-            strides = [body.strides[levels[0]] * 2**i for i in range(5)]
-            generator = AnchorGenerator(tuple((float(s),) for s in strides), ((1.0,),) * 5)
-            model = FCOS(
-                backbone,
-                classes,
-                anchor_generator=generator,
-                score_thresh=config.box_score_thresh,
-                detections_per_img=config.detections_per_image,
-                **common,
-            )
-            # torchvision's FCOS passes its box distances through a ReLU and starts their bias at 0:
-            # with some seeds the first updates push every output below 0 and the regression never
-            # recovers (GIoU loss stuck at 1.0, AP 0). Start the distances at one anchor size.
-            torch.nn.init.constant_(model.head.regression_head.bbox_reg.bias, 1.0)
-    else:  # ssd
-        features = SSDFeatures(body)
-        size = config.min_size if isinstance(config.min_size, int) else max(config.min_size)
-        maps = len(features.out_channels)
-        generator = DefaultBoxGenerator([[2]] * maps, scales=config.ssd_scales or ssd_scales([], size, maps))
-        head = SSDHead(features.out_channels, generator.num_anchors_per_location(), classes + 1)
-        model = SSD(
-            features,
-            generator,
-            (size, size),
-            classes + 1,
-            image_mean=list(body.mean),
-            image_std=list(body.std),
-            head=head,
-            **config.extra,
-            score_thresh=config.box_score_thresh,
-            detections_per_img=config.detections_per_image,
-        )
-    model.label_offset = 1 if kind in SOFTMAX_DETECTORS else 0
-    model.detector_kind = kind
+    model = FAMILIES[config.kind](body, config)
+    if config.test_size is not None and config.kind != "ssd":  # SSD works at one fixed size
+        model.transform = TestSizeTransform(model.transform, config.test_size)
+    model.label_offset = 1 if config.kind in SOFTMAX_DETECTORS else 0
+    model.detector_kind = config.kind
+    model.detector_config = config
     return model

@@ -29,17 +29,25 @@ class ModelSpec:
     def is_detector_run(self) -> bool:
         """WEIGHTS is a ``transferdet train`` run folder: a whole trained detector, whose FPN levels
         and box head can be ranked too."""
+        from transferdet.runs import RunDir  # runs builds detectors from these modules
+
         folder = self.checkpoint
-        return folder is not None and (folder / "recipe.json").is_file() and (folder / "checkpoint.pt").is_file()
+        return folder is not None and RunDir.is_run(folder)
 
     def __str__(self) -> str:
         return f"{self.arch}@{self.weights}"
 
 
+def split_spec(text: str) -> tuple[str, str | None]:
+    """``"ARCH@WEIGHTS"`` -> ``("ARCH", "WEIGHTS")``; ``"ARCH"`` -> ``("ARCH", None)``."""
+    arch, sep, weights = text.partition("@")
+    return arch, (weights if sep else None)
+
+
 def parse_spec(text: str) -> ModelSpec:
     """``"timm:resnet18@random"`` -> ``ModelSpec("timm", "resnet18", "random")``; weights default to
     ``random``. A path that does not exist is an error here, before any model is built."""
-    arch, _, weights = text.partition("@")
+    arch, weights = split_spec(text)
     library, sep, name = arch.partition(":")
     if not sep or library not in LIBRARIES or not name:
         raise TransferdetError(
@@ -50,8 +58,10 @@ def parse_spec(text: str) -> ModelSpec:
     spec = ModelSpec(library, name, weights)
     if spec.checkpoint is not None and spec.checkpoint.is_dir():
         if not spec.is_detector_run:
+            from transferdet.runs import RunDir
+
             raise TransferdetError(
-                f"{spec.checkpoint}: a folder, but not a transferdet training run (no recipe.json and checkpoint.pt)"
+                f"{spec.checkpoint}: a folder, but not a transferdet training run ({RunDir.CONTENT})"
             )
     elif spec.checkpoint is not None and not spec.checkpoint.is_file():
         raise TransferdetError(f"{spec.checkpoint}: checkpoint file does not exist (in model spec {text!r})")

@@ -47,7 +47,7 @@ class Recipe(BaseModel):
     warmup_factor: float = 0.001
     min_size: list[int] = [800]  # training short sides (one is drawn per image)
     max_size: int = 1333
-    test_size: int = 800
+    test_size: int | None = Field(None, ge=16)  # evaluation short side; None: the last of min_size
     flip: float = Field(0.5, ge=0, le=1)
     norm: Literal["frozen_bn", "bn", "syncbn", "gn"] = "frozen_bn"
     freeze_at: int = Field(0, ge=0, le=5)
@@ -90,7 +90,6 @@ RECIPES: dict[str, dict] = {
         "warmup_iterations": 50,
         "min_size": [128],
         "max_size": 128,
-        "test_size": 128,
         # a short run learns faster without flips (and a flip changes what a glyph or text means);
         # a 128-channel FPN and heads cost half of a 256-channel one at this size
         "flip": 0.0,
@@ -127,7 +126,6 @@ RECIPES: dict[str, dict] = {
         "flip": 0.0,
         "min_size": [512],
         "max_size": 512,
-        "test_size": 512,
         "freeze_body": True,
         "eval_every": 500,
     },
@@ -185,3 +183,19 @@ def load_recipe(name: str, overrides: list[str] | None = None, config_file: dict
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "recipe"
         raise TransferdetError(f"recipe {name}: {where}: {first['msg']}") from None
+
+
+def recipe_detector(recipe: Recipe, detector: str | None) -> str:
+    """The detector to train: ``detector`` as asked, else the one the recipe fixes. Asking for
+    another detector than a protocol's own is an error naming both (its numbers would not be the
+    protocol's)."""
+    if detector is None:
+        if recipe.detector is None:
+            raise TransferdetError(f"recipe {recipe.name} fixes no detector: give --detector")
+        return recipe.detector
+    if recipe.detector is not None and detector != recipe.detector:
+        raise TransferdetError(
+            f"recipe {recipe.name} trains {recipe.detector}, not {detector} "
+            f"(drop --detector, or choose a recipe that fixes none)"
+        )
+    return detector

@@ -1,29 +1,27 @@
-"""``summary.png``: a run's loss curves, learning rate and AP per evaluation, from ``log.jsonl``."""
+"""A run's summary picture: loss curves, learning rate and AP per evaluation, from its log."""
 
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 from transferdet.atomic import atomic_write_bytes
+from transferdet.runs import RunDir
 
 
-def write_summary(run: Path) -> Path:
-    """Plot ``run/log.jsonl`` (and ``metrics.json`` if present) into ``run/summary.png``."""
+def write_summary(run: RunDir) -> Path:
+    """Plot the run's log (and final metrics, if present) into its summary picture."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in (run / "log.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = run.log_rows()
     steps = [r for r in rows if "loss" in r]
     evaluations = [(r["iteration"], r["eval"]) for r in rows if "eval" in r]
-    metrics_file = run / "metrics.json"
-    if metrics_file.is_file():
-        final = json.loads(metrics_file.read_text(encoding="utf-8"))
-        if final.get("AP") is not None and steps:
-            evaluations.append((steps[-1]["iteration"], {"AP": final["AP"], "AP50": final.get("AP50")}))
+    final = run.read_metrics()
+    if final is not None and final.get("AP") is not None and steps:
+        evaluations.append((steps[-1]["iteration"], {"AP": final["AP"], "AP50": final.get("AP50")}))
     figure, (losses, quality) = plt.subplots(1, 2, figsize=(11, 4))
     iterations = [r["iteration"] for r in steps]
     keys = [k for k in (steps[0] if steps else {}) if k not in ("iteration", "time", "lr")]
@@ -51,5 +49,5 @@ def write_summary(run: Path) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
-    atomic_write_bytes(run / "summary.png", buffer.getvalue())
-    return run / "summary.png"
+    atomic_write_bytes(run.summary_file, buffer.getvalue())
+    return run.summary_file

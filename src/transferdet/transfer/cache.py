@@ -8,9 +8,7 @@ Files are written atomically; the default folder is ``$XDG_CACHE_HOME/transferde
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from transferdet.atomic import atomic_write_bytes
+from transferdet.hashing import json_digest
 from transferdet.transfer.features import BoxFeatures
 
 
@@ -26,17 +25,8 @@ def default_cache_dir() -> Path:
     return Path(base) / "transferdet" / "features"
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cache_key(**parts: Any) -> str:
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return json_digest(parts, 32)
 
 
 def load(folder: Path, key: str) -> BoxFeatures | None:

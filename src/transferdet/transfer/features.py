@@ -24,7 +24,7 @@ from torchvision.transforms.v2 import functional as F
 
 from transferdet.data.dataset import ImageRecord
 from transferdet.errors import TransferdetError
-from transferdet.models.backbones import Backbone
+from transferdet.models.backbone import Backbone
 from transferdet.transfer.poolers import make_pooler
 
 FEATURE_KINDS = ("local", "global")

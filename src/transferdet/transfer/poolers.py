@@ -24,7 +24,7 @@ from torchvision.ops import MultiScaleRoIAlign, roi_align
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
 
 from transferdet.errors import TransferdetError
-from transferdet.models.backbones import Backbone
+from transferdet.models.backbone import Backbone
 
 ROI_SIZE = 7
 DETECTOR_ONLY = ("fpn_ms", "fc7")

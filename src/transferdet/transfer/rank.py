@@ -8,9 +8,8 @@ Regression metrics (TLogME, LogME on boxes, ETran's term) see the box coordinate
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +18,16 @@ import torch
 from transferdet.data import formats
 from transferdet.data.dataset import DetectionDataset
 from transferdet.data.formats.base import ReadOptions
-from transferdet.data.split import ensure_split
+from transferdet.data.split import ensure_split, training_split
 from transferdet.data.validation import apply_bad_box_policy
+from transferdet.devices import default_device
 from transferdet.errors import TransferdetError
+from transferdet.hashing import file_digest
 from transferdet.metrics import METRICS, suite
 from transferdet.metrics.suite import SOURCE_METRICS
 from transferdet.models.backbones import build_backbone
 from transferdet.models.specs import parse_spec
+from transferdet.runs import RunDir
 from transferdet.transfer import cache
 from transferdet.transfer.features import BoxFeatures, extract_box_features, sample_records
 
@@ -41,7 +43,7 @@ class RankSettings:
     max_boxes_per_class: int | None = None
     seed: int = 0
     batch_size: int = 8
-    device: str = "cuda" if torch.cuda.is_available() else "cpu"
+    device: str = field(default_factory=default_device)
 
 
 def standardised(targets: np.ndarray) -> np.ndarray:
@@ -49,10 +51,6 @@ def standardised(targets: np.ndarray) -> np.ndarray:
     intercept, so raw [0, 1] coordinates would mostly measure how well features fit a constant."""
     std = targets.std(axis=0)
     return (targets - targets.mean(axis=0)) / np.where(std > 0, std, 1.0)
-
-
-def default_split(dataset: DetectionDataset) -> str:
-    return "train" if "train" in dataset.splits else next(iter(dataset.splits))
 
 
 def model_features(
@@ -65,10 +63,14 @@ def model_features(
     progress: Callable[[int, int], None] | None = None,
 ) -> BoxFeatures:
     spec = parse_spec(spec_text)
-    weights_file = spec.checkpoint / "checkpoint.pt" if spec.is_detector_run else spec.checkpoint
+    run = RunDir(spec.checkpoint) if spec.is_detector_run else None
+    if run is not None:
+        weights = run.checkpoint_digest()
+    else:
+        weights = file_digest(spec.checkpoint) if spec.checkpoint else spec.weights
     key = cache.cache_key(
         spec=spec.arch,
-        weights=cache.file_digest(weights_file) if weights_file else spec.weights,
+        weights=weights,
         dataset=dataset_id,
         split=split,
         layer=settings.layer,
@@ -84,11 +86,9 @@ def model_features(
             return cached
     torch.manual_seed(settings.seed)  # random-init weights are part of the spec's meaning
     detector = None
-    if spec.is_detector_run:
-        from transferdet.train.engine import load_trained
-
-        detector, _ = load_trained(spec.checkpoint)
-        trained_arch = json.loads((spec.checkpoint / "recipe.json").read_text())["job"]["backbone"].split("@")[0]
+    if run is not None:
+        detector, _ = run.load_detector()
+        trained_arch = run.backbone_arch()
         if trained_arch != spec.arch:
             raise TransferdetError(f"{spec_text}: the run in {spec.checkpoint} trained {trained_arch}, not {spec.arch}")
         backbone = detector.backbone.body
@@ -134,7 +134,7 @@ def rank(
     if not models:
         raise TransferdetError("no models to rank")
     dataset = apply_bad_box_policy(ensure_split(formats.read(data, format, options), settings.seed), "drop")
-    split = split or default_split(dataset)
+    split = training_split(dataset, split)
     if split not in dataset.splits:
         raise TransferdetError(f"no split {split!r} (splits: {', '.join(dataset.splits)})")
     dataset_id = f"{Path(data).resolve()}|{format}"

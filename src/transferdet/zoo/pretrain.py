@@ -29,6 +29,7 @@ from torch import nn
 from transferdet.atomic import atomic_write_bytes
 from transferdet.data.glyphs import SOURCES, GlyphSource, glyph_source
 from transferdet.errors import TransferdetError
+from transferdet.models.classifier import classification_model
 from transferdet.models.specs import parse_spec
 
 
@@ -83,25 +84,6 @@ def glyph_crops(
         images[i, y0 : y0 + h, x0 : x0 + w] = glyph[:h, :w] * float(rng.uniform(0.6, 1.0))
     pixels = torch.from_numpy(images)[:, None].expand(-1, 3, -1, -1)
     return pixels.contiguous(), torch.from_numpy(labels.astype(np.int64))
-
-
-def classification_model(arch: str, num_classes: int) -> tuple[nn.Module, tuple[float, ...], tuple[float, ...]]:
-    """The library's classification model for ``arch`` with a ``num_classes`` head, and the input
-    mean/std it expects."""
-    spec = parse_spec(arch)
-    if spec.library == "timm":
-        import timm
-
-        model = timm.create_model(spec.name, pretrained=False, num_classes=num_classes)
-        cfg = model.pretrained_cfg or {}
-        return model, tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
-    import torchvision
-
-    try:
-        model = torchvision.models.get_model(spec.name, weights=None, num_classes=num_classes)
-    except (ValueError, TypeError) as error:
-        raise TransferdetError(f"{arch}: {error}") from None
-    return model, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def pretrain(

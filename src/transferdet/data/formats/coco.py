@@ -83,18 +83,8 @@ def _require_list(data: dict, key: str, path: Path) -> list:
     return data[key]
 
 
-def _parse_split(
-    json_path: Path, split: str, options: ReadOptions, classes: list[str]
-) -> tuple[list[ImageRecord], Counter]:
-    """Records of one COCO file; extends ``classes`` with names not seen before."""
-    data = load_json(json_path)
-    if not isinstance(data, dict):
-        raise DataError(json_path, "top level is not a JSON object (not a COCO detection file?)")
-    images = _require_list(data, "images", json_path)
-    annotations = _require_list(data, "annotations", json_path)
-    categories = _require_list(data, "categories", json_path)
-    problems: Counter = Counter()
-
+def _category_labels(json_path: Path, categories: list, classes: list[str], problems: Counter) -> dict[Any, int]:
+    """Category id -> label; extends ``classes`` with names not seen before."""
     category_label: dict[Any, int] = {}
     for index, category in enumerate(categories):
         where = f"categories[{index}]"
@@ -107,10 +97,15 @@ def _parse_split(
         if name not in classes:
             classes.append(name)
         category_label[category["id"]] = classes.index(name)
+    return category_label
 
+
+def _image_entries(
+    json_path: Path, split: str, images: list, options: ReadOptions, problems: Counter
+) -> tuple[dict[Any, dict[str, Any]], Path | None]:
+    """Image id -> its entry (boxes, labels and masks to be filled), in file order, and the image folder."""
     image_dir: Path | None = None
     by_id: dict[Any, dict[str, Any]] = {}
-    order: list[Any] = []
     for index, image in enumerate(images):
         where = f"images[{index}]"
         if not isinstance(image, dict) or "id" not in image or "file_name" not in image:
@@ -130,8 +125,12 @@ def _parse_split(
             "labels": [],
             "masks": [],
         }
-        order.append(image["id"])
+    return by_id, image_dir
 
+
+def _add_annotations(
+    json_path: Path, annotations: list, by_id: dict, category_label: dict[Any, int], problems: Counter
+) -> None:
     seen_annotation_ids: set[Any] = set()
     for index, annotation in enumerate(annotations):
         where = f"annotations[{index}]"
@@ -158,24 +157,37 @@ def _parse_split(
         segmentation = annotation.get("segmentation")
         target["masks"].append(segmentation if segmentation else None)
 
+
+def _record(image_id: Any, item: dict[str, Any], base: Path) -> ImageRecord:
+    masks = item["masks"] if any(m is not None for m in item["masks"]) else None
+    return ImageRecord(
+        image_id=image_id,
+        file_name=item["file_name"],
+        path=base / item["file_name"],
+        width=item["width"],
+        height=item["height"],
+        boxes=np.array(item["boxes"], dtype=np.float64).reshape(-1, 4),
+        labels=np.array(item["labels"], dtype=np.int64),
+        masks=masks,
+    )
+
+
+def _parse_split(
+    json_path: Path, split: str, options: ReadOptions, classes: list[str]
+) -> tuple[list[ImageRecord], Counter]:
+    """Records of one COCO file; extends ``classes`` with names not seen before."""
+    data = load_json(json_path)
+    if not isinstance(data, dict):
+        raise DataError(json_path, "top level is not a JSON object (not a COCO detection file?)")
+    images = _require_list(data, "images", json_path)
+    annotations = _require_list(data, "annotations", json_path)
+    categories = _require_list(data, "categories", json_path)
+    problems: Counter = Counter()
+    category_label = _category_labels(json_path, categories, classes, problems)
+    by_id, image_dir = _image_entries(json_path, split, images, options, problems)
+    _add_annotations(json_path, annotations, by_id, category_label, problems)
     base = image_dir or json_path.parent
-    records = []
-    for image_id in order:
-        item = by_id[image_id]
-        masks = item["masks"] if any(m is not None for m in item["masks"]) else None
-        records.append(
-            ImageRecord(
-                image_id=image_id,
-                file_name=item["file_name"],
-                path=base / item["file_name"],
-                width=item["width"],
-                height=item["height"],
-                boxes=np.array(item["boxes"], dtype=np.float64).reshape(-1, 4),
-                labels=np.array(item["labels"], dtype=np.int64),
-                masks=masks,
-            )
-        )
-    return records, problems
+    return [_record(image_id, item, base) for image_id, item in by_id.items()], problems
 
 
 def read(path: Path, options: ReadOptions) -> DetectionDataset:

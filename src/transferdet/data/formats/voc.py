@@ -155,6 +155,35 @@ def _split_ids(layout: Layout) -> dict[str, list[tuple[str, int]]] | None:
     return splits
 
 
+def _parse_all(layout: Layout, split_ids: dict[str, list[tuple[str, int]]]) -> dict[str, _Parsed]:
+    """Every listed image's XML, parsed once; a listed image without one is an error naming the list."""
+    parsed: dict[str, _Parsed] = {}
+    for split, entries in split_ids.items():
+        for image_id, number in entries:
+            xml_path = layout.annotations / f"{image_id}.xml"
+            if image_id not in parsed:
+                if not xml_path.is_file():
+                    set_file = (layout.image_sets or layout.annotations) / f"{split}.txt"
+                    raise DataError(set_file, f"no annotation file {xml_path.name}", f"line {number}")
+                parsed[image_id] = _parse_xml(xml_path)
+    return parsed
+
+
+def _record(layout: Layout, image_id: str, item: _Parsed, label_of: dict[str, int]) -> ImageRecord:
+    image_path = layout.images / item.file_name if item.file_name else None
+    if image_path is None or not image_path.is_file():
+        image_path = find_image(layout.images, image_id) or image_path or (layout.images / f"{image_id}.jpg")
+    return ImageRecord(
+        image_id=image_id,
+        file_name=image_path.name,
+        path=image_path,
+        width=item.width,
+        height=item.height,
+        boxes=np.array(item.boxes, dtype=np.float64).reshape(-1, 4),
+        labels=np.array([label_of.get(n, UNKNOWN_LABEL) for n in item.names], dtype=np.int64),
+    )
+
+
 def read(path: Path, options: ReadOptions) -> DetectionDataset:
     layout = find_layout(path, options)
     if layout is None:
@@ -168,49 +197,20 @@ def read(path: Path, options: ReadOptions) -> DetectionDataset:
         all_ids = sorted((p.stem for p in layout.annotations.glob("*.xml")), key=natural_key)
         split_ids = {"all": [(i, 0) for i in all_ids]}
         origin = "none"
-
-    parsed: dict[str, _Parsed] = {}
-    problems: dict[str, Counter] = {}
-    for split, entries in split_ids.items():
-        problems[split] = Counter()
-        for image_id, number in entries:
-            xml_path = layout.annotations / f"{image_id}.xml"
-            if image_id not in parsed:
-                if not xml_path.is_file():
-                    set_file = (layout.image_sets or layout.annotations) / f"{split}.txt"
-                    raise DataError(set_file, f"no annotation file {xml_path.name}", f"line {number}")
-                parsed[image_id] = _parse_xml(xml_path)
-
-    classes = (
-        list(declared)
-        if declared is not None
-        else sorted({n for p in parsed.values() for n in p.names}, key=natural_key)
-    )
+    parsed = _parse_all(layout, split_ids)
+    names = {n for p in parsed.values() for n in p.names}
+    classes = list(declared) if declared is not None else sorted(names, key=natural_key)
     label_of = {name: i for i, name in enumerate(classes)}
     splits: dict[str, list[ImageRecord]] = {}
+    problems: dict[str, Counter] = {}
     for split, entries in split_ids.items():
-        records, seen = [], set()
+        problems[split], seen, splits[split] = Counter(), set(), []
         for image_id, _ in entries:
             if image_id in seen:
                 problems[split]["duplicate_id"] += 1
                 continue
             seen.add(image_id)
-            item = parsed[image_id]
-            image_path = layout.images / item.file_name if item.file_name else None
-            if image_path is None or not image_path.is_file():
-                image_path = find_image(layout.images, image_id) or image_path or (layout.images / f"{image_id}.jpg")
-            records.append(
-                ImageRecord(
-                    image_id=image_id,
-                    file_name=image_path.name,
-                    path=image_path,
-                    width=item.width,
-                    height=item.height,
-                    boxes=np.array(item.boxes, dtype=np.float64).reshape(-1, 4),
-                    labels=np.array([label_of.get(n, UNKNOWN_LABEL) for n in item.names], dtype=np.int64),
-                )
-            )
-        splits[split] = records
+            splits[split].append(_record(layout, image_id, parsed[image_id], label_of))
     return DetectionDataset(
         classes=classes,
         splits=splits,

@@ -1,10 +1,10 @@
 """Classifier-to-detector distillation wired into torchvision detectors (DESIGN.md).
 
-:class:`Teacher` is the classifier written by ``transferdet distill teacher``: it gives the class
-logits of every ground-truth box's crop (context margin, crop size and normalisation as it was
-trained with) and its stem features (its first feature map). :class:`Distiller` attaches the two
-distillation terms of :mod:`transferdet.train.distill` to a detector's own positives, as each
-family matches them:
+The teacher (:class:`~transferdet.distill.teacher.Teacher`) is the classifier written by
+``transferdet distill teacher``: it gives the class logits of every ground-truth box's crop
+(context margin, crop size and normalisation as it was trained with) and its stem features (its
+first feature map). :class:`Distiller` attaches the two distillation terms of
+:mod:`transferdet.distill.losses` to a detector's own positives, as each family matches them:
 
 - RetinaNet and FCOS (sigmoid classifiers): the anchors/points the head's loss matches to a box
   (``head.compute_loss``'s ``matched_idxs``), boxes decoded with the model's box coder;
@@ -21,19 +21,17 @@ detector's.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.ops import roi_align
 
+from transferdet.distill.losses import localization_distillation, sigmoid_distillation, softmax_distillation
+from transferdet.distill.teacher import Teacher
 from transferdet.errors import TransferdetError
-from transferdet.train.distill import localization_distillation, sigmoid_distillation, softmax_distillation
 
-TEACHER_FILE, TEACHER_RECORD = "teacher.pt", "teacher.json"
 TEACHER_LOGITS = "teacher_logits"  # the target key carrying each box's teacher logits
 _ROWS = ("student_logits", "teacher_logits", "predicted_boxes", "target_boxes", "image_index")  # terms' arguments
 
@@ -52,62 +50,6 @@ class DistillSettings:
             raise TransferdetError("distillation weights must be >= 0")
         if self.temperature <= 0:
             raise TransferdetError("--distill-temperature must be > 0")
-
-
-class Teacher(nn.Module):
-    """A frozen crop classifier and its stem, in eval mode."""
-
-    def __init__(self, folder: Path, device: str | torch.device = "cpu") -> None:
-        super().__init__()
-        from transferdet.models.backbones import build_backbone
-        from transferdet.models.specs import ModelSpec, parse_spec
-        from transferdet.zoo.pretrain import classification_model
-
-        weights, record_file = folder / TEACHER_FILE, folder / TEACHER_RECORD
-        for path in (weights, record_file):
-            if not path.is_file():
-                raise TransferdetError(f"{path}: missing (is {folder} a `transferdet distill teacher` output?)")
-        record = json.loads(record_file.read_text(encoding="utf-8"))
-        self.classes: list[str] = record["classes"]
-        self.crop_size, self.margin = int(record["crop_size"]), float(record["margin"])
-        arch = parse_spec(record["arch"])
-        classifier, mean, std = classification_model(arch.arch, len(self.classes))
-        state = torch.load(weights, map_location="cpu", weights_only=True)["state_dict"]
-        try:
-            classifier.load_state_dict(state)
-        except RuntimeError:
-            raise TransferdetError(
-                f"{weights}: does not fit {record_file} ({arch.arch} with {len(self.classes)} classes)"
-            ) from None
-        self.classifier = classifier
-        body = build_backbone(ModelSpec(arch.library, arch.name, str(weights)))
-        self.stem = body.truncated(body.feature_names[0])
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
-        self.requires_grad_(False)
-        self.to(device).eval()
-
-    def train(self, mode: bool = True) -> Teacher:  # always in eval mode (BatchNorm statistics fixed)
-        return super().train(False)
-
-    @torch.no_grad()
-    def crop_logits(self, image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """Logits (K, C) of the crops of ``boxes`` (K, 4) in ``image`` (3, H, W, values in [0, 1]),
-        each box enlarged by the margin on every side and clipped to the image, as in training."""
-        if len(boxes) == 0:
-            return image.new_zeros(0, len(self.classes))
-        height, width = image.shape[-2:]
-        extra = torch.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], dim=1).repeat(1, 2) * self.margin
-        signs = torch.tensor([-1.0, -1.0, 1.0, 1.0], device=boxes.device)
-        limits = torch.tensor([width, height, width, height], dtype=boxes.dtype, device=boxes.device)
-        regions = torch.minimum((boxes + signs * extra).clamp(min=0), limits)
-        crops = roi_align(image[None].float(), [regions.float()], self.crop_size, 1.0, 2, aligned=True)
-        return self.classifier((crops - self.mean) / self.std)
-
-    @torch.no_grad()
-    def stem_features(self, images: torch.Tensor) -> torch.Tensor:
-        """The stem's map of ``images`` (N, 3, H, W, values in [0, 1])."""
-        return next(iter(self.stem((images - self.mean) / self.std).values()))
 
 
 class Distiller:

@@ -2,14 +2,13 @@
 classifier trained on crops of the ground-truth boxes, each enlarged by a context margin and
 resized to a square (112 px by default), reporting its accuracy on the test split's crops.
 
-It writes ``DIR/teacher.pt`` (the classification model's ``state_dict`` under the library's own
-names, plus a record) and ``DIR/teacher.json`` (architecture, classes, crop settings, accuracy).
+It writes a teacher folder (:class:`~transferdet.runs.TeacherDir`): the classification model's
+``state_dict`` under the library's own names, and its record (architecture, classes, crop
+settings, accuracy).
 """
 
 from __future__ import annotations
 
-import io
-import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -20,13 +19,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from transferdet.atomic import atomic_write_bytes
 from transferdet.data.dataset import ImageRecord
 from transferdet.data.loader import load_dataset
+from transferdet.data.split import held_out_split, training_split
 from transferdet.errors import TransferdetError
+from transferdet.models.classifier import classification_model
 from transferdet.models.specs import parse_spec
-from transferdet.train.engine import TEST_SPLITS
-from transferdet.zoo.pretrain import classification_model
+from transferdet.runs import TeacherDir
 
 
 @dataclass(frozen=True)
@@ -86,8 +85,8 @@ def train_teacher(
 ) -> dict:
     """Train the teacher on ``data``'s training crops; returns (and writes) its record."""
     dataset = load_dataset(data, seed=config.seed)
-    train_split = "train" if "train" in dataset.splits else next(iter(dataset.splits))
-    test_split = next((s for s in TEST_SPLITS if s in dataset.splits and s != train_split), None)
+    train_split = training_split(dataset)
+    test_split = held_out_split(dataset, besides=train_split)
     train_x, train_y = crops_of(dataset.records(train_split), config.margin, config.crop_size)
     torch.manual_seed(config.seed)
     model, mean, std = _initialised(config, len(dataset.classes))
@@ -126,9 +125,5 @@ def train_teacher(
         record.update(
             test_split=test_split, test_crops=len(test_x), accuracy=float((predicted == test_y).float().mean())
         )
-    buffer = io.BytesIO()
-    torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "transferdet": record}, buffer)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "teacher.pt", buffer.getvalue())
-    atomic_write_bytes(out / "teacher.json", json.dumps(record, indent=1).encode())
+    TeacherDir(out).write({k: v.cpu() for k, v in model.state_dict().items()}, record)
     return record

@@ -1,0 +1,121 @@
+"""The report's plots, as base64 PNG: each metric's score against fine-tuned AP with model names,
+AP per model with error bars (std over trials), and a metric x layer heat map of Kendall tau."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from transferdet.bench.correlate import ap_summary
+from transferdet.bench.report_data import ReportData, fmt, model_names
+
+
+def pyplot():  # noqa: ANN202
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def png(figure) -> str:  # noqa: ANN001
+    plt = pyplot()
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def scatter_plot(data: ReportData, dataset: str, layer: str, features: str) -> str | None:
+    """Score vs mean AP, one panel per metric, points named by model, error bars = std over trials."""
+    plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    ap = ap_summary(data.ap, data.target)
+    by_metric: dict[str, dict[str, float]] = defaultdict(dict)
+    for row in data.scores:
+        if (row["dataset"], row["layer"], row["features"]) == (dataset, layer, features) and row["score"] is not None:
+            by_metric[row["metric"]][row["model"]] = row["score"]
+    metrics = [m for m in data.config.get("metrics", []) if any((dataset, k) in ap for k in by_metric.get(m, {}))]
+    if not metrics:
+        return None
+    columns = min(3, len(metrics))
+    rows = math.ceil(len(metrics) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.5 * rows), squeeze=False)
+    kendall = {
+        c.metric: c.kendall for c in data.correlations if (c.dataset, c.layer, c.features) == (dataset, layer, features)
+    }
+    for axis, metric in zip(axes.flat, metrics, strict=False):
+        models = [m for m in by_metric[metric] if (dataset, m) in ap]
+        x = [by_metric[metric][m] for m in models]
+        y = [ap[(dataset, m)][0] for m in models]
+        err = [ap[(dataset, m)][1] for m in models]
+        axis.errorbar(x, y, yerr=err, fmt="o", color="#1f77b4", ecolor="#9ecae1", capsize=3)
+        for xi, yi, name in zip(x, y, models, strict=True):
+            axis.annotate(name, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        axis.set_title(f"{metric}  (Kendall τ {fmt(kendall.get(metric), 2)})", fontsize=9)
+        axis.set_xlabel("score", fontsize=8)
+        axis.set_ylabel(f"fine-tuned {data.target}", fontsize=8)
+        axis.tick_params(labelsize=7)
+        axis.xaxis.set_major_locator(MaxNLocator(5))
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(metrics) :]:
+        axis.set_visible(False)
+    figure.suptitle(f"{dataset}: metric score vs fine-tuned {data.target} ({layer}, {features})", fontsize=10)
+    figure.tight_layout()
+    return png(figure)
+
+
+def ap_plot(data: ReportData, dataset: str) -> str | None:
+    """Mean fine-tuned AP per model with std over trials as error bars."""
+    plt = pyplot()
+
+    ap = ap_summary(data.ap, data.target)
+    models = [m for m in model_names(data) if (dataset, m) in ap]
+    if not models:
+        return None
+    means = [ap[(dataset, m)][0] for m in models]
+    stds = [ap[(dataset, m)][1] for m in models]
+    figure, axis = plt.subplots(figsize=(max(4.0, 0.9 * len(models) + 2), 3.4))
+    axis.bar(range(len(models)), means, yerr=stds, capsize=4, color="#4c9f70", ecolor="#333333")
+    axis.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=8)
+    axis.set_ylabel(f"fine-tuned {data.target} (mean ± std)", fontsize=8)
+    axis.set_title(f"{dataset}: {data.target} per model", fontsize=10)
+    axis.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    return png(figure)
+
+
+def heatmap_plot(data: ReportData, dataset: str) -> str | None:
+    """Kendall tau per metric (rows) and layer/features (columns)."""
+    plt = pyplot()
+
+    rows = [c for c in data.correlations if c.dataset == dataset]
+    if not rows:
+        return None
+    metrics = [m for m in data.config.get("metrics", []) if any(c.metric == m for c in rows)]
+    columns = sorted({(c.layer, c.features) for c in rows})
+    grid = np.full((len(metrics), len(columns)), np.nan)
+    for c in rows:
+        grid[metrics.index(c.metric), columns.index((c.layer, c.features))] = c.kendall
+    figure, axis = plt.subplots(figsize=(1.2 * len(columns) + 2.5, 0.42 * len(metrics) + 1.4))
+    image = axis.imshow(grid, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+    axis.set_xticks(range(len(columns)), [f"{layer}\n{features}" for layer, features in columns], fontsize=8)
+    axis.set_yticks(range(len(metrics)), metrics, fontsize=8)
+    for (i, j), value in np.ndenumerate(grid):
+        dark = math.isfinite(value) and abs(value) > 0.6
+        axis.text(j, i, fmt(value, 2), ha="center", va="center", fontsize=7, color="white" if dark else "black")
+    figure.colorbar(image, ax=axis, label="Kendall τ")
+    axis.set_title(f"{dataset}: Kendall τ of metric vs {data.target}", fontsize=10)
+    figure.tight_layout()
+    return png(figure)
+
+
+# --- tables ---------------------------------------------------------------------------------------

@@ -1,0 +1,86 @@
+"""The pieces between a :class:`~transferdet.models.backbone.Backbone` and a torchvision detector:
+an FPN over chosen levels, a single map (C4), the last stage as a box head (C4), SSD's extra maps."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool, LastLevelP6P7
+
+from transferdet.models.backbone import Backbone
+
+
+class FeaturePyramid(nn.Module):
+    """A backbone's ``levels`` through an FPN; ``out_channels`` as torchvision detectors expect."""
+
+    def __init__(self, body: Backbone, levels: list[str], out_channels: int, extra: str) -> None:
+        super().__init__()
+        self.body = body.truncated(levels[-1])
+        self.levels = levels
+        extra_block = LastLevelMaxPool() if extra == "pool" else LastLevelP6P7(out_channels, out_channels)
+        self.fpn = FeaturePyramidNetwork([body.channels[lv] for lv in levels], out_channels, extra_blocks=extra_block)
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        features = self.body(x)
+        return self.fpn(OrderedDict((level, features[level]) for level in self.levels))
+
+
+class SingleMap(nn.Module):
+    """A backbone cut after one feature map, returned as the only map (the C4 trunk)."""
+
+    def __init__(self, body: Backbone, level: str) -> None:
+        super().__init__()
+        self.body = body.truncated(level)
+        self.level = level
+        self.out_channels = body.channels[level]
+
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        return OrderedDict([(self.level, self.body(x)[self.level])])
+
+
+class StageBoxHead(nn.Module):
+    """The backbone's stages from c4 to c5 on RoI features, average-pooled: the C4 box head."""
+
+    def __init__(self, body: Backbone) -> None:
+        super().__init__()
+        self.stages = nn.Sequential(*body.stages_between("c4", "c5"))
+        self.nhwc = body.nhwc
+        self.out_channels = body.channels["c5"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stages(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2) if self.nhwc else self.stages(x)
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+
+
+class SSDFeatures(nn.Module):
+    """c3..c5 of the backbone plus ``extras`` stride-2 blocks, for SSD's multi-map head."""
+
+    def __init__(self, body: Backbone, extras: int = 2, width: int = 256) -> None:
+        super().__init__()
+        self.levels = [lv for lv in ("c3", "c4", "c5") if lv in body.channels]
+        self.body = body.truncated(self.levels[-1])
+        blocks, channels = [], body.channels[self.levels[-1]]
+        for _ in range(extras):
+            blocks.append(
+                nn.Sequential(
+                    nn.Conv2d(channels, width // 2, 1),
+                    nn.ReLU(inplace=True),
+                    nn.Conv2d(width // 2, width, 3, stride=2, padding=1),
+                    nn.ReLU(inplace=True),
+                )
+            )
+            channels = width
+        self.extras = nn.ModuleList(blocks)
+        self.out_channels = [body.channels[lv] for lv in self.levels] + [width] * extras
+
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        features = self.body(x)
+        maps = [features[lv] for lv in self.levels]
+        y = maps[-1]
+        for block in self.extras:
+            y = block(y)
+            maps.append(y)
+        return OrderedDict((str(i), m) for i, m in enumerate(maps))

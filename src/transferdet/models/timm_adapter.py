@@ -1,0 +1,92 @@
+"""timm models as :class:`~transferdet.models.backbone.Backbone` stages (``features_only``
+wrappers, matched back to the classification model's key names that checkpoints use)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from transferdet.errors import TransferdetError
+from transferdet.models.architecture import Architecture
+from transferdet.models.backbone import Backbone, dedupe_outputs, feature_name
+from transferdet.models.normalisation import config_normalisation
+from transferdet.models.specs import ModelSpec
+
+
+def _normalised(key: str) -> str:
+    """timm's feature wrappers rename ``stages.0`` to ``stages_0``: compare keys modulo that."""
+    return key.replace("_", ".")
+
+
+def _timm_stages(features: nn.Module) -> tuple[list[tuple[str, nn.Module]], dict[str, str]]:
+    info = features.feature_info
+    reductions = info.reduction()
+    if hasattr(features, "return_layers") and isinstance(features, nn.ModuleDict):
+        stages = list(features.items())
+        outputs = {name: feature_name(reductions[int(i)]) for name, i in features.return_layers.items()}
+        return stages, outputs
+    if hasattr(features, "_stage_out_idx") and hasattr(features, "blocks"):
+        stem = nn.Sequential(features.conv_stem, features.bn1)
+        stages = [("stem", stem)] + [(f"blocks_{i}", block) for i, block in enumerate(features.blocks)]
+        names = [name for name, _ in stages]
+        outputs = {names[position]: feature_name(reductions[i]) for position, i in features._stage_out_idx.items()}
+        return stages, outputs
+    raise TransferdetError(f"timm feature extractor {type(features).__name__} is not supported yet")
+
+
+def _backbone(features: nn.Module) -> Backbone:
+    stages, outputs = _timm_stages(features)
+    outputs = dedupe_outputs(outputs, [n for n, _ in stages])
+    info = features.feature_info
+    by_stride = {feature_name(r): c for r, c in zip(info.reduction(), info.channels(), strict=True)}
+    strides = {feature_name(r): r for r in info.reduction()}
+    mean, std = config_normalisation(getattr(features, "pretrained_cfg", None))
+    return Backbone(
+        stages,
+        outputs,
+        {o: by_stride[o] for o in outputs.values()},
+        {o: strides[o] for o in outputs.values()},
+        nhwc=str(getattr(features, "output_fmt", "NCHW")).upper().endswith("NHWC"),
+        mean=mean,
+        std=std,
+    )
+
+
+def _linear_head(full: nn.Module, channels: int | None) -> str | None:
+    """The key prefix of a timm model's classifier when it is one linear layer on average-pooled c5
+    (ResNets, ConvNeXts, ...; not MobileNetV3, whose head has a convolution first)."""
+    name = (getattr(full, "pretrained_cfg", None) or {}).get("classifier")
+    classifier = full.get_classifier() if hasattr(full, "get_classifier") else None
+    if not isinstance(name, str) or not isinstance(classifier, nn.Linear) or classifier.in_features != channels:
+        return None
+    head = getattr(full, "head", None)
+    if head is not None and not isinstance(head, nn.Linear) and any(isinstance(m, nn.Conv2d) for m in head.modules()):
+        return None
+    return name
+
+
+def timm_architecture(spec: ModelSpec) -> Architecture:
+    """The backbone cut from timm's feature wrapper, matched against the classification model's
+    names and shapes (built on the meta device: no memory, no weights)."""
+    import timm
+
+    try:
+        features = timm.create_model(spec.name, pretrained=spec.weights == "pretrained", features_only=True)
+    except RuntimeError as error:
+        raise TransferdetError(f"{spec.arch}: {error}") from None
+    backbone = _backbone(features)
+    with torch.device("meta"):
+        full = timm.create_model(spec.name, pretrained=False)
+    full_shapes = {k: tuple(v.shape) for k, v in full.state_dict().items()}
+    by_norm = {_normalised(k): k for k in full_shapes}
+    to_full = {}
+    for key in features.state_dict():
+        if _normalised(key) not in by_norm:
+            raise TransferdetError(f"{spec.arch}: cannot relate feature key {key} to the model's names")
+        to_full[key] = by_norm[_normalised(key)]
+
+    def assign(loaded: dict[str, torch.Tensor]) -> None:
+        features.load_state_dict({fk: loaded[full] for fk, full in to_full.items() if full in loaded}, strict=False)
+
+    head = _linear_head(full, backbone.channels.get("c5"))
+    return Architecture(backbone, full_shapes, list(to_full.values()), assign, head)

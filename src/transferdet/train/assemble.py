@@ -1,0 +1,93 @@
+"""A recipe made concrete: the detector (config from the recipe and the training boxes), its
+optimizer (learning rate scaled to the total batch), and the seeded training data loader."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from transferdet.data.dataset import DetectionDataset, ImageRecord
+from transferdet.data.transforms import TorchDetectionDataset, collate_detection, detection_transforms
+from transferdet.models.anchors import auto_anchors, resized_box_shapes, ssd_scales
+from transferdet.models.backbones import build_backbone
+from transferdet.models.detectors import DetectorConfig, build_detector
+from transferdet.train.recipes import Recipe
+from transferdet.train.sampling import SeededAugmentation, StreamBatchSampler
+
+if TYPE_CHECKING:
+    from transferdet.train.engine import TrainJob
+
+
+def detector_config(recipe: Recipe, kind: str, num_classes: int, train_records: list[ImageRecord]) -> DetectorConfig:
+    """The detector a recipe asks for; ``anchors: auto`` fits anchors (and SSD scales) to the
+    training boxes as the detector will see them; SyncBN only inside a process group."""
+    size = max(recipe.min_size)
+    shapes = resized_box_shapes(train_records, size, recipe.max_size)
+    auto = recipe.anchors == "auto"
+    return DetectorConfig(
+        kind,
+        num_classes,
+        min_size=tuple(recipe.min_size),
+        max_size=recipe.max_size,
+        fpn_channels=recipe.fpn_channels,
+        norm=recipe.norm if recipe.norm != "syncbn" or torch.distributed.is_initialized() else "bn",
+        freeze_at=recipe.freeze_at,
+        anchors=auto_anchors(shapes) if auto else None,
+        ssd_scales=ssd_scales(shapes, size, 5) if auto else None,
+        extra={"box_batch_size_per_image": recipe.rois_per_image} if recipe.rois_per_image and "rcnn" in kind else {},
+        test_size=recipe.test_size,
+    )
+
+
+def body(model: torch.nn.Module) -> torch.nn.Module:
+    """The backbone body inside a torchvision detector (what ``freeze_body`` freezes)."""
+    return model.backbone.body
+
+
+def build_model(job: TrainJob, dataset: DetectionDataset, train_records: list[ImageRecord]) -> torch.nn.Module:
+    """The job's detector for ``dataset``'s classes, initialised under the job's seed, body frozen
+    where the recipe says."""
+    torch.manual_seed(job.seed)
+    config = detector_config(job.recipe, job.detector, len(dataset.classes), train_records)
+    model = build_detector(build_backbone(job.backbone), config)
+    if job.recipe.freeze_body:
+        body(model).requires_grad_(False)
+    return model
+
+
+def build_optimizer(recipe: Recipe, model: torch.nn.Module, world: int) -> torch.optim.Optimizer:
+    lr = recipe.lr * recipe.batch_size * world / recipe.base_batch  # linear scaling (Goyal et al., 2017)
+    parameters = list(model.parameters())
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    kind = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
+    return kind(parameters, lr=lr, weight_decay=recipe.weight_decay)
+
+
+def aspect_groups(records: list[ImageRecord]) -> np.ndarray:
+    """0 for landscape (width >= height), 1 for portrait images."""
+    return np.array([int(r.height > r.width) for r in records])
+
+
+def training_loader(
+    job: TrainJob, model: torch.nn.Module, records: list[ImageRecord], start: int, total: int, rank: int, world: int
+) -> torch.utils.data.DataLoader:
+    """Batches for iterations ``start .. total - 1`` of this process: a seeded sample stream and
+    seeded augmentation, so a resumed run sees exactly the batches it would have seen."""
+    recipe = job.recipe
+    data = TorchDetectionDataset(
+        records,
+        detection_transforms(train=True, flip=recipe.flip),  # the detector resizes
+        with_masks=model.detector_config.kind == "mask_rcnn_fpn",
+        label_offset=model.label_offset,
+    )
+    groups = aspect_groups(records) if recipe.aspect_grouping else None
+    return torch.utils.data.DataLoader(
+        SeededAugmentation(data, job.seed),
+        batch_sampler=StreamBatchSampler(len(records), recipe.batch_size, job.seed, start, total, rank, world, groups),
+        collate_fn=collate_detection,
+        num_workers=recipe.num_workers,
+        generator=torch.Generator().manual_seed(job.seed),  # keeps the global random state untouched
+    )

@@ -1,0 +1,46 @@
+"""What a checkpoint holds beyond the weights: optimizer, schedule, iteration, and the random
+states of every process, so that a resumed run continues exactly where it stopped."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+from transferdet.train.schedule import Plateau
+
+
+def random_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def restore_random_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def training_state(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, iteration: int, plateau: Plateau, states: list[Any]
+) -> dict[str, Any]:
+    """The checkpoint's content; ``states`` are the random states of all processes, by rank."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "iteration": iteration,
+        "plateau": plateau.as_dict(),
+        "random": states,
+    }
+
+
+def restore_training_state(
+    state: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer, rank: int
+) -> tuple[int, Plateau]:
+    """Load a checkpoint's content into ``model`` and ``optimizer`` and this process's random
+    state; returns the iteration and plateau state to continue from."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    restore_random_state(state["random"][rank])
+    return state["iteration"], Plateau(**state["plateau"])
