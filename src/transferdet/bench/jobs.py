@@ -49,17 +49,13 @@ class RankDefinition(BaseModel):
     device: str
 
     def settings(self):  # noqa: ANN201 - a RankSettings
+        from dataclasses import fields
+
         from transferdet.transfer.rank import RankSettings
 
-        return RankSettings(
-            layer=self.layer,
-            features=self.features,
-            image_size=self.image_size,
-            max_images=self.max_images,
-            max_boxes_per_class=self.max_boxes_per_class,
-            seed=self.seed,
-            device=default_device(self.device),  # ``auto``: decided where the job runs
-        )
+        shared = {f.name for f in fields(RankSettings)} & set(type(self).model_fields) - {"device"}
+        # ``auto``: the device is decided where the job runs
+        return RankSettings(**self.model_dump(include=shared), device=default_device(self.device))
 
 
 class TrainDefinition(BaseModel):
