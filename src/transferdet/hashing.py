@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,3 +23,11 @@ def json_digest(value: Any, length: int = 32) -> str:
     JSON cannot hold, such as paths, by their ``str``)."""
     text = json.dumps(value, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def chunks_digest(chunks: Iterable[bytes]) -> str:
+    """sha256 of the concatenated ``chunks``."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()

@@ -47,6 +47,7 @@ class RankDefinition(BaseModel):
     max_boxes_per_class: int | None
     seed: int
     device: str
+    background: int | None = None
 
     def settings(self):  # noqa: ANN201 - a RankSettings
         from dataclasses import fields
@@ -105,6 +106,7 @@ def _rank_definitions(config: BenchConfig, device: str) -> list[tuple[str, str, 
                 max_boxes_per_class=config.max_boxes_per_class,
                 seed=config.seed,
                 device=device,
+                background=config.background,
             ),
         )
         for dataset in config.datasets
@@ -135,8 +137,9 @@ def plan(config: BenchConfig, device: str) -> list[Job]:
 
 def _job(definition: RankDefinition | TrainDefinition, dataset: str, model: str, trial: int | None) -> Job:
     content = definition.model_dump(mode="json")
-    # the device does not change what a job computes: keep it out of the identity
-    digest = config_hash({k: v for k, v in content.items() if k != "device"})
+    # the device does not change what a job computes: keep it out of the identity (and a setting
+    # added later, left at its default, out of it too, so that stores made before it stay valid)
+    digest = config_hash({k: v for k, v in content.items() if k != "device" and not (k == "background" and v is None)})
     layer, features = (definition.layer, definition.features) if definition.kind == "rank" else (None, None)
     return Job(digest, definition.kind, dataset, model, trial, layer, features, content)
 

@@ -38,6 +38,15 @@ ModelsOption = Annotated[
     list[str],
     typer.Option("--models", help="Model spec ARCH[@WEIGHTS]; repeat the option or separate specs with commas."),
 ]
+BackgroundOption = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        help="Background RoIs per image, scored as one extra class 'background' (boxes of the objects' sizes, "
+        "IoU < 0.3 with every object; seeded). Default: 2 on single-class data, where classification metrics "
+        "would have nothing to separate, else 0.",
+    ),
+]
 MetricsOption = Annotated[
     list[str], typer.Option("--metrics", help="Metrics to compute (repeat or comma-separate); default: all.")
 ]
@@ -72,7 +81,8 @@ def _table(rows: list[dict], models: list[str], metrics: list[str]) -> Table:
     shown = [m for m in metrics if any(r["metric"] == m for r in rows)]
     for metric in shown:
         table.add_column(metric, justify="right")
-    score = {(r["model"], r["metric"]): r["score"] for r in rows}
+    score = {(r["model"], r["metric"]): r["score"] for r in rows if r["score"] is not None}
+    failed = {(r["model"], r["metric"]) for r in rows if r["score"] is None}
     order = {}
     for metric in shown:
         ranked = sorted((s for s in models if (s, metric) in score), key=lambda s: -score[(s, metric)])
@@ -81,7 +91,7 @@ def _table(rows: list[dict], models: list[str], metrics: list[str]) -> Table:
         cells = []
         for metric in shown:
             if (spec, metric) not in score:
-                cells.append("[dim]n/a")
+                cells.append("[dim]failed*" if (spec, metric) in failed else "[dim]n/a")
                 continue
             text = f"{score[(spec, metric)]:.4g} ({order[metric][spec]})"
             cells.append(f"[bold green]{text}" if order[metric][spec] == 1 else text)
@@ -94,10 +104,31 @@ def write_scores(rows: list[dict], out: Path) -> None:
 
     atomic_write_bytes(out / "scores.json", json.dumps(rows, indent=1).encode())
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["model", "layer", "features", "metric", "score"])
+    writer = csv.DictWriter(
+        buffer, fieldnames=["model", "layer", "features", "metric", "score", "status", "reason", "note"]
+    )
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_bytes(out / "scores.csv", buffer.getvalue().encode())
+
+
+def _show(rows: list[dict], specs: list[str], wanted: list[str], out: Path | None, as_json: bool) -> None:
+    if out is not None:
+        write_scores(rows, out)
+    if as_json:
+        print(json.dumps(rows))
+        return
+    out_console.print(_table(rows, specs, wanted))
+    for row in rows:
+        if row["reason"]:
+            out_console.print(f"[dim]*[/dim] {_short(row['model'])}: {row['reason']}")
+    for note in dict.fromkeys(r["note"] for r in rows if r["note"]):
+        err_console.print(f"warning: {note}")
+    missing = [m for m in ("leep", "nce") if m in wanted and not any(r["metric"] == m for r in rows)]
+    if missing:
+        err_console.print(f"{', '.join(missing)}: unavailable for models without a linear ImageNet-style classifier")
+    if out is not None:
+        out_console.print(f"wrote {out / 'scores.csv'} and {out / 'scores.json'}")
 
 
 def rank(
@@ -114,6 +145,7 @@ def rank(
     seed: Annotated[int, typer.Option(help="Seed for sampling, random-init weights and splits.")] = 0,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
+    background: BackgroundOption = None,
     out: Annotated[Path | None, typer.Option(help="Folder for scores.csv and scores.json.")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Feature cache folder (default: user cache).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write cached features.")] = False,
@@ -132,7 +164,15 @@ def rank(
     specs = _model_list(models, models_file)
     wanted = [m for value in metrics for m in value.split(",") if m.strip()] or list(DEFAULT_METRICS)
     settings = RankSettings(
-        layer, features, image_size, max_images, max_boxes_per_class, seed, batch_size, default_device(device)
+        layer,
+        features,
+        image_size,
+        max_images,
+        max_boxes_per_class,
+        seed,
+        batch_size,
+        default_device(device),
+        background,
     )
     folder = None if no_cache else (cache_dir or cache.default_cache_dir())
     options = read_options(images, annotations, csv_columns, class_name)
@@ -145,14 +185,4 @@ def rank(
             bar.update(tasks[spec], completed=done)
 
         rows = rank_models(data, specs, wanted, split, settings, format.value, options, folder, report)
-    if out is not None:
-        write_scores(rows, out)
-    if as_json:
-        print(json.dumps(rows))
-        return
-    out_console.print(_table(rows, specs, wanted))
-    missing = [m for m in ("leep", "nce") if m in wanted and not any(r["metric"] == m for r in rows)]
-    if missing:
-        err_console.print(f"{', '.join(missing)}: unavailable for models without a linear ImageNet-style classifier")
-    if out is not None:
-        out_console.print(f"wrote {out / 'scores.csv'} and {out / 'scores.json'}")
+    _show(rows, specs, wanted, out, as_json)

@@ -21,6 +21,7 @@ FEATURE_METRICS = ("logme", "h_score", "reg_h_score", "transrate", "sfda", "etra
 BOX_METRICS = ("logme_regression", "tlogme")
 SOURCE_METRICS = ("leep", "nce")
 METRICS = (*FEATURE_METRICS[:4], *BOX_METRICS, *FEATURE_METRICS[4:], *SOURCE_METRICS)
+GRAM_METRICS = (*FEATURE_METRICS[:4], *BOX_METRICS)  # computed from the shared Gram pass
 
 
 def available_metrics(has_boxes: bool, has_source: bool) -> list[str]:
@@ -50,7 +51,12 @@ def suite(
         raise MetricInputError("leep and nce need a source classifier's probabilities")
     y = as_labels(labels, len(f))
     targets = as_targets(boxes, len(f), "boxes") if boxes is not None else None
-    stats = GramStats.of(f, y, rate_eps=TRANSRATE_EPS if "transrate" in names else None)
+    # the one Gram pass, only when a metric that uses it is asked for
+    stats = (
+        GramStats.of(f, y, rate_eps=TRANSRATE_EPS if "transrate" in names else None)
+        if set(names) & set(GRAM_METRICS)
+        else None
+    )
 
     def tlogme() -> float:
         return 0.5 * (logme_from(stats) + logme_regression_from(stats, f, targets))

@@ -1,9 +1,12 @@
 """Ranking candidate backbones on a detection dataset without fine-tuning.
 
-For each model: per-box features on the chosen layer (cached), then the metric suite. LEEP and NCE
-use the checkpoint's own classifier on the box features where it has a plain linear one whose
-weights the checkpoint holds (c5 only); otherwise they are reported as unavailable (no row).
-Regression metrics (TLogME, LogME on boxes, ETran's term) see the box coordinates standardised.
+For each model: per-box features on the chosen layer (cached), then the metric suite
+(:mod:`~transferdet.transfer.scoring`: a metric that cannot score says why in its row, with
+``score`` None, and the others are still computed). LEEP and NCE use the checkpoint's own
+classifier on the box features where it has a plain linear one whose weights the checkpoint holds
+(c5 only); otherwise they are reported as unavailable (no row). Regression metrics (TLogME, LogME
+on boxes, ETran's term) see the box coordinates standardised. On single-class data, background
+RoIs join as an extra class (:mod:`~transferdet.transfer.background`).
 """
 
 from __future__ import annotations
@@ -16,20 +19,22 @@ import numpy as np
 import torch
 
 from transferdet.data import formats
-from transferdet.data.dataset import DetectionDataset
+from transferdet.data.dataset import ImageRecord
 from transferdet.data.formats.base import ReadOptions
 from transferdet.data.split import ensure_split, training_split
 from transferdet.data.validation import apply_bad_box_policy
 from transferdet.devices import default_device
 from transferdet.errors import TransferdetError
 from transferdet.hashing import file_digest
-from transferdet.metrics import METRICS, suite
+from transferdet.metrics import METRICS
 from transferdet.metrics.suite import SOURCE_METRICS
 from transferdet.models.backbones import build_backbone
 from transferdet.models.specs import parse_spec
 from transferdet.runs import RunDir
 from transferdet.transfer import cache
+from transferdet.transfer.background import BACKGROUND, default_background, with_background
 from transferdet.transfer.features import BoxFeatures, extract_box_features, sample_records
+from transferdet.transfer.scoring import score_features
 
 DEFAULT_METRICS = ("logme", "tlogme", "h_score", "reg_h_score", "transrate", "sfda", "etran", "gbc", "leep", "nce")
 
@@ -44,6 +49,19 @@ class RankSettings:
     seed: int = 0
     batch_size: int = 8
     device: str = field(default_factory=default_device)
+    background: int | None = None  # background RoIs per image; None: 2 on single-class data, else 0
+
+
+@dataclass(frozen=True)
+class RankTarget:
+    """The dataset as ranking sees it: the sampled records (background boxes added), its classes
+    (``background`` last when added), and an identity that changes with anything that changes
+    the boxes or labels (path, format, read options, annotation content, sampling)."""
+
+    records: list[ImageRecord]
+    classes: list[str]
+    identity: str
+    background: int
 
 
 def standardised(targets: np.ndarray) -> np.ndarray:
@@ -53,13 +71,27 @@ def standardised(targets: np.ndarray) -> np.ndarray:
     return (targets - targets.mean(axis=0)) / np.where(std > 0, std, 1.0)
 
 
+def rank_target(
+    data: str | Path, format: str, options: ReadOptions, split: str | None, settings: RankSettings
+) -> RankTarget:
+    """Read ``data`` (bad boxes dropped, split if it has none), sample it and add background boxes."""
+    dataset = apply_bad_box_policy(ensure_split(formats.read(data, format, options), settings.seed), "drop")
+    split = training_split(dataset, split)
+    if split not in dataset.splits:
+        raise TransferdetError(f"no split {split!r} (splits: {', '.join(dataset.splits)})")
+    records = sample_records(dataset.records(split), settings.max_images, settings.max_boxes_per_class, settings.seed)
+    background = default_background(dataset.classes, settings.background)
+    classes = list(dataset.classes) + ([BACKGROUND] if background else [])
+    records = with_background(records, background, len(dataset.classes), settings.seed)
+    identity = cache.dataset_identity(data, format, options, classes, records, bad_boxes="drop", split=split)
+    return RankTarget(records, classes, identity, background)
+
+
 def model_features(
     spec_text: str,
-    dataset: DetectionDataset,
-    split: str,
+    target: RankTarget,
     settings: RankSettings,
     cache_dir: Path | None,
-    dataset_id: str,
     progress: Callable[[int, int], None] | None = None,
 ) -> BoxFeatures:
     spec = parse_spec(spec_text)
@@ -71,13 +103,10 @@ def model_features(
     key = cache.cache_key(
         spec=spec.arch,
         weights=weights,
-        dataset=dataset_id,
-        split=split,
+        dataset=target.identity,
         layer=settings.layer,
         features=settings.features,
         image_size=settings.image_size,
-        max_images=settings.max_images,
-        max_boxes_per_class=settings.max_boxes_per_class,
         seed=settings.seed,
     )
     if cache_dir is not None:
@@ -94,11 +123,10 @@ def model_features(
         backbone = detector.backbone.body
     else:
         backbone = build_backbone(spec)
-    records = sample_records(dataset.records(split), settings.max_images, settings.max_boxes_per_class, settings.seed)
-    total = len(records)
+    total = len(target.records)
     result = extract_box_features(
         backbone,
-        records,
+        target.records,
         settings.layer,
         settings.features,
         settings.image_size,
@@ -113,6 +141,26 @@ def model_features(
     return result
 
 
+def _rows(spec_text: str, settings: RankSettings, features: BoxFeatures, wanted: list[str], classes: list[str]):  # noqa: ANN202
+    names = [m for m in wanted if m not in SOURCE_METRICS or features.source_probs is not None]
+    outcomes = score_features(
+        features.features, features.labels, standardised(features.boxes), features.source_probs, names, classes
+    )
+    return [
+        {
+            "model": spec_text,
+            "layer": settings.layer,
+            "features": settings.features,
+            "metric": metric,
+            "score": outcome.score,
+            "status": outcome.status,
+            "reason": outcome.reason,
+            "note": outcome.note,
+        }
+        for metric, outcome in outcomes.items()
+    ]
+
+
 def rank(
     data: str | Path,
     models: Sequence[str],
@@ -124,8 +172,10 @@ def rank(
     cache_dir: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> list[dict]:
-    """Rows ``{"model", "layer", "features", "metric", "score"}``, one per model and metric;
-    ``model`` is the spec as given."""
+    """Rows ``{"model", "layer", "features", "metric", "score", "status", "reason", "note"}``, one
+    per model and metric; ``model`` is the spec as given; ``score`` is None (``status`` failed)
+    where the metric cannot score these features, ``reason`` says why; ``note`` says what a metric
+    left out (a class with too few boxes)."""
     settings = settings or RankSettings()
     wanted = list(metrics or DEFAULT_METRICS)
     unknown = [m for m in wanted if m not in METRICS]
@@ -133,34 +183,10 @@ def rank(
         raise TransferdetError(f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(METRICS)})")
     if not models:
         raise TransferdetError("no models to rank")
-    dataset = apply_bad_box_policy(ensure_split(formats.read(data, format, options), settings.seed), "drop")
-    split = training_split(dataset, split)
-    if split not in dataset.splits:
-        raise TransferdetError(f"no split {split!r} (splits: {', '.join(dataset.splits)})")
-    dataset_id = f"{Path(data).resolve()}|{format}"
+    target = rank_target(data, format, options or ReadOptions(), split, settings)
     rows = []
     for spec_text in models:
-        features = model_features(
-            spec_text,
-            dataset,
-            split,
-            settings,
-            cache_dir,
-            dataset_id,
-            (lambda done, total, s=spec_text: progress(s, done, total)) if progress else None,
-        )
-        names = [m for m in wanted if m not in SOURCE_METRICS or features.source_probs is not None]
-        targets = standardised(features.boxes)
-        scores = suite(features.features, features.labels, targets, features.source_probs, names)
-        for metric in wanted:
-            if metric in scores:
-                rows.append(
-                    {
-                        "model": spec_text,
-                        "layer": settings.layer,
-                        "features": settings.features,
-                        "metric": metric,
-                        "score": scores[metric],
-                    }
-                )
+        report = (lambda done, total, s=spec_text: progress(s, done, total)) if progress else None
+        features = model_features(spec_text, target, settings, cache_dir, report)
+        rows += _rows(spec_text, settings, features, wanted, target.classes)
     return rows

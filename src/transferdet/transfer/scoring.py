@@ -1,0 +1,110 @@
+"""Per-box features to metric outcomes, robust to real data: a metric that cannot score these
+features says why, and never takes the others with it.
+
+- The metrics that share a Gram matrix (LogME, its regression, TLogME, H-score, regularised
+  H-score, TransRate) run together; if that fails, each is tried on its own, so that e.g. LogME's
+  regression on box coordinates still scores single-class data.
+- SFDA, GBC and ETran estimate a scatter matrix or a Gaussian per class and need two boxes of each:
+  a class with fewer is left out of those three metrics (named in the outcome's note), as long as
+  two classes remain.
+- LEEP and NCE need the checkpoint's own classifier; without one they are unavailable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from transferdet.metrics import MetricInputError, logme_regression, suite
+from transferdet.metrics.suite import GRAM_METRICS, SOURCE_METRICS
+
+PER_CLASS_METRICS = ("sfda", "gbc", "etran")  # need at least two boxes of every class
+REGRESSION_ONLY = {"logme_regression": logme_regression}  # metrics that need no class labels
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One metric's result: a score, or None and the reason; ``note`` says what was adapted."""
+
+    score: float | None
+    reason: str | None = None
+    note: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.score is not None else "failed"
+
+
+def _gram_outcomes(
+    names: list[str], features: np.ndarray, labels: np.ndarray, targets: np.ndarray, probs: np.ndarray | None
+) -> dict[str, Outcome]:
+    if not names:
+        return {}
+    try:
+        return {k: Outcome(v) for k, v in suite(features, labels, targets, probs, names).items()}
+    except MetricInputError:
+        pass  # one of them cannot score: try each alone, to keep the others
+    outcomes = {}
+    for name in names:
+        try:
+            if name in REGRESSION_ONLY:
+                outcomes[name] = Outcome(REGRESSION_ONLY[name](features, targets))
+            else:
+                outcomes[name] = Outcome(suite(features, labels, targets, probs, [name])[name])
+        except MetricInputError as error:
+            outcomes[name] = Outcome(None, f"{name}: {error}")
+    return outcomes
+
+
+def _small_classes(labels: np.ndarray, classes: Sequence[str], minimum: int = 2) -> list[tuple[int, int]]:
+    """(label, count) of every class present with fewer than ``minimum`` boxes."""
+    present, counts = np.unique(labels, return_counts=True)
+    return [(int(label), int(count)) for label, count in zip(present, counts, strict=True) if count < minimum]
+
+
+def _per_class_outcome(
+    name: str, features: np.ndarray, labels: np.ndarray, targets: np.ndarray, classes: Sequence[str]
+) -> Outcome:
+    small = _small_classes(labels, classes)
+    note = None
+    if small:
+        described = ", ".join(f"class {_class_name(classes, label)!r} has {count} box(es)" for label, count in small)
+        keep = ~np.isin(labels, [label for label, _ in small])
+        if len(np.unique(labels[keep])) < 2:
+            return Outcome(None, f"{name}: {described}; needs 2 per class in at least two classes")
+        features, labels, targets = features[keep], labels[keep], targets[keep]
+        note = f"{name}: {described}; left out of this metric"
+    try:
+        return Outcome(suite(features, labels, targets, None, [name])[name], note=note)
+    except MetricInputError as error:
+        return Outcome(None, f"{name}: {error}")
+
+
+def _class_name(classes: Sequence[str], label: int) -> str:
+    return classes[label] if 0 <= label < len(classes) else str(label)
+
+
+def score_features(
+    features: np.ndarray,
+    labels: np.ndarray,
+    targets: np.ndarray,
+    probs: np.ndarray | None,
+    names: Sequence[str],
+    classes: Sequence[str],
+) -> dict[str, Outcome]:
+    """Every metric of ``names`` on the box features, in the order asked."""
+    outcomes = _gram_outcomes([n for n in names if n in GRAM_METRICS], features, labels, targets, probs)
+    for name in names:
+        if name in PER_CLASS_METRICS:
+            outcomes[name] = _per_class_outcome(name, features, labels, targets, classes)
+        elif name in SOURCE_METRICS:
+            if probs is None:
+                outcomes[name] = Outcome(None, f"{name}: needs the checkpoint's own linear classifier (none here)")
+                continue
+            try:
+                outcomes[name] = Outcome(suite(features, labels, None, probs, [name])[name])
+            except MetricInputError as error:
+                outcomes[name] = Outcome(None, f"{name}: {error}")
+    return {name: outcomes[name] for name in names}
