@@ -6,6 +6,8 @@ import numpy as np
 
 from transferdet.errors import TransferdetError
 
+MAX_MAGNITUDE = 1e100  # beyond it, squares and products of features overflow float64 (1.8e308)
+
 
 class MetricInputError(TransferdetError, ValueError):
     """Input a transferability metric cannot score (one class, too few samples, NaN features...)."""
@@ -20,7 +22,23 @@ def as_features(features: np.ndarray, name: str = "features") -> np.ndarray:
     if not np.isfinite(array).all():
         bad = int((~np.isfinite(array)).any(axis=1).sum())
         raise MetricInputError(f"{name}: {bad} row(s) hold NaN or infinite values")
+    largest = float(np.abs(array).max())
+    if largest > MAX_MAGNITUDE:
+        raise MetricInputError(
+            f"{name}: values up to {largest:.3g} overflow their Gram matrix (limit {MAX_MAGNITUDE:g})"
+        )
     return array
+
+
+def varying(features: np.ndarray, name: str = "features") -> np.ndarray:
+    """``features`` themselves, unless every column is constant (all-zero features included):
+    then no metric has anything to score."""
+    start, size = 1, 8
+    while start < len(features):  # rows in growing blocks: real features differ within the first few
+        if (features[start : start + size] != features[0]).any():
+            return features
+        start, size = start + size, size * 4
+    raise MetricInputError(f"{name}: every column is constant (all {len(features)} rows are equal): nothing to score")
 
 
 def as_labels(labels: np.ndarray, n: int, min_per_class: int = 1) -> np.ndarray:

@@ -67,6 +67,9 @@ def cholesky_in_place(matrix: np.ndarray) -> bool:
         raise ValueError(f"need a square float64 matrix, got {matrix.dtype} {matrix.shape}")
     if not matrix.flags.c_contiguous:
         raise ValueError("need a C-contiguous matrix")
+    if not matrix.flags.writeable or not matrix.flags.owndata and not isinstance(matrix.base, np.ndarray):
+        # a read-only array would be overwritten behind NumPy's back, a memory map's pages may not be ours
+        raise ValueError("need a writeable matrix that owns its memory (copy a read-only or memory-mapped one)")
     potrf = _gil_free_dpotrf()
     if potrf is None:
         # the transpose of a C-contiguous symmetric matrix is the Fortran-ordered same matrix, so

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.decomposition import PCA
 
-from transferdet.metrics._checks import as_features, as_labels
+from transferdet.metrics._checks import as_features, as_labels, varying
 
 PCA_DIMENSIONS = 64
 VARIANCE_FLOOR = 1e-12
@@ -22,6 +22,7 @@ def gbc(features: np.ndarray, labels: np.ndarray, dimensions: int = PCA_DIMENSIO
     """GBC of ``features`` for ``labels`` (each class needs two samples for its variance)."""
     f = as_features(features)
     y = as_labels(labels, len(f), min_per_class=2)
+    varying(f)
     k = min(dimensions, f.shape[1], f.shape[0])
     reduced = PCA(n_components=k, svd_solver="full").fit_transform(f) if f.shape[1] > k else f
     num_classes = int(y.max()) + 1

@@ -18,6 +18,7 @@ from functools import cached_property
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from transferdet.metrics._checks import varying
 from transferdet.metrics._lapack import cholesky_in_place
 
 
@@ -77,7 +78,7 @@ class GramStats:
     @classmethod
     def of(cls, features: np.ndarray, labels: np.ndarray, rate_eps: float | None = None) -> GramStats:
         """With ``rate_eps``, also TransRate's per-class coding rates (distortion ``rate_eps``)."""
-        n, d = features.shape
+        n, d = varying(features).shape
         num_classes = int(labels.max()) + 1
         counts = np.bincount(labels, minlength=num_classes)
         one_hot = np.zeros((num_classes, n))

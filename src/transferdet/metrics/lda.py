@@ -18,7 +18,7 @@ import numpy as np
 from scipy import linalg
 from scipy.special import softmax
 
-from transferdet.metrics._checks import as_features, as_labels
+from transferdet.metrics._checks import as_features, as_labels, varying
 
 
 def _covariance(x: np.ndarray) -> np.ndarray:
@@ -81,6 +81,7 @@ def sfda(features: np.ndarray, labels: np.ndarray) -> float:
     """SFDA score of ``features`` for ``labels`` (each class needs two samples)."""
     x = as_features(features).copy()
     y = as_labels(labels, len(x), min_per_class=2)
+    varying(x)
     n = len(y)
     first = ShrinkageDiscriminant().fit(x, y)
     probs = softmax(first.predict_proba(x), axis=1)  # softened, as in the reference
@@ -96,5 +97,6 @@ def etran_lda(features: np.ndarray, labels: np.ndarray) -> float:
     """ETran's LDA term: mean probability of the true class under the shrinkage discriminant."""
     x = as_features(features)
     y = as_labels(labels, len(x), min_per_class=2)
+    varying(x)
     probs = ShrinkageDiscriminant(generalized=False).fit(x, y).predict_proba(x)
     return float(probs[np.arange(len(y)), y].mean())

@@ -18,25 +18,50 @@ from __future__ import annotations
 
 import numpy as np
 
-from transferdet.metrics._checks import as_features, as_labels, as_targets
+from transferdet.metrics._checks import MetricInputError, as_features, as_labels, as_targets
 from transferdet.metrics.gram import GramStats
 
 MAX_ITERATIONS = 11
 TOLERANCE = 0.01
 
 
+def _residual_parts(projected: np.ndarray, y_norm2: float, s: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+    """``p^2 / s`` per eigen-direction (0 where the eigenvalue is numerically 0) and ``|y_perp|^2``,
+    the part of ``|y|^2`` outside F's column space (clamped at 0)."""
+    cut = float(s.max(initial=0.0)) * max(n, len(s)) * np.finfo(np.float64).eps
+    inside = np.where(s > cut, projected**2 / np.where(s > cut, s, 1.0), 0.0)
+    return inside, max(y_norm2 - float(inside.sum()), 0.0)
+
+
 def column_evidence(projected: float | np.ndarray, y_norm2: float, eigenvalues: np.ndarray, n: int) -> float:
-    """Maximum evidence / N for one target column, given ``V^T F^T y`` and ``|y|^2``."""
+    """Maximum evidence / N for one target column, given ``V^T F^T y`` and ``|y|^2``.
+
+    The residual ``|y - F m|^2`` is computed as ``|y_perp|^2 + sum (p^2 / s) (alpha / (alpha + beta s))^2``
+    (the same quantity as ``|y|^2 - 2 p.z + sum s z^2``, without its cancellation, which lost every
+    digit for N < D at large feature scales)."""
     s = eigenvalues
     d = len(s)
+    inside, outside = _residual_parts(np.asarray(projected, dtype=np.float64), y_norm2, s, n)
     alpha, beta = 1.0, 1.0
     lam = alpha / beta
     for _ in range(MAX_ITERATIONS):
         gamma = float((s / (s + lam)).sum())
+        shrink = alpha / (alpha + beta * s)  # 1 - beta s / (alpha + beta s), at this step's alpha and beta
         z = projected * beta / (alpha + beta * s)
         alpha_de = float(z @ z)
+        if alpha_de <= 0.0:
+            raise MetricInputError("targets: orthogonal to every feature direction (LogME's prior is unbounded)")
+        beta_de = outside + float(inside @ shrink**2)
+        if not beta_de > 0.0:
+            raise MetricInputError(
+                "targets: the features fit them exactly (zero residual; LogME's evidence is unbounded)"
+            )
         alpha = gamma / alpha_de
-        beta_de = float(y_norm2 - 2.0 * (projected @ z) + (s * z) @ z)
+        if not n - gamma > 0.0:
+            raise MetricInputError(
+                f"features: {n} samples in {d} dimensions fit the targets exactly (N - gamma = {n - gamma:.3g}); "
+                "LogME is undefined here (use more boxes or a smaller layer)"
+            )
         beta = (n - gamma) / beta_de
         new_lam = alpha / beta
         if abs(new_lam - lam) / lam < TOLERANCE:
