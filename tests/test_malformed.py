@@ -130,6 +130,24 @@ ERRORS: dict[str, tuple[Callable[[Path], Path], tuple[str, ...]]] = {
     "csv-not-utf8": (lambda t: csv_file(t, "filename,class,xmin,ymin,xmax,ymax\n") and _latin1(t), ("not a UTF-8",)),
     "txt-wrong-count": (lambda t: txt(t, "label,xmin,ymin,xmax,ymax\n3,1,2,10\n"), ("a.txt", "line 2", "got 4")),
     "path-does-not-exist": (lambda t: t / "nothing-here", ("nothing-here", "does not exist")),
+    "symlink-loop": (lambda t: _symlink_loop(t), ("loop-a", "a loop of symbolic links")),
+    "dangling-symlink": (lambda t: _dangling(t), ("points-nowhere", "a symbolic link to", "which does not exist")),
+    "yolo-label-not-utf8": (
+        lambda t: _rewrite(yolo(t), "train/labels/a.txt", b"0 0.5 0.5 0.2 0.2\n\xff\xfe"),
+        ("a.txt", "not a UTF-8 text file", "byte 0xff at offset 18"),
+    ),
+    "yolo-data-yaml-not-utf8": (
+        lambda t: _rewrite(yolo(t), "data.yaml", b"train: train/images\nnames: [caf\xe9]\n"),
+        ("data.yaml", "not a UTF-8 text file"),
+    ),
+    "voc-imageset-not-utf8": (
+        lambda t: _rewrite(voc(t, split_ids=["a"]), "ImageSets/Main/train.txt", b"a\n\xe9t\xe9\n"),
+        ("train.txt", "not a UTF-8 text file", "offset 2"),
+    ),
+    "voc-classes-txt-not-utf8": (
+        lambda t: _rewrite(voc(t), "classes.txt", b"cat\nb\xe4r\n"),
+        ("classes.txt", "not a UTF-8 text file", "byte 0xe4 at offset 5"),
+    ),
     "no-known-format": (lambda t: _folder_with_readme(t), ("no known dataset format",)),
 }
 
@@ -198,7 +216,59 @@ PROBLEMS: dict[str, tuple[Callable[[Path], Path], dict[str, int]]] = {
     "yolo-missing-label-file": (lambda t: _without_labels(yolo(t)), {"empty_image": 1}),
     "voc-unlisted-class": (lambda t: _with_class_list(voc(t), "dog"), {"unknown_class": 1}),
     "voc-duplicate-in-split": (lambda t: voc(t, split_ids=["a", "a"]), {"duplicate_id": 1}),
+    "decompression-bomb": (lambda t: _rewrite(coco(t), "a.jpg", _png_header(20000, 20000)), {"unreadable_image": 1}),
+    "truncated-jpeg": (lambda t: _truncate(coco(t), "a.jpg"), {"unreadable_image": 1}),
+    "truncated-png": (lambda t: _truncate(_as_png(coco(t)), "a.png"), {"unreadable_image": 1}),
 }
+
+
+def _rewrite(folder: Path, name: str, content: bytes) -> Path:
+    (folder / name).write_bytes(content)
+    return folder
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares its size and holds no pixels: Pillow reads the size without decoding."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def _truncate(folder: Path, name: str) -> Path:
+    """The image redrawn larger and noisy (so that its header is intact), then cut at 3/4."""
+    import numpy as np
+
+    pixels = np.random.default_rng(0).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(folder / name)
+    data = (folder / name).read_bytes()
+    (folder / name).write_bytes(data[: len(data) * 3 // 4])
+    return folder
+
+
+def _as_png(folder: Path) -> Path:
+    image(folder / "a.png")
+    content = json.loads((folder / "annotations.json").read_text())
+    content["images"][0]["file_name"] = "a.png"
+    (folder / "annotations.json").write_text(json.dumps(content))
+    return folder
+
+
+def _symlink_loop(tmp: Path) -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "loop-a").symlink_to(tmp / "loop-b")
+    (tmp / "loop-b").symlink_to(tmp / "loop-a")
+    return tmp / "loop-a"
+
+
+def _dangling(tmp: Path) -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "points-nowhere").symlink_to(tmp / "gone")
+    return tmp / "points-nowhere"
 
 
 def _unreadable(folder: Path) -> Path:
@@ -273,3 +343,15 @@ def test_error_from_installed_command_has_no_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing'}: path does not exist"]
+
+
+def test_a_coco_folder_with_one_unnamed_json_gets_the_seeded_split(cli, tmp_path):
+    folder = coco(tmp_path)
+    for i in range(2, 11):
+        image(folder / f"{i}.jpg")
+    content = json.loads((folder / "annotations.json").read_text())
+    content["images"] += [{"id": i, "file_name": f"{i}.jpg", "width": 64, "height": 48} for i in range(2, 11)]
+    (folder / "annotations.json").write_text(json.dumps(content))
+    info = cli("data", "info", folder, "--json").json()
+    assert info["split_origin"].startswith("seeded 80/20 train/test")
+    assert {name: split["images"] for name, split in info["splits"].items()} == {"train": 8, "test": 2}

@@ -21,7 +21,9 @@ def is_image_file(path: Path) -> bool:
 def probe(record: ImageRecord) -> ImageRecord:
     """Read the image header once: set ``image_problem`` and, if unknown, the size.
 
-    Only the header is decoded (Pillow opens lazily), so this is cheap even for large images.
+    Only the header is decoded (Pillow opens lazily), so this is cheap even for large images; a
+    JPEG or PNG without its end marker (truncated) and an image beyond Pillow's decompression-bomb
+    limit count as unreadable.
     """
     if record.probed:
         return record
@@ -32,12 +34,32 @@ def probe(record: ImageRecord) -> ImageRecord:
     try:
         with Image.open(record.path) as image:
             width, height = image.size
-    except (UnidentifiedImageError, OSError, ValueError):
+            image_format = image.format
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        # a decompression bomb: more than twice Pillow's MAX_IMAGE_PIXELS (about 179 megapixels)
+        record.image_problem = "unreadable_image"
+        return record
+    if _truncated(record.path, image_format):
         record.image_problem = "unreadable_image"
         return record
     if record.width <= 0 or record.height <= 0:
         record.width, record.height = int(width), int(height)
     return record
+
+
+# what a complete file of these formats ends with (a truncated download or copy does not)
+END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
+
+
+def _truncated(path: Path, image_format: str | None) -> bool:
+    """True when a JPEG or PNG lacks its end marker in its last bytes: cut short, its pixels cannot
+    all be decoded (only the header was read so far)."""
+    marker = END_MARKERS.get(image_format or "")
+    if marker is None:
+        return False
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 1024))  # JPEG stuffs 0xFF in its data: FFD9 is only ever the marker
+        return marker not in handle.read()
 
 
 def find_image(folder: Path, stem: str) -> Path | None:

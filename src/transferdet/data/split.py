@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,12 @@ from transferdet.errors import DataError
 
 DEFAULT_FRACTIONS = {"train": 0.8, "test": 0.2}
 TEST_SPLITS = ("test", "val", "valid", "validation")  # the names a held-out split goes by, in preference
+SPLIT_WORDS = ("train", "trainval", "val", "valid", "validation", "test", "minival", "dev")
+
+
+def names_a_split(name: str) -> bool:
+    """``train``, ``val2017``, ``test-dev`` ... name a split; ``annotations`` or ``data`` do not."""
+    return name.lower().startswith(SPLIT_WORDS)
 
 
 def training_split(dataset: DetectionDataset, name: str | None = None) -> str:
@@ -47,14 +54,17 @@ def seeded_split(
 def ensure_split(
     dataset: DetectionDataset, seed: int = 0, fractions: dict[str, float] | None = None
 ) -> DetectionDataset:
-    """The dataset itself when its files define splits; else a seeded split of all its images."""
+    """The dataset itself when its files define splits; else a seeded split of all its images.
+    Problems only the reader saw (duplicate ids) are kept, counted under the first split."""
     if dataset.split_origin != "none":
         return dataset
     fractions = fractions or DEFAULT_FRACTIONS
     splits = seeded_split(dataset.records(), fractions, seed)
     cut = "/".join(f"{round(100 * f / sum(fractions.values()))}" for f in fractions.values())
     origin = f"seeded {cut} {'/'.join(fractions)} split (seed {seed})"
-    return dataset.with_splits(splits, split_origin=origin)
+    seen = sum(dataset.read_problems.values(), Counter())
+    problems = {name: (seen if i == 0 else Counter()) for i, name in enumerate(splits)}
+    return dataset.with_splits(splits, split_origin=origin, read_problems=problems)
 
 
 def split_assignment(dataset: DetectionDataset) -> dict[str, list[str]]:

@@ -6,6 +6,7 @@ Each format module has ``NAME``, ``detect(path)``, ``read(path, options)`` and
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import ModuleType
 
@@ -22,9 +23,21 @@ FORMAT_NAMES = tuple(FORMATS)
 __all__ = ["FORMATS", "FORMAT_NAMES", "ReadOptions", "WriteOptions", "detect_format", "read", "write"]
 
 
+def _missing(path: Path) -> DataError:
+    """The error for a path that cannot be opened: a link loop said as such."""
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except (RuntimeError, OSError) as error:
+            if "loop" in str(error).lower() or getattr(error, "errno", None) == 40:
+                return DataError(path, "a loop of symbolic links (it points, through links, back to itself)")
+        return DataError(path, f"a symbolic link to {os.readlink(path)}, which does not exist")
+    return DataError(path, "path does not exist")
+
+
 def detect_format(path: Path) -> str:
     if not path.exists():
-        raise DataError(path, "path does not exist")
+        raise _missing(path)
     for name, module in FORMATS.items():
         if module.detect(path):
             return name
@@ -39,7 +52,7 @@ def read(path: str | Path, format: str = "auto", options: ReadOptions | None = N
     """Read a dataset as annotated (no split made, no bad-box policy applied)."""
     path = Path(path)
     if not path.exists():
-        raise DataError(path, "path does not exist")
+        raise _missing(path)
     for folder in (options.images, options.annotations) if options else ():
         if folder is not None and not folder.is_dir():
             raise DataError(folder, "folder does not exist")

@@ -39,6 +39,16 @@ class WriteOptions:
 CLASS_LIST_FILE = "classes.txt"
 
 
+def read_text_file(path: Path) -> str:
+    """A text file's content; a file that is not UTF-8 is an error naming it and the first bad byte."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad = data[error.start : error.start + 1].hex()
+        raise DataError(path, f"not a UTF-8 text file (byte 0x{bad} at offset {error.start})") from None
+
+
 def load_json(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8") as handle:
@@ -67,7 +77,7 @@ def read_class_list(folder: Path) -> list[str] | None:
     path = folder / CLASS_LIST_FILE
     if not path.is_file():
         return None
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    names = [line.strip() for line in read_text_file(path).splitlines()]
     names = [name for name in names if name]
     if len(set(names)) != len(names):
         raise DataError(path, "a class name is listed twice")

@@ -23,6 +23,7 @@ import numpy as np
 from transferdet.data.dataset import UNKNOWN_LABEL, DetectionDataset, ImageRecord
 from transferdet.data.formats.base import ReadOptions, WriteOptions, load_json, parse_float
 from transferdet.data.images import place_image
+from transferdet.data.split import names_a_split
 from transferdet.errors import DataError
 
 NAME = "coco"
@@ -205,12 +206,18 @@ def read(path: Path, options: ReadOptions) -> DetectionDataset:
         records, split_problems = _parse_split(json_path, split, options, classes)
         splits[split] = records
         problems[split] = split_problems
+    # a folder with one file whose name is no split (annotations.json): the data has no split yet
+    # (a JSON file named on the command line keeps its name as its split)
+    unsplit = path.is_dir() and len(files) == 1 and not names_a_split(files[0][0])
+    if unsplit:
+        splits, problems = {"all": splits[files[0][0]]}, {"all": problems[files[0][0]]}
     return DetectionDataset(
         classes=classes,
         splits=splits,
         source_format=NAME,
         root=path,
         read_problems=problems,
+        split_origin="none" if unsplit else "file",
     )
 
 

@@ -20,6 +20,7 @@ from transferdet.data.formats.base import (
     natural_key,
     parse_float,
     read_class_list,
+    read_text_file,
     unique_stems,
     write_class_list,
 )
@@ -64,7 +65,7 @@ def _is_number(text: str) -> bool:
 def _read_label_file(path: Path) -> tuple[list[str], list[tuple[float, ...]]]:
     names, boxes = [], []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_text_file(path).splitlines()
     except UnicodeDecodeError:
         raise DataError(path, "not a UTF-8 text file") from None
     for number, line in enumerate(lines, start=1):

@@ -28,6 +28,7 @@ from transferdet.data.formats.base import (
     natural_key,
     parse_float,
     read_class_list,
+    read_text_file,
     unique_stems,
     write_class_list,
 )
@@ -142,7 +143,7 @@ def _split_ids(layout: Layout) -> dict[str, list[tuple[str, int]]] | None:
         if "_" in split_file.stem:
             continue  # per-class files such as aeroplane_train.txt
         entries = []
-        for number, line in enumerate(split_file.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(read_text_file(split_file).splitlines(), start=1):
             if line.strip():
                 entries.append((line.split()[0], number))
         splits[split_file.stem] = entries

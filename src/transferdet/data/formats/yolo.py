@@ -26,6 +26,7 @@ from transferdet.data.formats.base import (
     natural_key,
     parse_float,
     read_class_list,
+    read_text_file,
     unique_stems,
 )
 from transferdet.data.images import is_image_file, place_image, probe
@@ -81,7 +82,7 @@ def _names(config: dict, yaml_path: Path) -> list[str]:
 def _images_of(source: Path) -> list[Path]:
     if source.is_dir():
         return sorted((p for p in source.rglob("*") if is_image_file(p)), key=lambda p: natural_key(str(p)))
-    lines = source.read_text(encoding="utf-8").splitlines()
+    lines = read_text_file(source).splitlines()
     return [(source.parent / line.strip()).resolve() for line in lines if line.strip()]
 
 
@@ -120,7 +121,7 @@ def _read_labels(label_file: Path, record: ImageRecord, num_classes: int) -> Non
     if not label_file.is_file():
         return
     boxes, labels, polygons = [], [], []
-    for number, line in enumerate(label_file.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text_file(label_file).splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -173,7 +174,7 @@ def read(path: Path, options: ReadOptions) -> DetectionDataset:
                 int(line.split()[0])
                 for img in images
                 if _label_path(img).is_file()
-                for line in _label_path(img).read_text().splitlines()
+                for line in read_text_file(_label_path(img)).splitlines()
                 if line.split() and line.split()[0].isdigit()
             ]
             classes = [str(i) for i in range(max(ids, default=-1) + 1)]
