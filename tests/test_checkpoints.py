@@ -229,3 +229,21 @@ def test_inspect_cli(cli, resnet_state, tmp_path):
     torch.save(broken, path)
     failed = cli("zoo", "inspect", f"timm:resnet18@{path}")
     assert failed.code == 2 and "layer4.1.bn2.weight" in failed.err
+
+
+@pytest.mark.parametrize(
+    ("query", "momentum"),
+    [("module.encoder_q.", "module.encoder_k."), ("module.base_encoder.", "module.momentum_encoder.")],
+)
+def test_the_query_encoder_is_loaded_when_the_momentum_encoder_differs(
+    query, momentum, resnet_state, reference, tmp_path
+):
+    """MoCo keeps a query and a momentum encoder; the query one is the pretrained backbone, even where
+    the momentum encoder's head happens to fit the classifier and the query's (an MLP) does not."""
+    drifted = {k: (v + 0.5 if v.is_floating_point() else v) for k, v in resnet_state.items()}
+    state = {**prefixed(without_fc(resnet_state), query), **mlp_head(query), **prefixed(drifted, momentum)}
+    path = tmp_path / "moco.pth.tar"
+    torch.save({"state_dict": state}, path)
+    backbone = build_backbone(f"timm:resnet18@{path}")
+    assert query in backbone.load_report.layout
+    assert_same_features(backbone, reference)

@@ -148,13 +148,19 @@ def _candidate_prefixes(keys: list[str]) -> list[str]:
     return found
 
 
-def _by_prefix(tensors: Mapping[str, torch.Tensor], target: Mapping[str, tuple[int, ...]]) -> tuple[str, int]:
+def _by_prefix(
+    tensors: Mapping[str, torch.Tensor], target: Mapping[str, tuple[int, ...]], backbone: set[str]
+) -> tuple[str, int]:
+    """The prefix under which most *backbone* keys match in shape; ties go to the known prefixes'
+    order (so MoCo's query encoder wins over its momentum encoder, whatever their heads)."""
     best, best_score = "", -1
     for prefix in _candidate_prefixes(list(tensors)):
         score = sum(
             1
             for key, value in tensors.items()
-            if key.startswith(prefix) and tuple(target.get(key[len(prefix) :], ())) == tuple(value.shape)
+            if key.startswith(prefix)
+            and key[len(prefix) :] in backbone
+            and tuple(target[key[len(prefix) :]]) == tuple(value.shape)
         )
         if score > best_score:
             best, best_score = prefix, score
@@ -186,7 +192,7 @@ def match_tensors(
     ``backbone_keys`` are the target keys that must be filled (the classifier head may be absent).
     Returns the tensors under target names and a report.
     """
-    prefix, score = _by_prefix(tensors, target)
+    prefix, score = _by_prefix(tensors, target, set(backbone_keys))
     needed = [k for k in backbone_keys if not _is_bookkeeping(k)]
     mapping: dict[str, str] = {}  # target key -> checkpoint key
     layout = describe
