@@ -216,6 +216,18 @@ PROBLEMS: dict[str, tuple[Callable[[Path], Path], dict[str, int]]] = {
     "yolo-missing-label-file": (lambda t: _without_labels(yolo(t)), {"empty_image": 1}),
     "voc-unlisted-class": (lambda t: _with_class_list(voc(t), "dog"), {"unknown_class": 1}),
     "voc-duplicate-in-split": (lambda t: voc(t, split_ids=["a", "a"]), {"duplicate_id": 1}),
+    "coco-size-mismatch": (
+        lambda t: coco(
+            t,
+            images=[{"id": 1, "file_name": "a.jpg", "width": 640, "height": 480}],
+            annotations=[{"id": 1, "image_id": 1, "category_id": 1, "bbox": [100, 100, 10, 10]}],
+        ),
+        {"size_mismatch": 1, "out_of_bounds": 1},  # inside the stated 640 x 480, outside the real 64 x 48
+    ),
+    "coco-negative-size": (
+        lambda t: coco(t, images=[{"id": 1, "file_name": "a.jpg", "width": -64, "height": 48}]),
+        {"size_mismatch": 1},
+    ),
     "decompression-bomb": (lambda t: _rewrite(coco(t), "a.jpg", _png_header(20000, 20000)), {"unreadable_image": 1}),
     "truncated-jpeg": (lambda t: _truncate(coco(t), "a.jpg"), {"unreadable_image": 1}),
     "truncated-png": (lambda t: _truncate(_as_png(coco(t)), "a.png"), {"unreadable_image": 1}),
@@ -355,3 +367,18 @@ def test_a_coco_folder_with_one_unnamed_json_gets_the_seeded_split(cli, tmp_path
     info = cli("data", "info", folder, "--json").json()
     assert info["split_origin"].startswith("seeded 80/20 train/test")
     assert {name: split["images"] for name, split in info["splits"].items()} == {"train": 8, "test": 2}
+
+
+def test_a_yolo_test_folder_the_data_yaml_does_not_name_is_read_with_a_warning(cli, tmp_path):
+    folder = yolo(tmp_path, yaml_text="train: train/images\nval: train/images\nnames: [cat]\n")
+    image(folder / "test" / "images" / "b.jpg")
+    (folder / "test" / "labels").mkdir(parents=True)
+    (folder / "test" / "labels" / "b.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    result = cli("data", "info", folder, "--json")
+    assert result.code == 0 and "no 'test' key" in result.err and "read as the test split" in result.err
+    assert result.json()["splits"]["test"]["boxes"] == 1
+    listed = yolo(tmp_path / "listed", yaml_text="train: train/images\ntest: train/images\nnames: [cat]\n")
+    image(listed / "test" / "images" / "b.jpg")
+    (listed / "test" / "labels").mkdir(parents=True)
+    again = cli("data", "info", listed, "--json")
+    assert "no 'test' key" not in again.err and again.json()["splits"]["test"]["images"] == 1

@@ -44,6 +44,7 @@ class ImageRecord:
     masks: list[Segmentation | None] | None = None
     image_problem: str | None = None
     probed: bool = False
+    declared_size: tuple[int, int] | None = None  # (width, height) the annotations stated, when the file differs
 
     def __post_init__(self) -> None:
         self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)

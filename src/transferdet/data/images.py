@@ -42,8 +42,10 @@ def probe(record: ImageRecord) -> ImageRecord:
     if _truncated(record.path, image_format):
         record.image_problem = "unreadable_image"
         return record
-    if record.width <= 0 or record.height <= 0:
-        record.width, record.height = int(width), int(height)
+    stated = (record.width, record.height)
+    if stated != (0, 0) and stated != (width, height):  # 0 x 0: the format states no size
+        record.declared_size = stated  # counted as size_mismatch; boxes are checked against the file
+    record.width, record.height = int(width), int(height)
     return record
 
 

@@ -7,7 +7,9 @@ Counts are made on the data as annotated (before any policy), per split:
 - ``unknown_class``: an annotation whose class the dataset does not declare;
 - ``missing_image`` / ``unreadable_image``: the image file is absent, or Pillow cannot read it;
 - ``empty_image``: an image without any annotation (legitimate background, but worth knowing);
-- ``duplicate_id``: an image or annotation id used twice (counted by the reader).
+- ``duplicate_id``: an image or annotation id used twice (counted by the reader);
+- ``size_mismatch``: the annotations state another image size than the file has (boxes are then
+  checked against the file's size; a stated 0 x 0 means the format states none).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ PROBLEM_KEYS = (
     "unreadable_image",
     "empty_image",
     "duplicate_id",
+    "size_mismatch",
 )
 BOUNDS_TOLERANCE = 1.0
 
@@ -85,6 +88,8 @@ def count_problems(dataset: DetectionDataset, check_images: bool = True) -> dict
                 probe(record)
             if record.image_problem:
                 counts[record.image_problem] += 1
+            if record.declared_size is not None:
+                counts["size_mismatch"] += 1
             if record.num_boxes == 0:
                 counts["empty_image"] += 1
                 continue

@@ -162,6 +162,21 @@ def _records(images: list[Path], root: Path, num_classes: int) -> list[ImageReco
     return records
 
 
+def _unlisted_test(yaml_path: Path, listed: set[Path]) -> Path | None:
+    """A ``test/images`` + ``test/labels`` folder beside a data.yaml that names no test split
+    (Roboflow exports do this), unless another split already reads it; said in a warning."""
+    folder = yaml_path.parent / "test"
+    if not ((folder / "images").is_dir() and (folder / "labels").is_dir()) or (folder / "images").resolve() in listed:
+        return None
+    warnings.warn(
+        DataWarning(
+            f"{yaml_path}: no 'test' key, but {folder}/images and labels/ stand beside it; read as the test split"
+        ),
+        stacklevel=2,
+    )
+    return folder / "images"
+
+
 def read(path: Path, options: ReadOptions) -> DetectionDataset:
     yaml_path = _find_yaml(path)
     if yaml_path is None:
@@ -192,13 +207,18 @@ def read(path: Path, options: ReadOptions) -> DetectionDataset:
         base = declared if declared.exists() else yaml_path.parent
     keys = [k for k in SPLIT_KEYS if config.get(k)]
     splits: dict[str, list[ImageRecord]] = {}
+    sources: set[Path] = set()
     for key in keys:
         entries = config[key] if isinstance(config[key], list) else [config[key]]
         images: list[Path] = []
         for entry in entries:
             source = _resolve_split(str(entry), base, yaml_path, key)
+            sources.add(source.resolve())
             images.extend(_images_of(source))
         splits[key] = _records(images, yaml_path.parent, len(classes))
+    unlisted = None if "test" in splits else _unlisted_test(yaml_path, sources)
+    if unlisted is not None:
+        splits["test"] = _records(_images_of(unlisted), yaml_path.parent, len(classes))
     if not splits:
         raise DataError(yaml_path, "no split paths (train/val/test)")
     problems = {split: Counter() for split in splits}
