@@ -130,6 +130,10 @@ ERRORS: dict[str, tuple[Callable[[Path], Path], tuple[str, ...]]] = {
     "csv-not-utf8": (lambda t: csv_file(t, "filename,class,xmin,ymin,xmax,ymax\n") and _latin1(t), ("not a UTF-8",)),
     "txt-wrong-count": (lambda t: txt(t, "label,xmin,ymin,xmax,ymax\n3,1,2,10\n"), ("a.txt", "line 2", "got 4")),
     "path-does-not-exist": (lambda t: t / "nothing-here", ("nothing-here", "does not exist")),
+    "csv-images-nowhere": (
+        lambda t: _csv_without_images(t),
+        ("boxes.csv", "image 'a.jpg' of its first row is in none of:", "give --images DIR"),
+    ),
     "symlink-loop": (lambda t: _symlink_loop(t), ("loop-a", "a loop of symbolic links")),
     "dangling-symlink": (lambda t: _dangling(t), ("points-nowhere", "a symbolic link to", "which does not exist")),
     "yolo-label-not-utf8": (
@@ -270,6 +274,12 @@ def _as_png(folder: Path) -> Path:
     return folder
 
 
+def _csv_without_images(tmp: Path) -> Path:
+    path = csv_file(tmp, "filename,class,xmin,ymin,xmax,ymax\na.jpg,cat,1,2,10,12\n")
+    (path.parent / "images" / "a.jpg").unlink()
+    return path
+
+
 def _symlink_loop(tmp: Path) -> Path:
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "loop-a").symlink_to(tmp / "loop-b")
@@ -382,3 +392,12 @@ def test_a_yolo_test_folder_the_data_yaml_does_not_name_is_read_with_a_warning(c
     (listed / "test" / "labels").mkdir(parents=True)
     again = cli("data", "info", listed, "--json")
     assert "no 'test' key" not in again.err and again.json()["splits"]["test"]["images"] == 1
+
+
+def test_a_csv_finds_its_images_in_its_parents_images_folder(cli, tmp_path):
+    image(tmp_path / "images" / "a.jpg")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "labels.csv").write_text("filename,class,xmin,ymin,xmax,ymax\na.jpg,cat,1,2,10,12\n")
+    info = cli("data", "info", tmp_path / "data" / "labels.csv", "--json").json()
+    assert sum(split["problems"]["missing_image"] for split in info["splits"].values()) == 0
+    assert sum(split["boxes"] for split in info["splits"].values()) == 1

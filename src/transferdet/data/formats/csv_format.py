@@ -129,6 +129,9 @@ def _columns(header: list[str], csv_path: Path, overrides: dict[str, str]) -> Co
 
 
 def _image_dir(csv_path: Path, first: str | None, options: ReadOptions) -> Path:
+    """The folder that holds the CSV's images: ``--images``, else the first of the CSV's folder, its
+    subfolders and its parent's ``images/`` (``data/labels.csv`` beside ``images/``) that has the
+    first row's image. None has it: an error naming the places searched."""
     if options.images is not None:
         return options.images
     base = csv_path.parent
@@ -136,11 +139,14 @@ def _image_dir(csv_path: Path, first: str | None, options: ReadOptions) -> Path:
     candidates += [p for p in sorted(base.glob("*/*")) if p.is_dir()] + [
         p for p in sorted(base.glob("*")) if p.is_dir()
     ]
-    if first:
-        for candidate in candidates:
-            if (candidate / first).is_file() or find_image(candidate, first) is not None:
-                return candidate
-    return base / "images" if (base / "images").is_dir() else base
+    candidates += [base.parent / "images", base.parent]
+    if not first:
+        return base / "images" if (base / "images").is_dir() else base
+    for candidate in candidates:
+        if (candidate / first).is_file() or find_image(candidate, first) is not None:
+            return candidate
+    searched = ", ".join(dict.fromkeys(str(c) for c in candidates if c.is_dir()))
+    raise DataError(csv_path, f"image {first!r} of its first row is in none of: {searched} (give --images DIR)")
 
 
 def _box(row: list[str], columns: Columns, path: Path, where: str) -> tuple[float, ...] | None:
