@@ -261,3 +261,30 @@ def test_pooled_correlation_standardises_each_dataset() -> None:
     assert pooled[0].pearson == pytest.approx(1.0)  # the offsets are gone
     same_scale = correlate([{**s, "score": s["score"] % 100} for s in scores], ap, "AP50")[-1]
     assert pooled[0].kendall == pytest.approx(same_scale.kendall)
+
+
+def test_the_store_keeps_why_a_metric_could_not_score_and_upgrades_older_stores(tmp_path: Path) -> None:
+    import sqlite3
+
+    from transferdet.bench.store import Job, Store
+
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as db:  # the scores table as stores had it before the reason column
+        db.execute(
+            "CREATE TABLE scores (job_id TEXT NOT NULL, dataset TEXT NOT NULL, model TEXT NOT NULL,"
+            " layer TEXT NOT NULL, features TEXT NOT NULL, metric TEXT NOT NULL, score REAL,"
+            " PRIMARY KEY (job_id, metric))"
+        )
+    job = Job("j1", "rank", "pothole", "m", None, "c5", "local", {})
+    rows = [
+        {"layer": "c5", "features": "local", "metric": "logme", "score": -0.5, "reason": None},
+        {"layer": "c5", "features": "local", "metric": "sfda", "score": None, "reason": "sfda: a single class"},
+    ]
+    with Store(old) as store:
+        store.add_jobs([job])
+        store.finished(job, {"scores": rows}, 1.0)
+        stored = store.scores()
+    assert [(r["metric"], r["score"], r["reason"]) for r in stored] == [
+        ("logme", -0.5, None),
+        ("sfda", None, "sfda: a single class"),
+    ]

@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS scores (
     layer TEXT NOT NULL,
     features TEXT NOT NULL,
     metric TEXT NOT NULL,
-    score REAL,
+    score REAL,                    -- NULL where the metric could not score (reason says why)
+    reason TEXT,
     PRIMARY KEY (job_id, metric)
 );
 CREATE TABLE IF NOT EXISTS ap (
@@ -96,6 +97,9 @@ class Store:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(scores)")}
+        if "reason" not in columns:  # a store made before metrics could fail one by one
+            self._db.execute("ALTER TABLE scores ADD COLUMN reason TEXT")
         self._db.commit()
 
     def close(self) -> None:
@@ -151,9 +155,11 @@ class Store:
             db.execute("DELETE FROM scores WHERE job_id=?", (job.id,))
             db.execute("DELETE FROM ap WHERE job_id=?", (job.id,))
             db.executemany(
-                "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO scores (job_id, dataset, model, layer, features, metric, score, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (job.id, job.dataset, job.model, row["layer"], row["features"], row["metric"], row["score"])
+                    + (row.get("reason"),)
                     for row in result.get("scores", [])
                 ],
             )
