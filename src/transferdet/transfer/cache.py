@@ -42,7 +42,7 @@ def dataset_identity(
             b"\0",
             r.boxes.tobytes(),
             r.labels.tobytes(),
-            str(r.width * r.height).encode(),
+            f"{r.width}x{r.height}".encode(),
         )
     )
     described = {"path": str(Path(path).resolve()), "format": format, "options": asdict(options), "classes": classes}

@@ -61,7 +61,6 @@ class RankTarget:
     records: list[ImageRecord]
     classes: list[str]
     identity: str
-    background: int
 
 
 def standardised(targets: np.ndarray) -> np.ndarray:
@@ -84,7 +83,7 @@ def rank_target(
     classes = list(dataset.classes) + ([BACKGROUND] if background else [])
     records = with_background(records, background, len(dataset.classes), settings.seed)
     identity = cache.dataset_identity(data, format, options, classes, records, bad_boxes="drop", split=split)
-    return RankTarget(records, classes, identity, background)
+    return RankTarget(records, classes, identity)
 
 
 def model_features(

@@ -58,7 +58,7 @@ def _gram_outcomes(
     return outcomes
 
 
-def _small_classes(labels: np.ndarray, classes: Sequence[str], minimum: int = 2) -> list[tuple[int, int]]:
+def _small_classes(labels: np.ndarray, minimum: int = 2) -> list[tuple[int, int]]:
     """(label, count) of every class present with fewer than ``minimum`` boxes."""
     present, counts = np.unique(labels, return_counts=True)
     return [(int(label), int(count)) for label, count in zip(present, counts, strict=True) if count < minimum]
@@ -67,7 +67,7 @@ def _small_classes(labels: np.ndarray, classes: Sequence[str], minimum: int = 2)
 def _per_class_outcome(
     name: str, features: np.ndarray, labels: np.ndarray, targets: np.ndarray, classes: Sequence[str]
 ) -> Outcome:
-    small = _small_classes(labels, classes)
+    small = _small_classes(labels)
     note = None
     if small:
         described = ", ".join(f"class {_class_name(classes, label)!r} has {count} box(es)" for label, count in small)
