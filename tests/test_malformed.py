@@ -232,6 +232,10 @@ PROBLEMS: dict[str, tuple[Callable[[Path], Path], dict[str, int]]] = {
         lambda t: coco(t, images=[{"id": 1, "file_name": "a.jpg", "width": -64, "height": 48}]),
         {"size_mismatch": 1},
     ),
+    "coco-zero-size": (
+        lambda t: coco(t, images=[{"id": 1, "file_name": "a.jpg", "width": 0, "height": 0}]),
+        {"size_mismatch": 1},
+    ),
     "decompression-bomb": (lambda t: _rewrite(coco(t), "a.jpg", _png_header(20000, 20000)), {"unreadable_image": 1}),
     "truncated-jpeg": (lambda t: _truncate(coco(t), "a.jpg"), {"unreadable_image": 1}),
     "truncated-png": (lambda t: _truncate(_as_png(coco(t)), "a.png"), {"unreadable_image": 1}),

@@ -45,6 +45,7 @@ def probe(record: ImageRecord) -> ImageRecord:
     stated = (record.width, record.height)
     if stated != (0, 0) and stated != (width, height):  # 0 x 0: the format states no size
         record.declared_size = stated  # counted as size_mismatch; boxes are checked against the file
+    # (a reader that knows a stated size of 0 is wrong, not absent, has set declared_size itself)
     record.width, record.height = int(width), int(height)
     return record
 

@@ -118,10 +118,13 @@ def _image_entries(
             image_dir = _image_dir(json_path, split, str(image["file_name"]), options)
         width = int(parse_float(image.get("width", 0) or 0, json_path, where, "width"))
         height = int(parse_float(image.get("height", 0) or 0, json_path, where, "height"))
+        stated = "width" in image or "height" in image
         by_id[image["id"]] = {
             "file_name": str(image["file_name"]),
             "width": width,
             "height": height,
+            # a size stated as zero or negative is wrong, not absent: counted once the file is probed
+            "declared": (width, height) if stated and (width <= 0 or height <= 0) else None,
             "boxes": [],
             "labels": [],
             "masks": [],
@@ -170,6 +173,7 @@ def _record(image_id: Any, item: dict[str, Any], base: Path) -> ImageRecord:
         boxes=np.array(item["boxes"], dtype=np.float64).reshape(-1, 4),
         labels=np.array(item["labels"], dtype=np.int64),
         masks=masks,
+        declared_size=item["declared"],
     )
 
 
