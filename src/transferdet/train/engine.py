@@ -119,8 +119,10 @@ def _train(job: TrainJob, group: distributed.Group, resume: bool, on_iteration: 
     net = torch.nn.parallel.DistributedDataParallel(model) if group.active else model
     total = total_iterations(job.recipe, len(records))
     optimizer = build_optimizer(job.recipe, model, group.world)
-    session = Session(model, net, optimizer, job.recipe, job.device, group, run, dataset, test_split, total, Plateau())
-    session.resumed, session.distiller = resume, distiller
+    session = Session(
+        model, net, optimizer, job.recipe, job.device, group, run, dataset, test_split, total, Plateau(),
+        resumed=resume, distiller=distiller,
+    )  # fmt: skip
     if distiller is not None:
         distiller.install()
     start = 0
