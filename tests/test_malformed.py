@@ -405,3 +405,12 @@ def test_a_csv_finds_its_images_in_its_parents_images_folder(cli, tmp_path):
     info = cli("data", "info", tmp_path / "data" / "labels.csv", "--json").json()
     assert sum(split["problems"]["missing_image"] for split in info["splits"].values()) == 0
     assert sum(split["boxes"] for split in info["splits"].values()) == 1
+
+
+def test_a_csv_whose_first_image_is_missing_counts_it_and_reads_the_rest(cli, tmp_path):
+    path = csv_file(tmp_path, "filename,class,xmin,ymin,xmax,ymax\ngone.jpg,cat,1,2,10,12\na.jpg,cat,1,2,10,12\n")
+    info = cli("data", "info", path, "--json")
+    assert info.code == 0, info.err
+    splits = info.json()["splits"].values()
+    assert sum(split["problems"]["missing_image"] for split in splits) == 1
+    assert sum(split["images"] for split in splits) == 2

@@ -100,9 +100,6 @@ class RunDir:
 
         return split_spec(self.manifest()["job"]["backbone"])[0]
 
-    def classes(self) -> list[str]:
-        return list(self.manifest()["detector"]["classes"])
-
     def load_detector(self, device: str = "cpu") -> tuple[torch.nn.Module, list[str]]:
         """The run's detector with its checkpointed weights, in eval mode, and its classes."""
         from transferdet.models.backbones import build_backbone

@@ -49,7 +49,6 @@ ClsWeightOption = Annotated[
 ]
 LocWeightOption = Annotated[float, typer.Option(help="Weight of the localization distillation term (L1 of crops).")]
 TemperatureOption = Annotated[float, typer.Option(help="Softmax temperature of the distillation.")]
-SUMMARY_COLUMNS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
 def _recipe(name: str, set_: list[str], config: Path | None, quiet: bool):  # noqa: ANN202 - a Recipe
@@ -71,7 +70,9 @@ def _recipe(name: str, set_: list[str], config: Path | None, quiet: bool):  # no
 def _metrics_table(final: dict, title: str) -> Table:
     table = Table(title=title)
     cells = []
-    for key in SUMMARY_COLUMNS:
+    from transferdet.train.trials import SUMMARY_KEYS
+
+    for key in SUMMARY_KEYS:
         table.add_column(key, justify="right")
         value, spread = final.get(key), final.get(f"{key}_std")
         cells.append(
@@ -184,7 +185,9 @@ def eval_(
     for name, value in metrics["per_class"].items():
         table.add_row(name, "n/a" if value is None else f"{value:.3f}")
     out_console.print(table)
-    shown = (*SUMMARY_COLUMNS, "VOC07_AP50")
+    from transferdet.train.trials import SUMMARY_KEYS
+
+    shown = (*SUMMARY_KEYS, "VOC07_AP50")
     out_console.print(", ".join(f"{k} {metrics[k]:.3f}" for k in shown if metrics.get(k) is not None))
 
 

@@ -22,7 +22,7 @@ def as_features(features: np.ndarray, name: str = "features") -> np.ndarray:
     if not np.isfinite(array).all():
         bad = int((~np.isfinite(array)).any(axis=1).sum())
         raise MetricInputError(f"{name}: {bad} row(s) hold NaN or infinite values")
-    largest = float(np.abs(array).max())
+    largest = max(float(array.max()), -float(array.min()))  # no |array| temporary
     if largest > MAX_MAGNITUDE:
         raise MetricInputError(
             f"{name}: values up to {largest:.3g} overflow their Gram matrix (limit {MAX_MAGNITUDE:g})"

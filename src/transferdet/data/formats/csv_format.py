@@ -128,10 +128,11 @@ def _columns(header: list[str], csv_path: Path, overrides: dict[str, str]) -> Co
     )
 
 
-def _image_dir(csv_path: Path, first: str | None, options: ReadOptions) -> Path:
+def _image_dir(csv_path: Path, files: list[str], options: ReadOptions) -> Path:
     """The folder that holds the CSV's images: ``--images``, else the first of the CSV's folder, its
-    subfolders and its parent's ``images/`` (``data/labels.csv`` beside ``images/``) that has the
-    first row's image. None has it: an error naming the places searched."""
+    subfolders and its parent's ``images/`` (``data/labels.csv`` beside ``images/``) that has one of
+    the first rows' images (a missing image or two are counted later, not taken for a wrong folder).
+    None has any of them: an error naming the places searched."""
     if options.images is not None:
         return options.images
     base = csv_path.parent
@@ -140,13 +141,14 @@ def _image_dir(csv_path: Path, first: str | None, options: ReadOptions) -> Path:
         p for p in sorted(base.glob("*")) if p.is_dir()
     ]
     candidates += [base.parent / "images", base.parent]
-    if not first:
+    if not files:
         return base / "images" if (base / "images").is_dir() else base
     for candidate in candidates:
-        if (candidate / first).is_file() or find_image(candidate, first) is not None:
+        if any((candidate / f).is_file() or find_image(candidate, f) is not None for f in files):
             return candidate
     searched = ", ".join(dict.fromkeys(str(c) for c in candidates if c.is_dir()))
-    raise DataError(csv_path, f"image {first!r} of its first row is in none of: {searched} (give --images DIR)")
+    shown = f"{files[0]!r}" if len(files) == 1 else f"{files[0]!r} (nor any of the first {len(files)})"
+    raise DataError(csv_path, f"image {shown} of its first row is in none of: {searched} (give --images DIR)")
 
 
 def _box(row: list[str], columns: Columns, path: Path, where: str) -> tuple[float, ...] | None:
@@ -226,7 +228,7 @@ def read(path: Path, options: ReadOptions) -> DetectionDataset:
     parsed: list[tuple[_Image, Path]] = []
     for split, csv_path in files:
         images = _read_rows(csv_path, options, split)
-        image_dir = _image_dir(csv_path, images[0].file if images else None, options)
+        image_dir = _image_dir(csv_path, [image.file for image in images[:20]], options)
         parsed.extend((image, image_dir) for image in images)
     classes = (
         list(declared)
