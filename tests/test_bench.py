@@ -12,49 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from scipy import stats
 
+from bench_kit import MODELS, TINY_TRAINING, job_rows, results, write_config
 from transferdet.bench.config import load_config
 from transferdet.bench.correlate import POOLED, correlate, correlation_measures, top1_regret
 from transferdet.bench.runner import run_bench
 from transferdet.bench.store import STORE_FILE
 from transferdet.errors import TransferdetError
-
-TINY_TRAINING = {
-    "iterations": 8,
-    "fpn_channels": 64,
-    "checkpoint_every": 2,
-    "min_size": [64],
-    "max_size": 64,
-    "test_size": 64,
-    "warmup_iterations": 2,
-}
-
-
-def write_config(folder: Path, models: list, **extra) -> Path:
-    config = {
-        "datasets": [{"name": "shapes", "path": "data"}],
-        "models": models,
-        "detector": "fcos",
-        "recipe": "quick",
-        "recipe_overrides": TINY_TRAINING,
-        "trials": 1,
-        "metrics": ["logme", "tlogme", "h_score", "transrate"],
-        "layers": ["c5"],
-        "image_size": 64,
-        "threads_per_job": 1,  # bit-identical results whichever executor runs a job
-        **extra,
-    }
-    path = folder / "bench.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-MODELS = [
-    {"name": "resnet10t", "spec": "timm:resnet10t@random"},
-    {"name": "mobilenet", "spec": "timm:mobilenetv3_small_050@random"},
-]
 
 
 @pytest.fixture(scope="module")
@@ -66,26 +31,6 @@ def bench_folder(tmp_path_factory) -> Path:
     synthesize(SynthConfig(source="shapes", images=24, size=64, seed=5), folder / "data")
     write_config(folder, MODELS)
     return folder
-
-
-def results(store: Path) -> tuple[list, list]:
-    db = sqlite3.connect(store)
-    try:
-        scores = sorted(db.execute("SELECT dataset, model, layer, features, metric, score FROM scores").fetchall())
-        ap = sorted(db.execute("SELECT dataset, model, trial, key, value FROM ap").fetchall())
-        return scores, ap
-    finally:
-        db.close()
-
-
-def job_rows(store: Path) -> list[tuple]:
-    db = sqlite3.connect(store)
-    try:
-        return db.execute(
-            "SELECT kind, model, status, attempts, completions, error FROM jobs ORDER BY rowid"
-        ).fetchall()
-    finally:
-        db.close()
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +209,6 @@ def test_pooled_correlation_standardises_each_dataset() -> None:
 
 
 def test_the_store_keeps_why_a_metric_could_not_score_and_upgrades_older_stores(tmp_path: Path) -> None:
-    import sqlite3
 
     from transferdet.bench.store import Job, Store
 

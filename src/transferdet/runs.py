@@ -120,6 +120,10 @@ class RunDir:
     def load_checkpoint(self, device: str = "cpu") -> dict[str, Any]:
         return torch.load(self.checkpoint_file, map_location=device, weights_only=False)
 
+    def checkpoint_iteration(self) -> int:
+        """The iteration the checkpoint was saved at (memory-mapped: the weights are not read)."""
+        return int(torch.load(self.checkpoint_file, map_location="cpu", weights_only=False, mmap=True)["iteration"])
+
     def checkpoint_digest(self) -> str:
         from transferdet.hashing import file_digest
 

@@ -149,12 +149,12 @@ def run_dir(bench_dir: Path, job: Job) -> Path:
 
 
 def run_job(job: Job, bench_dir: Path) -> dict[str, Any]:
-    """Run ``job``; returns ``{"scores": rows}`` or ``{"ap": metrics}``. A fine-tuning job killed
-    before has left its last checkpoint in its run folder: it resumes from there (resuming is
-    exact, so the result equals an uninterrupted run)."""
+    """Run ``job``; returns ``{"scores": rows}`` or ``{"ap": metrics, "resumed_from": iteration}``.
+    A fine-tuning job killed before has left its last checkpoint in its run folder: it resumes
+    from there (resuming is exact, so the result equals an uninterrupted run)."""
     if job.kind == "rank":
         return {"scores": _rank(RankDefinition.model_validate(job.definition), bench_dir)}
-    return {"ap": _train(TrainDefinition.model_validate(job.definition), run_dir(bench_dir, job))}
+    return _train(TrainDefinition.model_validate(job.definition), run_dir(bench_dir, job))
 
 
 def _rank(definition: RankDefinition, bench_dir: Path) -> list[dict]:
@@ -173,8 +173,9 @@ def _rank(definition: RankDefinition, bench_dir: Path) -> list[dict]:
 def _train(definition: TrainDefinition, out: Path) -> dict[str, Any]:
     from transferdet.train.engine import train
 
-    resume = RunDir(out).has_checkpoint()
-    if out.exists() and not resume:
+    run = RunDir(out)
+    resumed_from = run.checkpoint_iteration() if run.has_checkpoint() else None
+    if out.exists() and resumed_from is None:
         shutil.rmtree(out)  # killed before its first checkpoint: start clean
-    metrics = train(definition.train_job(out), resume=resume)
-    return {k: v for k, v in metrics.items() if k in AP_KEYS}
+    metrics = train(definition.train_job(out), resume=resumed_from is not None)
+    return {"ap": {k: v for k, v in metrics.items() if k in AP_KEYS}, "resumed_from": resumed_from}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,9 @@ from transferdet.bench.store import STORE_FILE, Job, Store
 from transferdet.errors import TransferdetError
 
 EXECUTORS = ("local", "ray")
+MAX_ATTEMPTS = 3  # runs of one job in one sweep before it is recorded as failed
 
-# (event, job, detail): event is "start", "done" or "failed"
+# (event, job, detail): event is "start", "retry", "lost" (to be run again), "done" or "failed"
 JobCallback = Callable[[str, Job, str], None]
 
 
@@ -78,9 +80,20 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}{where}"
 
 
-def execute(job: Job, out: str, threads: int | None = None) -> tuple[bool, Any, float]:
-    """Run one job, never raising: ``(ok, result or error text, seconds)``. What a worker runs;
-    ``threads`` sets torch's and the BLAS libraries' thread counts (a Ray worker's default is one)."""
+@dataclass(frozen=True)
+class Attempt:
+    """How one run of a job went: its result, or its error text and whether running it again may
+    help (a crash, a lost worker, an unexpected exception; not a statement about the inputs)."""
+
+    ok: bool
+    value: Any
+    seconds: float
+    retryable: bool = False
+
+
+def execute(job: Job, out: str, threads: int | None = None) -> Attempt:
+    """Run one job, never raising. What a worker runs; ``threads`` sets torch's and the BLAS
+    libraries' thread counts (a Ray worker's default is one)."""
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -93,37 +106,59 @@ def execute(job: Job, out: str, threads: int | None = None) -> tuple[bool, Any, 
         with threadpool_limits(threads) if threads else contextlib.nullcontext():
             result = run_job(job, Path(out))
     except Exception as error:  # a failing job is recorded and the rest go on
-        return False, _error_text(error), time.perf_counter() - start
+        # an error about the inputs fails the same way every time: no point in a second attempt
+        retryable = not isinstance(error, TransferdetError)
+        return Attempt(False, _error_text(error), time.perf_counter() - start, retryable)
     finally:
         torch.set_num_threads(before)
-    return True, result, time.perf_counter() - start
+    return Attempt(True, result, time.perf_counter() - start)
 
 
-def _record(store: Store, job: Job, outcome: tuple[bool, Any, float], on_job: JobCallback | None) -> str | None:
-    ok, value, seconds = outcome
-    if ok:
-        store.finished(job, value, seconds)
-        if on_job:
-            on_job("done", job, f"{seconds:.1f} s")
-        return None
-    store.failed(job.id, value, seconds)
-    if on_job:
-        on_job("failed", job, value)
-    return value
+class _Sweep:
+    """The bookkeeping both executors share: a job's start, its result or error, and whether to
+    run it again (up to ``MAX_ATTEMPTS`` in one sweep, for failures that may not recur)."""
+
+    def __init__(self, store: Store, on_job: JobCallback | None) -> None:
+        self.store, self.on_job = store, on_job
+        self.attempts: Counter[str] = Counter()
+        self.failed: list[tuple[Job, str]] = []
+
+    def start(self, job: Job) -> None:
+        self.store.started(job.id)
+        self.attempts[job.id] += 1
+        self._tell("start" if self.attempts[job.id] == 1 else "retry", job, f"attempt {self.attempts[job.id]}")
+
+    def settle(self, job: Job, attempt: Attempt) -> bool:
+        """Record ``attempt``; True when the job is to be run again."""
+        if attempt.ok:
+            self.store.finished(job, attempt.value, attempt.seconds)
+            self._tell("done", job, f"{attempt.seconds:.1f} s")
+            return False
+        tries = self.attempts[job.id]
+        if attempt.retryable and tries < MAX_ATTEMPTS:
+            self._tell("lost", job, attempt.value)
+            return True
+        error = f"{attempt.value} (in each of {tries} attempts)" if tries > 1 else attempt.value
+        self.store.failed(job.id, error, attempt.seconds)
+        self.failed.append((job, error))
+        self._tell("failed", job, error)
+        return False
+
+    def _tell(self, event: str, job: Job, detail: str) -> None:
+        if self.on_job:
+            self.on_job(event, job, detail)
 
 
 def _run_local(
     todo: list[Job], out: Path, store: Store, threads: int | None, on_job: JobCallback | None
 ) -> list[tuple[Job, str]]:
-    failed = []
+    sweep = _Sweep(store, on_job)
     for job in todo:
-        store.started(job.id)
-        if on_job:
-            on_job("start", job, "")
-        error = _record(store, job, execute(job, str(out), threads), on_job)
-        if error is not None:
-            failed.append((job, error))
-    return failed
+        again = True
+        while again:
+            sweep.start(job)
+            again = sweep.settle(job, execute(job, str(out), threads))
+    return sweep.failed
 
 
 def _run_ray(
@@ -131,7 +166,8 @@ def _run_ray(
 ) -> list[tuple[Job, str]]:
     """Each job a Ray task (one GPU per fine-tuning job when the cluster has GPUs); results come
     back to this process, which alone writes the store. ``out`` must be reachable from the
-    workers (a shared file system on a multi-node cluster)."""
+    workers (a shared file system on a multi-node cluster). A job whose worker or node dies is
+    submitted again (a fine-tuning job then resumes from its last checkpoint)."""
     try:
         import ray
     except ImportError:
@@ -145,25 +181,26 @@ def _run_ray(
     try:
         gpus = ray.cluster_resources().get("GPU", 0)
         task = ray.remote(execute)
-        pending = {}
-        for job in todo:
+        sweep, pending = _Sweep(store, on_job), {}
+
+        def submit(job: Job) -> None:
+            # retries are ours, not Ray's: the store counts every attempt
             options = {"num_cpus": cpus, "num_gpus": 1 if gpus and job.kind == "train" else 0, "max_retries": 0}
+            sweep.start(job)
             pending[task.options(**options).remote(job, str(out.resolve()), cpus)] = job
-            store.started(job.id)
-            if on_job:
-                on_job("start", job, "")
-        failed = []
+
+        for job in todo:
+            submit(job)
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             job = pending.pop(ready[0])
             try:
-                outcome = ray.get(ready[0])
-            except Exception as error:  # the worker itself died
-                outcome = (False, _error_text(error), 0.0)
-            error = _record(store, job, outcome, on_job)
-            if error is not None:
-                failed.append((job, error))
-        return failed
+                attempt = ray.get(ready[0])
+            except ray.exceptions.RayError as error:  # the worker or its node died
+                attempt = Attempt(False, f"worker lost: {_error_text(error)}", 0.0, retryable=True)
+            if sweep.settle(job, attempt):
+                submit(job)
+        return sweep.failed
     finally:
         if started_here:
             ray.shutdown()

@@ -1,7 +1,8 @@
 """The results store of a benchmark: one SQLite file, ``DIR/results.sqlite``.
 
 ``jobs`` holds every ranking or fine-tuning job with its status (pending, running, done, failed),
-the hash of its definition, its times, attempts, completions and error text; ``scores`` the
+the hash of its definition, its times, attempts, completions, the iteration a fine-tuning job
+last resumed from, and error text; ``scores`` the
 metric scores of ranking jobs; ``ap`` the evaluation of fine-tuning jobs. A job's results and its
 ``done`` status are written in one transaction, so a process killed at any moment leaves either a
 finished job or one to run again, never half of its results.
@@ -37,6 +38,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished REAL,
     seconds REAL,
     host TEXT,
+    resumed_from INTEGER,          -- a fine-tuning job's checkpoint iteration when it last resumed
     error TEXT
 );
 CREATE TABLE IF NOT EXISTS scores (
@@ -97,10 +99,13 @@ class Store:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(scores)")}
-        if "reason" not in columns:  # a store made before metrics could fail one by one
-            self._db.execute("ALTER TABLE scores ADD COLUMN reason TEXT")
+        self._add_column("scores", "reason", "TEXT")  # a store made before metrics could fail one by one
+        self._add_column("jobs", "resumed_from", "INTEGER")  # ... and before it said where a job resumed
         self._db.commit()
+
+    def _add_column(self, table: str, column: str, kind: str) -> None:
+        if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+            self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self._db.close()
@@ -172,9 +177,9 @@ class Store:
                 ],
             )
             db.execute(
-                "UPDATE jobs SET status='done', completions=completions+1, finished=?, seconds=?, error=NULL"
-                " WHERE id=?",
-                (time.time(), seconds, job.id),
+                "UPDATE jobs SET status='done', completions=completions+1, finished=?, seconds=?, error=NULL,"
+                " resumed_from=? WHERE id=?",
+                (time.time(), seconds, result.get("resumed_from"), job.id),
             )
 
     def failed(self, job_id: str, error: str, seconds: float) -> None:

@@ -58,14 +58,17 @@ def job_progress(bar: Progress, task: TaskID):  # noqa: ANN201
     """A runner callback that shows the running job on ``bar`` and prints failures."""
 
     def on_job(event: str, job: Job, detail: str) -> None:
-        if event == "start":
+        if event in ("start", "retry"):
             verb = "ranking" if job.kind == "rank" else "fine-tuning"
             where = f"{job.layer}, " if job.layer else f"trial {job.trial}, "
-            bar.update(task, description=f"{verb} {job.model} ({where}{job.dataset})")
-            return
-        bar.advance(task)
-        if event == "failed":
-            err_console.print(f"[red]failed[/]: {job.kind} {job.model} on {job.dataset}: {detail}")
+            again = f", {detail}" if event == "retry" else ""
+            bar.update(task, description=f"{verb} {job.model} ({where}{job.dataset}{again})")
+        elif event == "lost":  # to be run again
+            err_console.print(f"[yellow]will retry[/]: {job.kind} {job.model} on {job.dataset}: {detail}")
+        else:
+            bar.advance(task)
+            if event == "failed":
+                err_console.print(f"[red]failed[/]: {job.kind} {job.model} on {job.dataset}: {detail}")
 
     return on_job
 
