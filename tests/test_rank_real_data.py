@@ -45,8 +45,17 @@ def test_one_class_fails_the_classification_metrics_with_a_reason_and_keeps_box_
     features, labels, targets = _features([40])
     names = [*DEFAULT, "logme_regression"]
     outcomes = score_features(features, labels, targets, None, names, ["pothole"])
-    assert outcomes["logme_regression"].score == pytest.approx(metrics.logme_regression(features, targets), rel=1e-12)
-    failed = [n for n in names if n != "logme_regression"]
+    regression = metrics.logme_regression(features, targets)
+    assert outcomes["logme_regression"].score == pytest.approx(regression, rel=1e-12)
+    # the label-free parts: TLogME's box-regression half, ETran's energy and regression terms
+    assert outcomes["tlogme"].score == pytest.approx(regression, rel=1e-12)
+    energy_and_regression = metrics.etran_energy(features) + metrics.etran_regression(features, targets)
+    assert outcomes["etran"].score == pytest.approx(energy_and_regression, rel=1e-12)
+    assert outcomes["tlogme"].note == (
+        "tlogme: a single class ('pothole'); its classification half is left out (the box-regression half only)"
+    )
+    assert outcomes["etran"].note.startswith("etran: a single class ('pothole'); its LDA term is left out")
+    failed = [n for n in names if n not in ("logme_regression", "tlogme", "etran")]
     assert all(outcomes[n].score is None and outcomes[n].status == "failed" for n in failed)
     assert all(outcomes[n].reason.startswith(f"{n}: ") and "class" in outcomes[n].reason for n in failed)
     # two classes where the only other one has a single box: too little left for the per-class ones
@@ -104,8 +113,9 @@ def test_rank_on_single_class_data_adds_background_by_default(cli, tmp_path):
     result = cli("rank", "--data", data, "--models", "timm:resnet10t@random", "--max-images", 8, "--image-size", 128,
                  "--background", 0, "--device", "cpu", "--no-cache", "--out", tmp_path)  # fmt: skip
     assert result.code == 0, result.err
-    scored = json.loads((tmp_path / "scores.json").read_text())
-    assert all(r["score"] is None and "a single class" in r["reason"] for r in scored)
+    scored = {r["metric"]: r for r in json.loads((tmp_path / "scores.json").read_text())}
+    assert {m for m, r in scored.items() if r["status"] == "ok"} == {"tlogme", "etran"}
+    assert all(r["score"] is None and "a single class" in r["reason"] for r in scored.values() if r["status"] != "ok")
     assert "* timm:resnet10t@random: logme: labels: a single class" in result.out
 
 

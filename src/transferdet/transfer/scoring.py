@@ -7,6 +7,9 @@ features says why, and never takes the others with it.
 - SFDA, GBC and ETran estimate a scatter matrix or a Gaussian per class and need two boxes of each:
   a class with fewer is left out of those three metrics (named in the outcome's note), as long as
   two classes remain.
+- On a single class (single-class data ranked with ``--background 0``) the metrics with a
+  label-free part keep it, with a note: TLogME its regression half (LogME on the box coordinates,
+  TMOD), ETran its energy and box-regression terms.
 - LEEP and NCE need the checkpoint's own classifier; without one they are unavailable.
 """
 
@@ -18,10 +21,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from transferdet.metrics import MetricInputError, logme_regression, suite
+from transferdet.metrics.etran import etran_energy, etran_regression
 from transferdet.metrics.suite import GRAM_METRICS, SOURCE_METRICS
 
 PER_CLASS_METRICS = ("sfda", "gbc", "etran")  # need at least two boxes of every class
 REGRESSION_ONLY = {"logme_regression": logme_regression}  # metrics that need no class labels
+
+
+def _etran_without_classes(features: np.ndarray, targets: np.ndarray) -> float:
+    return etran_energy(features) + etran_regression(features, targets)
+
+
+# on one class: the part of a metric that needs no labels, and what is left out
+LABEL_FREE_PARTS = {
+    "tlogme": (logme_regression, "its classification half is left out (the box-regression half only)"),
+    "etran": (_etran_without_classes, "its LDA term is left out (energy + box regression only)"),
+}
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,15 @@ def _per_class_outcome(
         return Outcome(None, f"{name}: {error}")
 
 
+def _label_free_outcome(name: str, features: np.ndarray, targets: np.ndarray, only_class: str) -> Outcome:
+    part, left_out = LABEL_FREE_PARTS[name]
+    try:
+        score = part(features, targets)
+    except MetricInputError as error:
+        return Outcome(None, f"{name}: {error}")
+    return Outcome(score, note=f"{name}: a single class ({only_class!r}); {left_out}")
+
+
 def _class_name(classes: Sequence[str], label: int) -> str:
     return classes[label] if 0 <= label < len(classes) else str(label)
 
@@ -95,6 +119,21 @@ def score_features(
     classes: Sequence[str],
 ) -> dict[str, Outcome]:
     """Every metric of ``names`` on the box features, in the order asked."""
+    label_free = [n for n in names if n in LABEL_FREE_PARTS] if len(np.unique(labels)) == 1 else []
+    outcomes = _labelled_outcomes(features, labels, targets, probs, [n for n in names if n not in label_free], classes)
+    only = _class_name(classes, int(labels[0])) if label_free else ""
+    outcomes.update({n: _label_free_outcome(n, features, targets, only) for n in label_free})
+    return {name: outcomes[name] for name in names}
+
+
+def _labelled_outcomes(
+    features: np.ndarray,
+    labels: np.ndarray,
+    targets: np.ndarray,
+    probs: np.ndarray | None,
+    names: Sequence[str],
+    classes: Sequence[str],
+) -> dict[str, Outcome]:
     outcomes = _gram_outcomes([n for n in names if n in GRAM_METRICS], features, labels, targets, probs)
     for name in names:
         if name in PER_CLASS_METRICS:
@@ -107,4 +146,4 @@ def score_features(
                 outcomes[name] = Outcome(suite(features, labels, None, probs, [name])[name])
             except MetricInputError as error:
                 outcomes[name] = Outcome(None, f"{name}: {error}")
-    return {name: outcomes[name] for name in names}
+    return outcomes
