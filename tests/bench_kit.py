@@ -62,3 +62,11 @@ def job_rows(store: Path) -> list[tuple]:
         ).fetchall()
     finally:
         db.close()
+
+
+def rows_so_far(store: Path) -> list[tuple]:
+    """The store's job rows, or none while a running sweep has not created it yet (polling)."""
+    try:
+        return job_rows(store) if store.exists() else []
+    except sqlite3.OperationalError:  # the file is there, its tables not yet
+        return []

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bench_kit import MODELS, TINY_TRAINING, job_rows, results, write_config
+from bench_kit import MODELS, TINY_TRAINING, job_rows, results, rows_so_far, write_config
 from transferdet.bench.config import load_config
 from transferdet.bench.correlate import POOLED, correlate, correlation_measures, top1_regret
 from transferdet.bench.runner import run_bench
@@ -66,7 +66,7 @@ def test_killed_bench_rerun_equals_uninterrupted(bench_folder: Path, uninterrupt
         # kill it in the middle of the first fine-tuning job, once that job has a checkpoint
         while process.poll() is None and time.time() < deadline:
             checkpoints = list((out / "runs").glob("*/*/checkpoint.pt")) if (out / "runs").exists() else []
-            if checkpoints and store.exists() and any(r[0] == "train" and r[2] == "running" for r in job_rows(store)):
+            if checkpoints and any(r[0] == "train" and r[2] == "running" for r in rows_so_far(store)):
                 process.send_signal(signal.SIGKILL)
                 killed_in_training = True
                 break

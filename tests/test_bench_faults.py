@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench_kit import MODELS, TINY_TRAINING, job_rows, results, write_config
+from bench_kit import MODELS, TINY_TRAINING, job_rows, results, rows_so_far, write_config
 from transferdet.bench import runner
 from transferdet.bench.config import load_config
 from transferdet.bench.runner import MAX_ATTEMPTS, run_bench
@@ -110,19 +110,36 @@ def test_a_crashing_worker_is_recorded_after_three_attempts(cluster, tmp_path, d
     assert [r[2:5] for r in rows if r[1] == MODELS[0]["name"]] == [("done", 1, 1)] * 2
 
 
+def _node_holding(workers: list, log: Path):  # noqa: ANN202 - a Ray node
+    """The worker node one of whose processes has ``log`` (a fine-tuning run's log) open."""
+    import psutil
+
+    for node in workers:
+        raylet = psutil.Process(node.all_processes["raylet"][0].process.pid)
+        for process in raylet.children(recursive=True):
+            try:
+                if any(Path(f.path).resolve() == log.resolve() for f in process.open_files()):
+                    return node
+            except psutil.Error:
+                continue  # a process that just ended
+    return None
+
+
 def _kill_a_node_holding_training(cluster, store: Path, runs: Path, sweep: threading.Thread) -> int:
-    """Wait until both nodes fine-tune a job that has a checkpoint, then kill the first node;
-    returns the iteration of the checkpoints on disk at that moment (the least of them)."""
+    """Wait until a fine-tuning job has written a checkpoint, then kill the node that runs it;
+    returns the checkpoint's iteration at that moment."""
     import torch
 
     nodes, workers = cluster
     deadline = time.time() + 300
     while sweep.is_alive() and time.time() < deadline:
-        checkpoints = list(runs.glob("*/*/checkpoint.pt")) if runs.exists() else []
-        training = [r for r in job_rows(store) if r[0] == "train" and r[2] == "running"] if store.exists() else []
-        if len(checkpoints) == 2 and len(training) == 2:
-            nodes.remove_node(workers[0], allow_graceful=False)
-            return min(torch.load(c, weights_only=False, mmap=True)["iteration"] for c in checkpoints)
+        training = [r for r in rows_so_far(store) if r[0] == "train" and r[2] == "running"]
+        for checkpoint in list(runs.glob("*/*/checkpoint.pt")) if training and runs.exists() else []:
+            node = _node_holding(workers, checkpoint.parent / "log.jsonl")
+            if node is not None:
+                stopped_at = torch.load(checkpoint, weights_only=False, mmap=True)["iteration"]
+                nodes.remove_node(node, allow_graceful=False)
+                return stopped_at
         time.sleep(0.02)
     raise AssertionError("the sweep finished before a node could be killed during fine-tuning")
 
@@ -145,5 +162,5 @@ def test_killing_a_worker_node_during_fine_tuning_resumes_the_job_elsewhere(clus
     assert sorted(r[3] for r in rows) == [1, 1, 1, 2]  # the killed job ran again, once
     with sqlite3.connect(out / STORE_FILE) as db:
         resumed = db.execute("SELECT resumed_from FROM jobs WHERE attempts = 2").fetchone()[0]
-    assert resumed is not None and 2 <= stopped_at <= resumed < SLOW_TRAINING["iterations"]
+    assert resumed is not None and 2 <= stopped_at <= resumed < SLOW_TRAINING["iterations"], (stopped_at, resumed)
     assert results(out / STORE_FILE) == results(uninterrupted / "out" / STORE_FILE)
