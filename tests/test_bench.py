@@ -209,7 +209,6 @@ def test_pooled_correlation_standardises_each_dataset() -> None:
 
 
 def test_the_store_keeps_why_a_metric_could_not_score_and_upgrades_older_stores(tmp_path: Path) -> None:
-
     from transferdet.bench.store import Job, Store
 
     old = tmp_path / "old.sqlite"
@@ -219,16 +218,40 @@ def test_the_store_keeps_why_a_metric_could_not_score_and_upgrades_older_stores(
             " layer TEXT NOT NULL, features TEXT NOT NULL, metric TEXT NOT NULL, score REAL,"
             " PRIMARY KEY (job_id, metric))"
         )
+        db.execute(  # a row it held: kept through the upgrade
+            "INSERT INTO scores VALUES ('j0', 'pothole', 'm', 'c4', 'local', 'logme', -0.25)"
+        )
     job = Job("j1", "rank", "pothole", "m", None, "c5", "local", {})
-    rows = [
+    with Store(old):
+        pass
+    with sqlite3.connect(old) as db:
+        assert db.execute("SELECT layer, metric, score, reason FROM scores").fetchall() == [
+            ("c4", "logme", -0.25, None)
+        ]
+    rows = [  # ... and one job's rows on two layers, which the old key (job, metric) refused
         {"layer": "c5", "features": "local", "metric": "logme", "score": -0.5, "reason": None},
         {"layer": "c5", "features": "local", "metric": "sfda", "score": None, "reason": "sfda: a single class"},
+        {"layer": "c4", "features": "local", "metric": "logme", "score": -0.75, "reason": None},
     ]
     with Store(old) as store:
         store.add_jobs([job])
         store.finished(job, {"scores": rows}, 1.0)
         stored = store.scores()
-    assert [(r["metric"], r["score"], r["reason"]) for r in stored] == [
-        ("logme", -0.5, None),
-        ("sfda", None, "sfda: a single class"),
+    assert [(r["layer"], r["metric"], r["score"], r["reason"]) for r in stored] == [
+        ("c5", "logme", -0.5, None),
+        ("c5", "sfda", None, "sfda: a single class"),
+        ("c4", "logme", -0.75, None),
     ]
+
+
+def test_one_ranking_job_covers_every_layer(tmp_path: Path) -> None:
+    from transferdet.bench.jobs import plan
+
+    path = write_config(tmp_path, MODELS, layers=["c3", "c4", "c5"], features=["local", "global"], trials=2)
+    jobs = plan(load_config(path), "cpu")
+    ranking = [j for j in jobs if j.kind == "rank"]
+    assert len(ranking) == 2 * 2  # models x feature kinds, not x layers
+    assert {j.layer for j in ranking} == {"c3,c4,c5"} and all(
+        j.definition["layers"] == ["c3", "c4", "c5"] for j in ranking
+    )
+    assert len(jobs) - len(ranking) == 2 * 2  # models x trials

@@ -60,17 +60,17 @@ def test_rank_accepts_a_run_folder_and_names_its_layers(synthetic, faster_rcnn_r
     spec = f"{ARCH}@{faster_rcnn_run}"
     assert parse_spec(spec).is_detector_run
     for layer in ("c4", "p2", "p6", "fpn_ms", "fc7"):
-        settings = RankSettings(layer=layer, image_size=128, max_images=8, device="cpu")
+        settings = RankSettings(layers=layer, image_size=128, max_images=8, device="cpu")
         rows = rank(synthetic, [spec], ["logme"], settings=settings, cache_dir=tmp_path)
         assert [(r["model"], r["layer"], r["metric"]) for r in rows] == [(spec, layer, "logme")]
         assert np.isfinite(rows[0]["score"])
     layers = "c1, c2, c3, c4, c5, p2, p3, p4, p5, p6, fpn_ms, fc7"
     with pytest.raises(TransferdetError, match=f"layer 'p9': this model has {layers}"):
-        rank(synthetic, [spec], ["logme"], settings=RankSettings(layer="p9", image_size=128, device="cpu"))
+        rank(synthetic, [spec], ["logme"], settings=RankSettings(layers="p9", image_size=128, device="cpu"))
     with pytest.raises(TransferdetError, match="trained timm:resnet18, not timm:resnet34"):
         rank(synthetic, [f"timm:resnet34@{faster_rcnn_run}"], ["logme"], settings=RankSettings(image_size=128))
     with pytest.raises(TransferdetError, match="only --features local applies"):
-        rank(synthetic, [spec], ["logme"], settings=RankSettings(layer="fc7", features="global", image_size=128))
+        rank(synthetic, [spec], ["logme"], settings=RankSettings(layers="fc7", features="global", image_size=128))
 
 
 def test_detector_layers_on_a_plain_backbone_say_what_they_need(synthetic, tmp_path):
@@ -80,3 +80,19 @@ def test_detector_layers_on_a_plain_backbone_say_what_they_need(synthetic, tmp_p
     (tmp_path / "not-a-run").mkdir()
     with pytest.raises(TransferdetError, match="a folder, but not a transferdet training run"):
         parse_spec(f"{ARCH}@{tmp_path / 'not-a-run'}")
+
+
+def test_backbone_and_detector_layers_come_from_one_pass(synthetic, faster_rcnn_run):
+    from transferdet.transfer.features import extract_layers
+
+    model, _ = RunDir(faster_rcnn_run).load_detector()
+    body = model.backbone.body
+    records = formats.read(synthetic).records("train")[:3]
+    calls = [0]
+    next(iter(body.stages.values())).register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    layers = ["c4", "p3", "fpn_ms", "fc7"]
+    together = extract_layers(body, records, layers, image_size=128, batch_size=8, detector=model)
+    assert calls[0] == 1
+    for layer in layers:
+        alone = extract_box_features(body, records, layer, image_size=128, detector=model)
+        np.testing.assert_allclose(together[layer].features, alone.features, rtol=1e-6, atol=1e-7)

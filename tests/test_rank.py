@@ -103,7 +103,7 @@ def test_rank_cli_json_files_and_cache(cli, synthetic, tmp_path, monkeypatch):
     def no_forward(*_args, **_kwargs):
         raise AssertionError("features should come from the cache")
 
-    monkeypatch.setattr("transferdet.transfer.rank.extract_box_features", no_forward)
+    monkeypatch.setattr("transferdet.transfer.rank.extract_layers", no_forward)
     again = cli(*args, "--json")
     assert again.code == 0, again.err
     assert again.json() == rows
@@ -120,3 +120,72 @@ def test_rank_errors(cli, synthetic):
     assert unknown.code == 2 and "unknown metric" in unknown.err
     with pytest.raises(Exception, match="expected timm:NAME"):
         rank(synthetic, ["resnet18"])
+
+
+def _count_forward_passes(backbone) -> list[int]:
+    calls = [0]
+    first = next(iter(backbone.stages.values()))
+    first.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+def test_several_layers_come_from_one_forward_pass_and_equal_one_layer_at_a_time(synthetic):
+    from transferdet.transfer.features import extract_layers
+
+    records = formats.read(synthetic).records("train")[:5]
+    torch.manual_seed(0)
+    backbone = build_backbone("timm:resnet18").eval()
+    calls = _count_forward_passes(backbone)
+    together = extract_layers(backbone, records, ["c3", "c4", "c5", "c2"], image_size=96, batch_size=2)
+    assert calls[0] == 3  # 5 images in batches of 2: one pass per batch for all four layers
+    assert list(together) == ["c3", "c4", "c5", "c2"]
+    for layer, features in together.items():
+        alone = extract_box_features(backbone, records, layer, image_size=96, batch_size=2)
+        np.testing.assert_array_equal(features.features, alone.features)
+        np.testing.assert_array_equal(features.labels, alone.labels)
+        assert features.features.shape[1] == backbone.channels[layer]
+
+
+def test_batches_group_images_of_one_shape_and_keep_the_boxes_in_record_order(synthetic):
+    from dataclasses import replace
+
+    from transferdet.transfer.features import _batches, extract_layers
+
+    records = formats.read(synthetic).records("train")[:6]
+    # two shapes, interleaved: batches of 2 hold one shape each
+    mixed = [replace(r, width=r.width // 2) if i % 2 else r for i, r in enumerate(records)]
+    assert _batches(mixed, 2) == [[0, 2], [4, 1], [3, 5]]
+    torch.manual_seed(0)
+    features = extract_layers(build_backbone("timm:resnet10t"), records, ["c4"], image_size=64, batch_size=4)["c4"]
+    np.testing.assert_array_equal(features.image_index, np.repeat(np.arange(6), [r.num_boxes for r in records]))
+    np.testing.assert_array_equal(features.labels, np.concatenate([r.labels for r in records]))
+
+
+def test_rank_on_several_layers_caches_each_and_extracts_only_what_is_missing(synthetic, tmp_path, monkeypatch):
+    from transferdet.transfer import rank as rank_module
+
+    settings = RankSettings(layers="c4", image_size=64, max_images=6, device="cpu")
+    rank(synthetic, ["timm:resnet10t@random"], ["logme"], settings=settings, cache_dir=tmp_path)
+    asked = []
+    real = rank_module.extract_layers
+
+    def spy(backbone, records, layers, *args, **kwargs):
+        asked.append(list(layers))
+        return real(backbone, records, layers, *args, **kwargs)
+
+    monkeypatch.setattr(rank_module, "extract_layers", spy)
+    both = RankSettings(layers=["c4", "c5,c3"], image_size=64, max_images=6, device="cpu")
+    assert both.layers == ("c4", "c5", "c3")
+    rows = rank(synthetic, ["timm:resnet10t@random"], ["logme"], settings=both, cache_dir=tmp_path)
+    assert asked == [["c5", "c3"]]  # c4 came from the cache
+    assert [r["layer"] for r in rows] == ["c4", "c5", "c3"]
+    alone = rank(synthetic, ["timm:resnet10t@random"], ["logme"], settings=replace_layers(both, "c5"))
+    assert rows[1]["score"] == alone[0]["score"]
+    with pytest.raises(Exception, match="no layer given"):
+        RankSettings(layers=" , ")
+
+
+def replace_layers(settings: RankSettings, layers: str) -> RankSettings:
+    from dataclasses import replace
+
+    return replace(settings, layers=layers)

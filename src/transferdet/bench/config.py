@@ -34,7 +34,7 @@ class ModelEntry(BaseModel):
 
 
 class BenchConfig(BaseModel):
-    """Every model x dataset is ranked (per layer and feature kind) and fine-tuned ``trials`` times."""
+    """Every model x dataset is ranked (per feature kind, on every layer) and fine-tuned ``trials`` times."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,11 +1,12 @@
 """A benchmark's jobs: what to run (planned from the config) and how to run one.
 
-A ranking job scores one model on one dataset at one layer and feature kind with every metric; a
-fine-tuning job trains one model on one dataset with one seed. Each kind's definition is a typed
-model (:class:`RankDefinition`, :class:`TrainDefinition`) whose JSON is stored with the job, and a
-job is identified by the hash of that JSON (without the device), so changing the config adds new
-jobs and leaves finished ones alone. :func:`run_job` is a plain function of the job and the bench
-folder (no store), so that any executor (this process, a Ray worker) can run it.
+A ranking job scores one model on one dataset at one feature kind with every metric, on every
+layer (all from one forward pass); a fine-tuning job trains one model on one dataset with one
+seed. Each kind's definition is a typed model (:class:`RankDefinition`, :class:`TrainDefinition`)
+whose JSON is stored with the job, and a job is identified by the hash of that JSON (without the
+device), so changing the config adds new jobs and leaves finished ones alone. :func:`run_job` is a
+plain function of the job and the bench folder (no store), so that any executor (this process, a
+Ray worker) can run it.
 """
 
 from __future__ import annotations
@@ -32,14 +33,14 @@ class DataRef(BaseModel):
 
 
 class RankDefinition(BaseModel):
-    """One model ranked on one dataset, at one layer and feature kind."""
+    """One model ranked on one dataset at one feature kind, on every layer (one forward pass)."""
 
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["rank"] = "rank"
     data: DataRef
     spec: str
-    layer: str
+    layers: list[str]
     features: str
     metrics: list[str]
     image_size: int
@@ -98,7 +99,7 @@ def _rank_definitions(config: BenchConfig, device: str) -> list[tuple[str, str, 
             RankDefinition(
                 data=DataRef(path=str(dataset.path), format=dataset.format),
                 spec=model.spec,
-                layer=layer,
+                layers=list(config.layers),
                 features=features,
                 metrics=list(config.metrics),
                 image_size=config.image_size,
@@ -111,7 +112,6 @@ def _rank_definitions(config: BenchConfig, device: str) -> list[tuple[str, str, 
         )
         for dataset in config.datasets
         for model in config.models
-        for layer in config.layers
         for features in config.features
     ]
 
@@ -140,7 +140,8 @@ def _job(definition: RankDefinition | TrainDefinition, dataset: str, model: str,
     # the device does not change what a job computes: keep it out of the identity (and a setting
     # added later, left at its default, out of it too, so that stores made before it stay valid)
     digest = config_hash({k: v for k, v in content.items() if k != "device" and not (k == "background" and v is None)})
-    layer, features = (definition.layer, definition.features) if definition.kind == "rank" else (None, None)
+    rank = definition.kind == "rank"
+    layer, features = (",".join(definition.layers), definition.features) if rank else (None, None)
     return Job(digest, definition.kind, dataset, model, trial, layer, features, content)
 
 

@@ -20,7 +20,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA = """
+SCORES_TABLE = """
+CREATE TABLE IF NOT EXISTS scores (
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    dataset TEXT NOT NULL,
+    model TEXT NOT NULL,
+    layer TEXT NOT NULL,
+    features TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    score REAL,                    -- NULL where the metric could not score (reason says why)
+    reason TEXT,
+    PRIMARY KEY (job_id, layer, metric)  -- a ranking job scores every layer of one forward pass
+);
+"""
+
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,            -- rank | train
@@ -41,17 +56,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     resumed_from INTEGER,          -- a fine-tuning job's checkpoint iteration when it last resumed
     error TEXT
 );
-CREATE TABLE IF NOT EXISTS scores (
-    job_id TEXT NOT NULL REFERENCES jobs(id),
-    dataset TEXT NOT NULL,
-    model TEXT NOT NULL,
-    layer TEXT NOT NULL,
-    features TEXT NOT NULL,
-    metric TEXT NOT NULL,
-    score REAL,                    -- NULL where the metric could not score (reason says why)
-    reason TEXT,
-    PRIMARY KEY (job_id, metric)
-);
+"""
+    + SCORES_TABLE
+    + """
 CREATE TABLE IF NOT EXISTS ap (
     job_id TEXT NOT NULL REFERENCES jobs(id),
     dataset TEXT NOT NULL,
@@ -66,6 +73,7 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL            -- JSON
 );
 """
+)
 
 STORE_FILE = "results.sqlite"
 
@@ -101,11 +109,24 @@ class Store:
         self._db.executescript(SCHEMA)
         self._add_column("scores", "reason", "TEXT")  # a store made before metrics could fail one by one
         self._add_column("jobs", "resumed_from", "INTEGER")  # ... and before it said where a job resumed
+        self._key_scores_by_layer()  # ... and before a ranking job covered several layers
         self._db.commit()
 
     def _add_column(self, table: str, column: str, kind: str) -> None:
         if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
             self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+    def _key_scores_by_layer(self) -> None:
+        """Rebuild an older ``scores`` table keyed by (job, metric) with the key (job, layer, metric)."""
+        key = [row[1] for row in sorted(self._db.execute("PRAGMA table_info(scores)"), key=lambda r: r[5]) if row[5]]
+        if "layer" in key:
+            return
+        with self._db:
+            self._db.execute("ALTER TABLE scores RENAME TO scores_by_metric")
+            self._db.execute(SCORES_TABLE)
+            columns = "job_id, dataset, model, layer, features, metric, score, reason"
+            self._db.execute(f"INSERT INTO scores ({columns}) SELECT {columns} FROM scores_by_metric")
+            self._db.execute("DROP TABLE scores_by_metric")
 
     def close(self) -> None:
         self._db.close()

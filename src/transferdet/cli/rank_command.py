@@ -29,9 +29,9 @@ from transferdet.errors import TransferdetError
 LayerOption = Annotated[
     str,
     typer.Option(
-        help="Feature map: c2..c5; with a trained detector as weights (ARCH@RUN_DIR, a transferdet train "
-        "run folder) also its FPN levels p2..p7, fpn_ms (each box from the FPN level Faster R-CNN assigns "
-        "it) and fc7 (a Faster R-CNN's box-head output)."
+        help="Feature map(s), comma-separated, all from one forward pass: c2..c5; with a trained detector "
+        "as weights (ARCH@RUN_DIR, a transferdet train run folder) also its FPN levels p2..p7, fpn_ms "
+        "(each box from the FPN level Faster R-CNN assigns it) and fc7 (a Faster R-CNN's box-head output)."
     ),
 ]
 ModelsOption = Annotated[
@@ -76,26 +76,35 @@ def _short(spec: str) -> str:
 
 
 def _table(rows: list[dict], models: list[str], metrics: list[str]) -> Table:
+    """Models (x layers, when several) by metrics, each score with its rank among the models on
+    the same layer."""
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
     table = Table(title="Transferability (higher is better; rank in brackets)")
     table.add_column("model")
+    if len(layers) > 1:
+        table.add_column("layer")
     shown = [m for m in metrics if any(r["metric"] == m for r in rows)]
     for metric in shown:
         table.add_column(metric, justify="right")
-    score = {(r["model"], r["metric"]): r["score"] for r in rows if r["score"] is not None}
-    failed = {(r["model"], r["metric"]) for r in rows if r["score"] is None}
-    order = {}
-    for metric in shown:
-        ranked = sorted((s for s in models if (s, metric) in score), key=lambda s: -score[(s, metric)])
-        order[metric] = {s: i + 1 for i, s in enumerate(ranked)}
-    for spec in models:
-        cells = []
+    score = {(r["model"], r["layer"], r["metric"]): r["score"] for r in rows if r["score"] is not None}
+    failed = {(r["model"], r["layer"], r["metric"]) for r in rows if r["score"] is None}
+    for layer in layers:
+        order = {}
         for metric in shown:
-            if (spec, metric) not in score:
-                cells.append("[dim]failed*" if (spec, metric) in failed else "[dim]n/a")
-                continue
-            text = f"{score[(spec, metric)]:.4g} ({order[metric][spec]})"
-            cells.append(f"[bold green]{text}" if order[metric][spec] == 1 else text)
-        table.add_row(_short(spec), *cells)
+            ranked = sorted(
+                (s for s in models if (s, layer, metric) in score), key=lambda s: -score[(s, layer, metric)]
+            )
+            order[metric] = {s: i + 1 for i, s in enumerate(ranked)}
+        for spec in models:
+            cells = []
+            for metric in shown:
+                key = (spec, layer, metric)
+                if key not in score:
+                    cells.append("[dim]failed*" if key in failed else "[dim]n/a")
+                    continue
+                text = f"{score[key]:.4g} ({order[metric][spec]})"
+                cells.append(f"[bold green]{text}" if order[metric][spec] == 1 else text)
+            table.add_row(_short(spec), *([layer] if len(layers) > 1 else []), *cells)
     return table
 
 
@@ -121,7 +130,8 @@ def _show(rows: list[dict], specs: list[str], wanted: list[str], out: Path | Non
     out_console.print(_table(rows, specs, wanted))
     for row in rows:
         if row["reason"]:
-            out_console.print(f"[dim]*[/dim] {_short(row['model'])}: {row['reason']}")
+            where = f" ({row['layer']})" if len({r["layer"] for r in rows}) > 1 else ""
+            out_console.print(f"[dim]*[/dim] {_short(row['model'])}{where}: {row['reason']}")
     for note in dict.fromkeys(r["note"] for r in rows if r["note"]):
         err_console.print(f"warning: {note}")
     missing = [m for m in ("leep", "nce") if m in wanted and not any(r["metric"] == m for r in rows)]

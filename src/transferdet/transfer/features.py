@@ -14,8 +14,9 @@ vectors (backbone stages, FPN levels, fpn_ms, fc7) is in :mod:`transferdet.trans
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -79,15 +80,47 @@ def _load(record: ImageRecord, image_size: int, mean: torch.Tensor, std: torch.T
     return (pixels - mean) / std, scale
 
 
-def _batches(items: list[int], size: int) -> list[list[int]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def _batches(records: list[ImageRecord], size: int) -> list[list[int]]:
+    """Indices of ``records`` in batches of ``size``, images of one shape together (less padding);
+    in order of first appearance, so that the batches are a function of the records alone."""
+    shapes = list(dict.fromkeys((r.height, r.width) for r in records))
+    order = sorted(range(len(records)), key=lambda i: shapes.index((records[i].height, records[i].width)))
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def _padded(loaded: list[tuple[torch.Tensor, float]]) -> torch.Tensor:
+    height = max(p.shape[1] for p, _ in loaded)
+    width = max(p.shape[2] for p, _ in loaded)
+    images = torch.zeros(len(loaded), 3, height, width)
+    for j, (pixels, _) in enumerate(loaded):
+        images[j, :, : pixels.shape[1], : pixels.shape[2]] = pixels
+    return images
+
+
+@dataclass
+class _Rows:
+    """The per-box arrays of one layer, gathered batch by batch (indexed by record)."""
+
+    features: dict[int, np.ndarray] = field(default_factory=dict)
+    probs: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def result(self, records: list[ImageRecord]) -> BoxFeatures:
+        order = range(len(records))
+        size = [np.array([r.width, r.height, r.width, r.height], dtype=np.float64) for r in records]
+        return BoxFeatures(
+            np.concatenate([self.features[i] for i in order]),
+            np.concatenate([records[i].labels for i in order]).astype(np.int64),
+            np.concatenate([records[i].boxes / size[i] for i in order]),
+            np.concatenate([np.full(records[i].num_boxes, i) for i in order]),
+            np.concatenate([self.probs[i] for i in order]) if self.probs else None,
+        )
 
 
 @torch.no_grad()
-def extract_box_features(
+def extract_layers(
     backbone: Backbone,
     records: list[ImageRecord],
-    layer: str = "c5",
+    layers: Sequence[str] = ("c5",),
     kind: str = "local",
     image_size: int = 512,
     batch_size: int = 8,
@@ -95,52 +128,41 @@ def extract_box_features(
     classifier: torch.nn.Module | None = None,
     progress: Callable[[int], None] | None = None,
     detector: torch.nn.Module | None = None,
-) -> BoxFeatures:
-    """Features of every box of ``records`` from ``layer``: a stage of ``backbone``, or an FPN
-    level, ``fpn_ms`` or ``fc7`` of a trained ``detector`` whose backbone it is."""
+) -> dict[str, BoxFeatures]:
+    """Features of every box of ``records`` from each of ``layers`` (a stage of ``backbone``, or an
+    FPN level, ``fpn_ms`` or ``fc7`` of a trained ``detector`` whose backbone it is), all from one
+    forward pass per batch. Boxes come out in the order of ``records``."""
     if kind not in FEATURE_KINDS:
         raise TransferdetError(f"--features {kind!r}: choose from {', '.join(FEATURE_KINDS)}")
-    if detector is not None:
-        detector.to(device).eval()
-    else:
-        backbone.to(device).eval()
-    pool = make_pooler(backbone, layer, kind, detector)
+    if not any(r.num_boxes for r in records):
+        raise TransferdetError("no boxes to compute features on")
+    layers = list(dict.fromkeys(layers))
+    (detector if detector is not None else backbone).to(device).eval()
+    pool = make_pooler(backbone, layers, kind, detector)
     mean = torch.tensor(backbone.mean).view(3, 1, 1)
     std = torch.tensor(backbone.std).view(3, 1, 1)
-    if layer != "c5":
-        classifier = None  # a checkpoint's classifier reads pooled c5 features only
-    rows, labels, targets, owners, probs = [], [], [], [], []
+    rows = {layer: _Rows() for layer in layers}
     done = 0
-    for batch in _batches(list(range(len(records))), batch_size):
+    for batch in _batches(records, batch_size):
         loaded = [_load(records[i], image_size, mean, std) for i in batch]
-        height = max(p.shape[1] for p, _ in loaded)
-        width = max(p.shape[2] for p, _ in loaded)
-        images = torch.zeros(len(batch), 3, height, width)
-        for j, (pixels, _) in enumerate(loaded):
-            images[j, :, : pixels.shape[1], : pixels.shape[2]] = pixels
         boxes = [
             torch.as_tensor(records[i].boxes * scale, dtype=torch.float32, device=device)
             for i, (_, scale) in zip(batch, loaded, strict=True)
         ]
-        pooled = pool(images.to(device), boxes, [(p.shape[1], p.shape[2]) for p, _ in loaded])
-        for j, i in enumerate(batch):
-            record, vectors = records[i], pooled[j]
-            rows.append(vectors.cpu().double().numpy())
-            if classifier is not None:
-                probs.append(torch.softmax(classifier(vectors).float(), dim=1).cpu().double().numpy())
-            labels.append(record.labels)
-            size = np.array([record.width, record.height, record.width, record.height], dtype=np.float64)
-            targets.append(record.boxes / size)
-            owners.append(np.full(record.num_boxes, i))
+        pooled = pool(_padded(loaded).to(device), boxes, [(p.shape[1], p.shape[2]) for p, _ in loaded])
+        for layer, vectors in pooled.items():
+            for j, i in enumerate(batch):
+                rows[layer].features[i] = vectors[j].cpu().double().numpy()
+                if classifier is not None and layer == "c5":  # a checkpoint's classifier reads pooled c5
+                    rows[layer].probs[i] = torch.softmax(classifier(vectors[j]).float(), dim=1).cpu().double().numpy()
         done += len(batch)
         if progress is not None:
             progress(done)
-    if not rows:
-        raise TransferdetError("no boxes to compute features on")
-    return BoxFeatures(
-        np.concatenate(rows),
-        np.concatenate(labels).astype(np.int64),
-        np.concatenate(targets),
-        np.concatenate(owners),
-        np.concatenate(probs) if probs else None,
-    )
+    return {layer: rows[layer].result(records) for layer in layers}
+
+
+def extract_box_features(
+    backbone: Backbone, records: list[ImageRecord], layer: str = "c5", kind: str = "local", **options: Any
+) -> BoxFeatures:
+    """Features of every box of ``records`` from one layer (see :func:`extract_layers`)."""
+    return extract_layers(backbone, records, [layer], kind, **options)[layer]

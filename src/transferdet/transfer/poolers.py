@@ -11,7 +11,8 @@ DESIGN.md names (after Fouquet et al., "Transferability Metrics for Object Detec
   pooler, or the last backbone stage for the C4 detector) on the box.
 
 FPN levels, ``fpn_ms`` and ``fc7`` need a trained detector (a ``transferdet train`` run folder):
-a backbone checkpoint alone has no FPN or box head weights.
+a backbone checkpoint alone has no FPN or box head weights. Several layers come from one forward
+pass: the body runs once and the FPN runs on its maps.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from transferdet.models.backbone import Backbone
 ROI_SIZE = 7
 DETECTOR_ONLY = ("fpn_ms", "fc7")
 
-# (images N x 3 x H x W, boxes per image in pixels, each image's (height, width)) -> vectors per image
-Pooler = Callable[[torch.Tensor, list[torch.Tensor], list[tuple[int, int]]], list[torch.Tensor]]
+# (images N x 3 x H x W, boxes per image in pixels, each image's (height, width)) -> for each
+# layer, the vectors of each image's boxes
+Pooler = Callable[[torch.Tensor, list[torch.Tensor], list[tuple[int, int]]], dict[str, list[torch.Tensor]]]
 
 
 def _pyramid(detector: torch.nn.Module | None) -> torch.nn.Module | None:
@@ -66,49 +68,84 @@ def available_layers(backbone: Backbone, detector: torch.nn.Module | None = None
     return layers
 
 
-def make_pooler(backbone: Backbone, layer: str, kind: str, detector: torch.nn.Module | None = None) -> Pooler:
-    """The pooler for ``layer``; an unknown layer is an error naming the ones this model has."""
+def check_layer(backbone: Backbone, layer: str, kind: str, detector: torch.nn.Module | None = None) -> None:
+    """An unknown layer is an error naming the ones this model has."""
     layers = available_layers(backbone, detector)
     if layer not in layers:
         hint = "" if detector is not None else " (FPN levels, fpn_ms and fc7 need a detector: a transferdet run folder)"
         raise TransferdetError(f"layer {layer!r}: this model has {', '.join(layers)}{hint}")
     if layer in DETECTOR_ONLY and kind != "local":
         raise TransferdetError(f"layer {layer}: pools each box, so only --features local applies")
-    if layer in backbone.channels:
-        return _map_pooler(backbone.truncated(layer), layer, backbone.strides[layer], kind)
+
+
+def make_pooler(backbone: Backbone, layers: list[str], kind: str, detector: torch.nn.Module | None = None) -> Pooler:
+    """One pooler for all of ``layers``: a single forward pass through the backbone (and the
+    detector's FPN where a layer needs it) gives every layer's vectors."""
+    for layer in layers:
+        check_layer(backbone, layer, kind, detector)
+    stages = [layer for layer in layers if layer in backbone.channels]
+    needs_detector = len(stages) < len(layers)
+    deepest = max(stages, key=backbone.stage_index) if stages else None
+    # the detector's maps are computed from the whole body's; stages alone stop at the deepest asked
+    trunk = backbone if needs_detector else backbone.truncated(deepest)
     pyramid = _pyramid(detector)
-    if layer == "fpn_ms":
-        own = getattr(getattr(detector, "roi_heads", None), "box_roi_pool", None)
-        pooler = own if isinstance(own, MultiScaleRoIAlign) else MultiScaleRoIAlign(list(pyramid.levels), ROI_SIZE, 2)
-        return _multiscale_pooler(pyramid, pooler, None)
-    if layer == "fc7":
-        heads = detector.roi_heads
-        return _multiscale_pooler(detector.backbone, heads.box_roi_pool, heads.box_head)
-    key = next(k for k, name in _level_names(pyramid).items() if name == layer)
-    return _map_pooler(pyramid, key, 2 ** int(layer[1:]), kind)
+    level_keys = {name: key for key, name in _level_names(pyramid).items()} if pyramid is not None else {}
 
-
-def _map_pooler(net: torch.nn.Module, key: str, stride: int, kind: str) -> Pooler:
-    def pool(images: torch.Tensor, boxes: list[torch.Tensor], shapes: list[tuple[int, int]]) -> list[torch.Tensor]:
-        feature_map = net(images)[key].float()
-        out = []
-        for j, (image_boxes, (height, width)) in enumerate(zip(boxes, shapes, strict=True)):
-            if kind == "local":
-                pooled = roi_align(feature_map[j : j + 1], [image_boxes], ROI_SIZE, 1.0 / stride, 2, aligned=True)
-                out.append(pooled.mean(dim=(2, 3)))
+    def pool(images: torch.Tensor, boxes: list[torch.Tensor], shapes: list[tuple[int, int]]) -> dict[str, list]:
+        body = trunk(images)
+        maps = _detector_maps(detector.backbone, body) if needs_detector else None
+        out = {}
+        for layer in layers:
+            if layer in backbone.channels:
+                out[layer] = _pool_map(body[layer], backbone.strides[layer], kind, boxes, shapes)
+            elif layer in level_keys:
+                out[layer] = _pool_map(maps[level_keys[layer]], 2 ** int(layer[1:]), kind, boxes, shapes)
             else:
-                h, w = max(1, -(-height // stride)), max(1, -(-width // stride))
-                out.append(feature_map[j, :, :h, :w].mean(dim=(1, 2)).expand(len(image_boxes), -1))
+                out[layer] = _pool_multiscale(layer, detector, maps, boxes, shapes)
         return out
 
     return pool
 
 
-def _multiscale_pooler(net: torch.nn.Module, roi_pool: MultiScaleRoIAlign, head: torch.nn.Module | None) -> Pooler:
-    def pool(images: torch.Tensor, boxes: list[torch.Tensor], shapes: list[tuple[int, int]]) -> list[torch.Tensor]:
-        maps = OrderedDict((k, v.float()) for k, v in net(images).items())
-        pooled = roi_pool(maps, boxes, shapes)
-        vectors = head(pooled) if head is not None else pooled.mean(dim=(2, 3))
-        return list(torch.split(vectors.flatten(1), [len(b) for b in boxes]))
+def _detector_maps(net: torch.nn.Module, body: OrderedDict[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
+    """What the detector's backbone (an FPN over the body, or the body cut at one map) gives, from
+    the body's maps already computed."""
+    if hasattr(net, "fpn"):
+        return net.fpn(OrderedDict((level, body[level]) for level in net.levels))
+    return OrderedDict([(net.level, body[net.level])])
 
-    return pool
+
+def _pool_map(
+    feature_map: torch.Tensor, stride: int, kind: str, boxes: list[torch.Tensor], shapes: list[tuple[int, int]]
+) -> list[torch.Tensor]:
+    feature_map = feature_map.float()
+    out = []
+    for j, (image_boxes, (height, width)) in enumerate(zip(boxes, shapes, strict=True)):
+        if kind == "local":
+            pooled = roi_align(feature_map[j : j + 1], [image_boxes], ROI_SIZE, 1.0 / stride, 2, aligned=True)
+            out.append(pooled.mean(dim=(2, 3)))
+        else:
+            h, w = max(1, -(-height // stride)), max(1, -(-width // stride))
+            out.append(feature_map[j, :, :h, :w].mean(dim=(1, 2)).expand(len(image_boxes), -1))
+    return out
+
+
+def _pool_multiscale(
+    layer: str,
+    detector: torch.nn.Module,
+    maps: OrderedDict[str, torch.Tensor],
+    boxes: list[torch.Tensor],
+    shapes: list[tuple[int, int]],
+) -> list[torch.Tensor]:
+    """``fpn_ms`` (each box from its FPN level, through the detector's own multi-scale pooler where
+    it has one) or ``fc7`` (the box head on the detector's RoI pooler)."""
+    heads = getattr(detector, "roi_heads", None)
+    maps = OrderedDict((k, v.float()) for k, v in maps.items())
+    if layer == "fc7":
+        vectors = heads.box_head(heads.box_roi_pool(maps, boxes, shapes))
+    else:
+        own = getattr(heads, "box_roi_pool", None)
+        levels = list(detector.backbone.levels)
+        pooler = own if isinstance(own, MultiScaleRoIAlign) else MultiScaleRoIAlign(levels, ROI_SIZE, 2)
+        vectors = pooler(maps, boxes, shapes).mean(dim=(2, 3))
+    return list(torch.split(vectors.flatten(1), [len(b) for b in boxes]))

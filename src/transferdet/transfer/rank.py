@@ -28,20 +28,35 @@ from transferdet.errors import TransferdetError
 from transferdet.hashing import file_digest
 from transferdet.metrics import METRICS
 from transferdet.metrics.suite import SOURCE_METRICS
+from transferdet.models.backbone import Backbone
 from transferdet.models.backbones import build_backbone
-from transferdet.models.specs import parse_spec
+from transferdet.models.specs import ModelSpec, parse_spec
 from transferdet.runs import RunDir
 from transferdet.transfer import cache
 from transferdet.transfer.background import BACKGROUND, default_background, with_background
-from transferdet.transfer.features import BoxFeatures, extract_box_features, sample_records
+from transferdet.transfer.features import BoxFeatures, extract_layers, sample_records
 from transferdet.transfer.scoring import score_features
 
+# bumped when extraction changes what it computes, so that older cache entries are not reused
+EXTRACTOR_VERSION = 2
 DEFAULT_METRICS = ("logme", "tlogme", "h_score", "reg_h_score", "transrate", "sfda", "etran", "gbc", "leep", "nce")
+
+
+def layer_list(layers: str | Sequence[str]) -> tuple[str, ...]:
+    """Layers as given (``"c4,c5"`` or a list), without blanks or repeats."""
+    items = layers.split(",") if isinstance(layers, str) else [part for item in layers for part in item.split(",")]
+    named = tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
+    if not named:
+        raise TransferdetError("no layer given (e.g. --layer c5, or --layer c3,c4,c5)")
+    return named
 
 
 @dataclass(frozen=True)
 class RankSettings:
-    layer: str = "c5"
+    """How ranking extracts features. ``layers``: one or more (``"c4,c5"`` or a list), all from one
+    forward pass."""
+
+    layers: tuple[str, ...] | str = ("c5",)
     features: str = "local"
     image_size: int = 512
     max_images: int | None = None
@@ -50,6 +65,9 @@ class RankSettings:
     batch_size: int = 8
     device: str = field(default_factory=default_device)
     background: int | None = None  # background RoIs per image; None: 2 on single-class data, else 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", layer_list(self.layers))
 
 
 @dataclass(frozen=True)
@@ -86,61 +104,74 @@ def rank_target(
     return RankTarget(records, classes, identity)
 
 
+def _feature_key(spec: ModelSpec, run: RunDir | None, target: RankTarget, settings: RankSettings, layer: str) -> str:
+    if run is not None:
+        weights = run.checkpoint_digest()
+    else:
+        weights = file_digest(spec.checkpoint) if spec.checkpoint else spec.weights
+    return cache.cache_key(
+        spec=spec.arch,
+        weights=weights,
+        dataset=target.identity,
+        layer=layer,
+        features=settings.features,
+        image_size=settings.image_size,
+        seed=settings.seed,
+        extractor=EXTRACTOR_VERSION,
+    )
+
+
+def _network(spec_text: str, spec: ModelSpec, run: RunDir | None, seed: int) -> tuple[Backbone, torch.nn.Module | None]:
+    """The backbone to extract from, and the trained detector it belongs to when WEIGHTS is a run."""
+    torch.manual_seed(seed)  # random-init weights are part of the spec's meaning
+    if run is None:
+        return build_backbone(spec), None
+    detector, _ = run.load_detector()
+    trained_arch = run.backbone_arch()
+    if trained_arch != spec.arch:
+        raise TransferdetError(f"{spec_text}: the run in {spec.checkpoint} trained {trained_arch}, not {spec.arch}")
+    return detector.backbone.body, detector
+
+
 def model_features(
     spec_text: str,
     target: RankTarget,
     settings: RankSettings,
     cache_dir: Path | None,
     progress: Callable[[int, int], None] | None = None,
-) -> BoxFeatures:
+) -> dict[str, BoxFeatures]:
+    """The box features of every layer of ``settings``: from the cache where there, the others from
+    one forward pass; each layer is cached under its own key."""
     spec = parse_spec(spec_text)
     run = RunDir(spec.checkpoint) if spec.is_detector_run else None
-    if run is not None:
-        weights = run.checkpoint_digest()
-    else:
-        weights = file_digest(spec.checkpoint) if spec.checkpoint else spec.weights
-    key = cache.cache_key(
-        spec=spec.arch,
-        weights=weights,
-        dataset=target.identity,
-        layer=settings.layer,
-        features=settings.features,
-        image_size=settings.image_size,
-        seed=settings.seed,
-    )
-    if cache_dir is not None:
-        cached = cache.load(cache_dir, key)
-        if cached is not None:
-            return cached
-    torch.manual_seed(settings.seed)  # random-init weights are part of the spec's meaning
-    detector = None
-    if run is not None:
-        detector, _ = run.load_detector()
-        trained_arch = run.backbone_arch()
-        if trained_arch != spec.arch:
-            raise TransferdetError(f"{spec_text}: the run in {spec.checkpoint} trained {trained_arch}, not {spec.arch}")
-        backbone = detector.backbone.body
-    else:
-        backbone = build_backbone(spec)
-    total = len(target.records)
-    result = extract_box_features(
-        backbone,
-        target.records,
-        settings.layer,
-        settings.features,
-        settings.image_size,
-        settings.batch_size,
-        settings.device,
-        classifier=backbone.classifier,
-        progress=(lambda done: progress(done, total)) if progress else None,
-        detector=detector,
-    )
-    if cache_dir is not None:
-        cache.save(cache_dir, key, result)
-    return result
+    keys = {layer: _feature_key(spec, run, target, settings, layer) for layer in settings.layers}
+    found = {layer: cache.load(cache_dir, key) for layer, key in keys.items()} if cache_dir is not None else {}
+    missing = [layer for layer in settings.layers if found.get(layer) is None]
+    if missing:
+        backbone, detector = _network(spec_text, spec, run, settings.seed)
+        total = len(target.records)
+        extracted = extract_layers(
+            backbone,
+            target.records,
+            missing,
+            settings.features,
+            settings.image_size,
+            settings.batch_size,
+            settings.device,
+            classifier=backbone.classifier,
+            progress=(lambda done: progress(done, total)) if progress else None,
+            detector=detector,
+        )
+        for layer, features in extracted.items():
+            found[layer] = features
+            if cache_dir is not None:
+                cache.save(cache_dir, keys[layer], features)
+    return {layer: found[layer] for layer in settings.layers}
 
 
-def _rows(spec_text: str, settings: RankSettings, features: BoxFeatures, wanted: list[str], classes: list[str]):  # noqa: ANN202
+def _rows(
+    spec_text: str, layer: str, settings: RankSettings, features: BoxFeatures, wanted: list[str], classes: list[str]
+):  # noqa: ANN202
     names = [m for m in wanted if m not in SOURCE_METRICS or features.source_probs is not None]
     outcomes = score_features(
         features.features, features.labels, standardised(features.boxes), features.source_probs, names, classes
@@ -148,7 +179,7 @@ def _rows(spec_text: str, settings: RankSettings, features: BoxFeatures, wanted:
     return [
         {
             "model": spec_text,
-            "layer": settings.layer,
+            "layer": layer,
             "features": settings.features,
             "metric": metric,
             "score": outcome.score,
@@ -172,7 +203,7 @@ def rank(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> list[dict]:
     """Rows ``{"model", "layer", "features", "metric", "score", "status", "reason", "note"}``, one
-    per model and metric; ``model`` is the spec as given; ``score`` is None (``status`` failed)
+    per model, layer and metric; ``model`` is the spec as given; ``score`` is None (``status`` failed)
     where the metric cannot score these features, ``reason`` says why; ``note`` says what a metric
     left out (a class with too few boxes)."""
     settings = settings or RankSettings()
@@ -186,6 +217,6 @@ def rank(
     rows = []
     for spec_text in models:
         report = (lambda done, total, s=spec_text: progress(s, done, total)) if progress else None
-        features = model_features(spec_text, target, settings, cache_dir, report)
-        rows += _rows(spec_text, settings, features, wanted, target.classes)
+        for layer, features in model_features(spec_text, target, settings, cache_dir, report).items():
+            rows += _rows(spec_text, layer, settings, features, wanted, target.classes)
     return rows
