@@ -52,6 +52,7 @@ class BenchConfig(BaseModel):
     max_images: int | None = Field(None, ge=1)
     max_boxes_per_class: int | None = Field(None, ge=1)
     background: int | None = Field(None, ge=0)  # background RoIs per image (default: 2 on single-class data)
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"  # of the ranking forward passes
     target: Literal["AP", "AP50", "AP75"] = "AP50"
     # torch threads per job (default: torch's own locally, 1 on Ray, where it is also the CPUs each job
     # reserves); fixing it makes results bit-identical across executors. Not part of a job's identity.

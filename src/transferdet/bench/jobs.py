@@ -22,6 +22,8 @@ from transferdet.bench.store import Job
 from transferdet.devices import default_device
 from transferdet.runs import RunDir
 
+# settings added after stores existed: at these values they stay out of a job's identity
+LATER_DEFAULTS: dict[str, Any] = {"background": None, "precision": "fp32"}
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
 
 
@@ -49,6 +51,7 @@ class RankDefinition(BaseModel):
     seed: int
     device: str
     background: int | None = None
+    precision: str = "fp32"
 
     def settings(self):  # noqa: ANN201 - a RankSettings
         from dataclasses import fields
@@ -108,6 +111,7 @@ def _rank_definitions(config: BenchConfig, device: str) -> list[tuple[str, str, 
                 seed=config.seed,
                 device=device,
                 background=config.background,
+                precision=config.precision,
             ),
         )
         for dataset in config.datasets
@@ -139,7 +143,8 @@ def _job(definition: RankDefinition | TrainDefinition, dataset: str, model: str,
     content = definition.model_dump(mode="json")
     # the device does not change what a job computes: keep it out of the identity (and a setting
     # added later, left at its default, out of it too, so that stores made before it stay valid)
-    digest = config_hash({k: v for k, v in content.items() if k != "device" and not (k == "background" and v is None)})
+    identity = {k: v for k, v in content.items() if k != "device"}
+    digest = config_hash({k: v for k, v in identity.items() if not (k in LATER_DEFAULTS and LATER_DEFAULTS[k] == v)})
     rank = definition.kind == "rank"
     layer, features = (",".join(definition.layers), definition.features) if rank else (None, None)
     return Job(digest, definition.kind, dataset, model, trial, layer, features, content)

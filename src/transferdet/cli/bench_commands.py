@@ -13,11 +13,11 @@ from transferdet.bench.store import Job
 from transferdet.cli.common import err_console, out_console, progress_bar
 
 CONFIG_HELP = """CONFIG.yaml keys: datasets (paths, or {name, path, format}), models (specs, or {name, spec}),
-detector, recipe, recipe_overrides, trials, seed, metrics, layers, features, image_size,
-max_images, max_boxes_per_class, background (RoIs per image as an extra class; default 2 on single-class
-data), target (AP, AP50 or AP75), threads_per_job (torch and BLAS
-threads per job; on Ray also the CPUs each job reserves). Relative paths are taken from the
-config file's folder."""
+detector, recipe, recipe_overrides, trials, seed, metrics, layers (all from one forward pass),
+features, image_size, max_images, max_boxes_per_class, background (RoIs per image as an extra
+class; default 2 on single-class data), precision (of the ranking forward passes: fp32, bf16,
+fp16 or auto), target (AP, AP50 or AP75), threads_per_job (torch and BLAS threads per job; on Ray
+also the CPUs each job reserves). Relative paths are taken from the config file's folder."""
 
 
 def correlation_console_table(bench_dir: Path) -> Table:

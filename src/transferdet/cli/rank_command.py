@@ -47,6 +47,14 @@ BackgroundOption = Annotated[
         "would have nothing to separate, else 0.",
     ),
 ]
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        help="Forward-pass precision: fp32, bf16, fp16 (autocast) or auto (bf16 on GPUs that have it, else "
+        "fp16; bf16 on CPUs with native bf16 units (AVX512-BF16, AMX), else fp32). Features reach the "
+        "metrics in float64 either way."
+    ),
+]
 MetricsOption = Annotated[
     list[str], typer.Option("--metrics", help="Metrics to compute (repeat or comma-separate); default: all.")
 ]
@@ -156,6 +164,7 @@ def rank(
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
     background: BackgroundOption = None,
+    precision: PrecisionOption = "fp32",
     out: Annotated[Path | None, typer.Option(help="Folder for scores.csv and scores.json.")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Feature cache folder (default: user cache).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write cached features.")] = False,
@@ -183,6 +192,7 @@ def rank(
         batch_size,
         default_device(device),
         background,
+        precision,
     )
     folder = None if no_cache else (cache_dir or cache.default_cache_dir())
     options = read_options(images, annotations, csv_columns, class_name)

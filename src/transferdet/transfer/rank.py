@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from transferdet import precision
 from transferdet.data import formats
 from transferdet.data.dataset import ImageRecord
 from transferdet.data.formats.base import ReadOptions
@@ -65,9 +66,11 @@ class RankSettings:
     batch_size: int = 8
     device: str = field(default_factory=default_device)
     background: int | None = None  # background RoIs per image; None: 2 on single-class data, else 0
+    precision: str = "fp32"  # of the forward pass: fp32, bf16, fp16 or auto (transferdet.precision)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", layer_list(self.layers))
+        precision.resolve(self.precision, "cpu")  # an unknown name fails here, before any work
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ def _feature_key(spec: ModelSpec, run: RunDir | None, target: RankTarget, settin
         image_size=settings.image_size,
         seed=settings.seed,
         extractor=EXTRACTOR_VERSION,
+        precision=precision.resolve(settings.precision, settings.device),
     )
 
 
@@ -161,6 +165,7 @@ def model_features(
             classifier=backbone.classifier,
             progress=(lambda done: progress(done, total)) if progress else None,
             detector=detector,
+            precision=settings.precision,
         )
         for layer, features in extracted.items():
             found[layer] = features
