@@ -120,22 +120,11 @@ def score_features(
 ) -> dict[str, Outcome]:
     """Every metric of ``names`` on the box features, in the order asked."""
     label_free = [n for n in names if n in LABEL_FREE_PARTS] if len(np.unique(labels)) == 1 else []
-    outcomes = _labelled_outcomes(features, labels, targets, probs, [n for n in names if n not in label_free], classes)
     only = _class_name(classes, int(labels[0])) if label_free else ""
-    outcomes.update({n: _label_free_outcome(n, features, targets, only) for n in label_free})
-    return {name: outcomes[name] for name in names}
-
-
-def _labelled_outcomes(
-    features: np.ndarray,
-    labels: np.ndarray,
-    targets: np.ndarray,
-    probs: np.ndarray | None,
-    names: Sequence[str],
-    classes: Sequence[str],
-) -> dict[str, Outcome]:
-    outcomes = _gram_outcomes([n for n in names if n in GRAM_METRICS], features, labels, targets, probs)
-    for name in names:
+    outcomes = {n: _label_free_outcome(n, features, targets, only) for n in label_free}
+    labelled = [n for n in names if n not in label_free]
+    outcomes.update(_gram_outcomes([n for n in labelled if n in GRAM_METRICS], features, labels, targets, probs))
+    for name in labelled:
         if name in PER_CLASS_METRICS:
             outcomes[name] = _per_class_outcome(name, features, labels, targets, classes)
         elif name in SOURCE_METRICS:
@@ -146,4 +135,4 @@ def _labelled_outcomes(
                 outcomes[name] = Outcome(suite(features, labels, None, probs, [name])[name])
             except MetricInputError as error:
                 outcomes[name] = Outcome(None, f"{name}: {error}")
-    return outcomes
+    return {name: outcomes[name] for name in names}
