@@ -21,7 +21,7 @@ from transferdet.bench.runner import MAX_ATTEMPTS, run_bench
 from transferdet.bench.store import STORE_FILE
 
 # long enough that a node can be killed between a fine-tuning job's first checkpoint and its end
-SLOW_TRAINING = {**TINY_TRAINING, "iterations": 24}
+SLOW_TRAINING = {**TINY_TRAINING, "iterations": 16}
 
 
 @pytest.fixture(scope="module")
