@@ -2,7 +2,8 @@
 
 The key hashes everything the features depend on: model spec, the checkpoint file's content
 (sha256), the dataset's identity (path, format, read options, split, bad-box policy, and the boxes
-and labels read, sampling and background boxes included), layer, feature kind, image size and seed.
+and labels read, sampling and background boxes included), layer, feature kind, image size, seed,
+the forward pass's precision (as resolved on the device) and the extractor's version.
 Files are written atomically; the default folder is ``$XDG_CACHE_HOME/transferdet/features``
 (``~/.cache/...``).
 """

@@ -1,8 +1,8 @@
 """Ranking candidate backbones on a detection dataset without fine-tuning.
 
-For each model: per-box features on the chosen layer (cached), then the metric suite
-(:mod:`~transferdet.transfer.scoring`: a metric that cannot score says why in its row, with
-``score`` None, and the others are still computed). LEEP and NCE use the checkpoint's own
+For each model: per-box features on each chosen layer (one forward pass for all, each layer
+cached), then the metric suite (:mod:`~transferdet.transfer.scoring`: a metric that cannot score
+says why in its row, with ``score`` None, and the others are still computed). LEEP and NCE use the checkpoint's own
 classifier on the box features where it has a plain linear one whose weights the checkpoint holds
 (c5 only); otherwise they are reported as unavailable (no row). Regression metrics (TLogME, LogME
 on boxes, ETran's term) see the box coordinates standardised. On single-class data, background
@@ -107,11 +107,14 @@ def rank_target(
     return RankTarget(records, classes, identity)
 
 
-def _feature_key(spec: ModelSpec, run: RunDir | None, target: RankTarget, settings: RankSettings, layer: str) -> str:
+def _weights_identity(spec: ModelSpec, run: RunDir | None) -> str | None:
+    """The content digest of the weights (a run's checkpoint, a checkpoint file), or their name."""
     if run is not None:
-        weights = run.checkpoint_digest()
-    else:
-        weights = file_digest(spec.checkpoint) if spec.checkpoint else spec.weights
+        return run.checkpoint_digest()
+    return file_digest(spec.checkpoint) if spec.checkpoint else spec.weights
+
+
+def _feature_key(spec: ModelSpec, weights: str | None, target: RankTarget, settings: RankSettings, layer: str) -> str:
     return cache.cache_key(
         spec=spec.arch,
         weights=weights,
@@ -148,7 +151,8 @@ def model_features(
     one forward pass; each layer is cached under its own key."""
     spec = parse_spec(spec_text)
     run = RunDir(spec.checkpoint) if spec.is_detector_run else None
-    keys = {layer: _feature_key(spec, run, target, settings, layer) for layer in settings.layers}
+    weights = _weights_identity(spec, run)  # hashed once, whatever the number of layers
+    keys = {layer: _feature_key(spec, weights, target, settings, layer) for layer in settings.layers}
     found = {layer: cache.load(cache_dir, key) for layer, key in keys.items()} if cache_dir is not None else {}
     missing = [layer for layer in settings.layers if found.get(layer) is None]
     if missing:
