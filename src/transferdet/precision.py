@@ -1,6 +1,10 @@
 """Reduced precision for forward passes, decided in one place: ``fp32``, ``bf16``, ``fp16`` or
 ``auto`` (what the device does well: bf16 on a GPU that supports it, else fp16; bf16 on a CPU
-with native bf16 units, AVX512-BF16 or AMX; fp32 on other CPUs, where bf16 is emulated and slower).
+with AMX tiles; fp32 on other CPUs). AVX512-BF16 alone is not enough: its dot-product instruction
+has the throughput of a float32 FMA, and on such a CPU (2 cores, Intel Xeon, AVX512-BF16 without
+AMX) bf16 autocast ran a ResNet-18 forward pass at 0.7x, a MobileNetV2 one at 1.6x and an FCOS
+training step at 0.73x the speed of float32 (benchmarks/RESULTS.md). Without AVX512-BF16, bf16 is
+emulated and 6-9x slower.
 
 Reduced precision is autocast (Micikevicius et al., "Mixed Precision Training", ICLR 2018: the
 weights stay float32, matrix products and convolutions run in the low type).
@@ -20,9 +24,14 @@ _TYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX tiles)."""
+    """Whether this CPU computes bf16 in hardware at all (AVX512-BF16 or AMX tiles)."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def cpu_bf16_is_faster() -> bool:
+    """Whether bf16 runs convolutions and matrix products faster than float32 here: AMX tiles."""
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
 def resolve(precision: str, device: str | torch.device) -> str:
@@ -33,7 +42,21 @@ def resolve(precision: str, device: str | torch.device) -> str:
         return precision
     if str(device).startswith("cuda"):
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "bf16" if cpu_bf16_is_faster() else "fp32"
+
+
+def training_precision(precision: str, device: str | torch.device) -> str:
+    """What a training step runs in: ``precision`` resolved as for a forward pass, except that
+    ``auto`` stays fp32 on CPUs (bf16 training there is a choice the user makes: see the README's
+    measurement), so that a default CPU run is what it always was."""
+    if precision == "auto" and not str(device).startswith("cuda"):
+        return "fp32"
+    return resolve(precision, device)
+
+
+def needs_grad_scaler(resolved: str) -> bool:
+    """fp16's narrow exponent range underflows small gradients unless the loss is scaled first."""
+    return resolved == "fp16"
 
 
 @contextlib.contextmanager
