@@ -128,7 +128,7 @@ def _train(job: TrainJob, group: distributed.Group, resume: bool, on_iteration: 
     start = 0
     if resume:
         start, session.plateau = restore_training_state(
-            run.load_checkpoint(job.device), model, session.optimizer, group.rank
+            run.load_checkpoint(job.device), model, session.optimizer, group.rank, session.scaler
         )
         if group.main:
             run.truncate_log(start)

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 import torch
 
+from transferdet import precision
 from transferdet.data.dataset import DetectionDataset
 from transferdet.errors import TransferdetError
 from transferdet.runs import RunDir
@@ -45,7 +46,10 @@ class Session:
 
     def __post_init__(self) -> None:
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.recipe.amp and str(self.device).startswith("cuda"))
+        self.precision = precision.training_precision(self.recipe.precision, self.device)
+        self.scaler = torch.amp.GradScaler(
+            torch.device(self.device).type, enabled=precision.needs_grad_scaler(self.precision)
+        )
 
 
 def _set_learning_rate(session: Session, iteration: int) -> None:
@@ -67,8 +71,9 @@ def _step(session: Session, iteration: int, images: list, targets: list, last_go
     targets = [{k: (v.to(session.device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
     if session.distiller is not None:
         session.distiller.annotate(images, targets)
-    with torch.autocast("cuda", enabled=session.scaler.is_enabled()):
+    with precision.autocast(session.precision, session.device):
         losses = session.net(images, targets)
+    losses = {k: v.float() for k, v in losses.items()}
     loss = sum(losses.values())
     if distributed.any_true(session.group, not torch.isfinite(loss)):
         values = ", ".join(f"{k} {v.item():.4g}" for k, v in losses.items())
@@ -101,7 +106,7 @@ def _checkpoint(session: Session, iteration: int, log: TextIO) -> None:
     states = distributed.gather(session.group, random_state())
     if session.group.main:
         session.run.save_checkpoint(
-            training_state(session.model, session.optimizer, iteration, session.plateau, states)
+            training_state(session.model, session.optimizer, iteration, session.plateau, states, session.scaler)
         )
 
 

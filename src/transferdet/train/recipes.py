@@ -54,7 +54,9 @@ class Recipe(BaseModel):
     freeze_body: bool = False  # train only the new heads
     second_step_lr_factor: float | None = None  # then unfreeze everything at lr * factor
     grad_clip: float | None = None
-    amp: bool = True  # on GPU only
+    # autocast for the training step (see transferdet.precision.training_precision): fp32, bf16,
+    # fp16 (with a gradient scaler) or auto; evaluation stays float32
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "auto"
     anchors: Literal["auto", "default"] = "auto"
     aspect_grouping: bool = True  # landscape and portrait images in separate batches
     fpn_channels: int = Field(256, ge=32, multiple_of=32)  # the RetinaNet/FCOS heads' GroupNorm has 32 groups
@@ -62,6 +64,16 @@ class Recipe(BaseModel):
     eval_every: int | None = None  # iterations; None: at the end only
     checkpoint_every: int = Field(500, ge=1)
     num_workers: int = Field(2, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_amp(cls, values: object) -> object:
+        """Runs written before ``precision`` stored ``amp`` (true: reduced precision on GPUs)."""
+        if isinstance(values, dict) and "amp" in values:
+            values = dict(values)
+            if not values.pop("amp"):
+                values.setdefault("precision", "fp32")
+        return values
 
     @model_validator(mode="after")
     def _one_length(self) -> Recipe:

@@ -23,24 +23,37 @@ def restore_random_state(state: dict[str, Any]) -> None:
 
 
 def training_state(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, iteration: int, plateau: Plateau, states: list[Any]
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    iteration: int,
+    plateau: Plateau,
+    states: list[Any],
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, Any]:
-    """The checkpoint's content; ``states`` are the random states of all processes, by rank."""
+    """The checkpoint's content; ``states`` are the random states of all processes, by rank; an
+    fp16 run's gradient scaler keeps its current scale (an empty dict when disabled)."""
     return {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "iteration": iteration,
         "plateau": plateau.as_dict(),
         "random": states,
+        "scaler": scaler.state_dict() if scaler is not None else {},
     }
 
 
 def restore_training_state(
-    state: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer, rank: int
+    state: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rank: int,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[int, Plateau]:
-    """Load a checkpoint's content into ``model`` and ``optimizer`` and this process's random
-    state; returns the iteration and plateau state to continue from."""
+    """Load a checkpoint's content into ``model``, ``optimizer`` (and ``scaler``) and this
+    process's random state; returns the iteration and plateau state to continue from."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
     restore_random_state(state["random"][rank])
     return state["iteration"], Plateau(**state["plateau"])
