@@ -213,3 +213,59 @@ def test_transrate_falls_back_to_lu_on_the_original_matrix(monkeypatch):
 
     monkeypatch.setattr(gram, "cholesky_in_place", destroy_and_fail)
     assert metrics.transrate(features, labels) == pytest.approx(expected, rel=1e-9)
+
+
+def _gbc_by_pca(features: np.ndarray, labels: np.ndarray, dimensions: int = 64) -> float:
+    """GBC as google-research's stable_transfer computes it: scikit-learn's PCA (an SVD of the
+    centred features), per-class means and variances, the sum over ordered class pairs."""
+    from sklearn.decomposition import PCA
+
+    k = min(dimensions, features.shape[1], features.shape[0])
+    reduced = PCA(n_components=k, svd_solver="full").fit_transform(features) if features.shape[1] > k else features
+    classes = range(int(labels.max()) + 1)
+    means = np.stack([reduced[labels == c].mean(axis=0) for c in classes])
+    variances = np.stack([reduced[labels == c].var(axis=0) for c in classes]) + 1e-12
+    total = 0.0
+    for i in classes:
+        for j in classes:
+            if i != j:
+                pooled = (variances[i] + variances[j]) / 2
+                log_ratio = np.log(pooled).sum() - 0.5 * (np.log(variances[i]).sum() + np.log(variances[j]).sum())
+                total += np.exp(-(0.125 * ((means[i] - means[j]) ** 2 / pooled).sum() + 0.5 * log_ratio))
+    return -total
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_gbc_from_the_shared_gram_matrix_equals_gbc_by_pca(case, vectors):
+    # our PCA axes are the leading eigenvectors of the shared centred Gram matrix, not an SVD of F
+    cases, _ = vectors
+    features, labels = cases[case]["features"], cases[case]["labels"]
+    assert metrics.gbc(features, labels) == pytest.approx(_gbc_by_pca(features, labels), rel=1e-6, abs=1e-12)
+
+
+@pytest.mark.parametrize("case", ["clustered_n600_d32_c5", "nosignal_n500_d64_c7", "wide_n2000_d256_c10"])
+def test_etran_regression_in_the_eigenbasis_equals_least_squares(case, vectors):
+    cases, _ = vectors
+    features, boxes = cases[case]["features"], cases[case]["boxes"]
+    solution, *_ = np.linalg.lstsq(features, boxes, rcond=None)
+    expected = -np.mean((features @ solution - boxes) ** 2)
+    assert metrics.etran_regression(features, boxes) == pytest.approx(expected, rel=1e-9)
+
+
+def test_etran_regression_fits_exactly_when_n_is_below_d(vectors):
+    cases, _ = vectors
+    case = cases["small_n60_d128_c4"]
+    assert abs(metrics.etran_regression(case["features"], case["boxes"])) < 1e-12 * np.mean(case["boxes"] ** 2)
+
+
+def test_blocked_gram_equals_the_whole_product():
+    from transferdet.metrics.gram import BLOCK_ROWS, blocked_gram
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2 * BLOCK_ROWS + 37, 48))  # two whole blocks and a partial one
+
+    def rows_of_x(rows: slice, block: np.ndarray) -> None:
+        block[:] = x[rows]
+
+    gram = blocked_gram(len(x), 48, rows_of_x)
+    assert np.allclose(gram, x.T @ x, rtol=1e-12, atol=1e-9) and np.array_equal(gram, gram.T)

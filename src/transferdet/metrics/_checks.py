@@ -19,10 +19,11 @@ def as_features(features: np.ndarray, name: str = "features") -> np.ndarray:
         raise MetricInputError(f"{name} must be an (N, D) array, got shape {array.shape}")
     if array.shape[0] < 2:
         raise MetricInputError(f"{name}: need at least 2 samples, got {array.shape[0]}")
-    if not np.isfinite(array).all():
+    # the extremes propagate NaN and infinities: two passes, no N x D temporary
+    largest = max(float(array.max()), -float(array.min()))
+    if not np.isfinite(largest):
         bad = int((~np.isfinite(array)).any(axis=1).sum())
         raise MetricInputError(f"{name}: {bad} row(s) hold NaN or infinite values")
-    largest = max(float(array.max()), -float(array.min()))  # no |array| temporary
     if largest > MAX_MAGNITUDE:
         raise MetricInputError(
             f"{name}: values up to {largest:.3g} overflow their Gram matrix (limit {MAX_MAGNITUDE:g})"

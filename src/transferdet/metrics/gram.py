@@ -11,11 +11,13 @@ O(D^2 C) work in the eigenbasis (NumPy's LAPACK; faster here than ``torch.linalg
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+from scipy.linalg import blas
 from threadpoolctl import threadpool_limits
 
 from transferdet.metrics._checks import varying
@@ -38,6 +40,32 @@ def _coding_rate_by_lu(rows: np.ndarray, eps: float) -> float:
     matrix = rows.T @ rows / (len(rows) * eps)
     matrix.flat[:: len(matrix) + 1] += 1.0
     return 0.5 * float(np.linalg.slogdet(matrix)[1])
+
+
+def class_sums(x: np.ndarray, labels: np.ndarray, num_classes: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Per-class sums of the rows of ``x`` (each row times its weight, if given): (C, D), as one
+    matrix product."""
+    one_hot = np.zeros((num_classes, len(labels)))
+    one_hot[labels, np.arange(len(labels))] = 1.0 if weights is None else weights
+    return one_hot @ x
+
+
+BLOCK_ROWS = 1024  # rows per block of a blocked pass: 8 MB at D = 1024, reused
+
+
+def blocked_gram(n: int, d: int, fill: Callable[[slice, np.ndarray], None]) -> np.ndarray:
+    """``X^T X`` of an N x D matrix never held whole: ``fill(rows, block)`` writes the rows
+    ``rows`` into ``block``, one block of :data:`BLOCK_ROWS` at a time (one reused buffer; a fresh
+    N x D array costs more in page faults than its arithmetic), each added by a BLAS symmetric
+    rank-k update."""
+    total = np.zeros((d, d), order="F")
+    buffer = np.empty((min(BLOCK_ROWS, n), d))
+    for start in range(0, n, BLOCK_ROWS):
+        rows = slice(start, min(start + BLOCK_ROWS, n))
+        block = buffer[: rows.stop - start]
+        fill(rows, block)
+        total = blas.dsyrk(1.0, block.T, beta=1.0, c=total, trans=0, lower=0, overwrite_c=1)
+    return np.triu(total) + np.triu(total, 1).T
 
 
 class _OrderedSum:
@@ -74,6 +102,7 @@ class GramStats:
     gram: np.ndarray  # (D, D), uncentered
     rate_eps: float | None = None
     class_rates: np.ndarray | None = field(default=None, repr=False)  # TransRate's per-class coding rates
+    centred_pass: np.ndarray | None = field(default=None, repr=False)  # sum (f - mu)(f - mu)^T, when the pass made it
 
     @classmethod
     def of(cls, features: np.ndarray, labels: np.ndarray, rate_eps: float | None = None) -> GramStats:
@@ -81,10 +110,8 @@ class GramStats:
         n, d = varying(features).shape
         num_classes = int(labels.max()) + 1
         counts = np.bincount(labels, minlength=num_classes)
-        one_hot = np.zeros((num_classes, n))
-        one_hot[labels, np.arange(n)] = 1.0
         if rate_eps is None:
-            return cls(n, d, counts, one_hot @ features, features.T @ features)
+            return cls(n, d, counts, class_sums(features, labels, num_classes), features.T @ features)
         # one pass per class over its rows, centred on the global mean (a few MB copied per class):
         # the class's Gram matrix joins the total (plus n mu mu^T, the uncentred Gram matrix), then
         # is factorised in place for the class's coding rate. Two threads take the next class as
@@ -108,17 +135,37 @@ class GramStats:
             rates[c] = rate if rate is not None else _coding_rate_by_lu(part, rate_eps)
 
         with threadpool_limits(1):
-            sums = one_hot @ features
+            sums = class_sums(features, labels, num_classes)
             mean = sums.sum(axis=0) / n
             # the pool gives each class to whichever thread is free
             with ThreadPoolExecutor(2) as pool:
                 list(pool.map(one_class, range(len(spans))))
         gram = n * np.outer(mean, mean) + total.value
-        return cls(n, d, counts, sums, gram, rate_eps, rates)
+        return cls(n, d, counts, sums, gram, rate_eps, rates, total.value)
 
     @property
     def mean(self) -> np.ndarray:
         return self.class_sums.sum(axis=0) / self.n
+
+    @property
+    def class_means(self) -> np.ndarray:
+        """(C, D)."""
+        return self.class_sums / self.counts[:, None]
+
+    @cached_property
+    def centred_gram(self) -> np.ndarray:
+        """``(F - mu)^T (F - mu)``: the class pass's own sum when it ran, else ``F^T F - n mu mu^T``."""
+        if self.centred_pass is not None:
+            return self.centred_pass
+        mean = self.mean
+        return self.gram - self.n * np.outer(mean, mean)
+
+    @cached_property
+    def within_scatter(self) -> np.ndarray:
+        """``sum_c sum_{i in c} (f_i - mu_c)(f_i - mu_c)^T``: the centred Gram matrix less the
+        between-class part ``sum_c n_c (mu_c - mu)(mu_c - mu)^T``."""
+        offsets = self.class_means - self.mean
+        return self.centred_gram - (offsets.T * self.counts) @ offsets
 
     @cached_property
     def eigen(self) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Shrinkage linear discriminant scores: SFDA and ETran's LDA term.
+"""Shrinkage linear discriminant scores: SFDA and ETran's LDA term, from the shared statistics.
 
 SFDA: Shao, Zhao, Ge, Zhao, Li, Tong, Luo, "Not All Models Are Equal: Predicting Model
 Transferability in a Self-challenging Fisher Space", ECCV 2022 (TencentARC/SFDA ``metrics.py``):
@@ -7,22 +7,35 @@ strength exp(-5 lambda_max) from three power iterations), whose class probabilit
 sample towards the other classes' mean ("ConfMix"); a second discriminant on the mixed features
 gives the mean probability of the true class.
 ETran's LDA term: Gholami, Akbari, Wang, Zhang, "ETran: Energy-Based Transferability Estimation",
-ICCV 2023 (mgholamikn/ETran ``metrics.py`` ``LDA_Score``): the first discriminant alone, its
-eigenvectors taken, as in that code, from ``numpy.linalg.eigh`` of ``inv(Sw) @ Sb`` (eigh reads
-only the lower triangle of that non-symmetric product; kept so that scores agree with the paper's).
+ICCV 2023 (mgholamikn/ETran ``metrics.py`` ``LDA_Score``): the mean probability of the true class
+under the first discriminant.
+
+Both references fit the discriminant as scikit-learn's ``solver="eigen"`` does: eigenvectors V of
+the between-class scatter against the within-class one, all D of them kept, and class scores
+``x V V^T mu_c``. Keeping all D makes the eigendecomposition cancel, which is what we compute:
+- SFDA's V comes from the generalised problem (``scipy.linalg.eigh(Sb, Sw)``), normalised so that
+  ``V^T Sw V = I``; hence ``V V^T = Sw^-1`` and the scores are ``x Sw^-1 mu_c``: one Cholesky
+  solve of the shrunk within-class scatter, no eigendecomposition;
+- ETran's V comes from ``numpy.linalg.eigh(inv(Sw) @ Sb)`` (which reads the lower triangle only of
+  that non-symmetric product) and is orthonormal: ``V V^T = I``, and the scores are ``x . mu_c``,
+  whatever the scatter matrices: a nearest-class-mean rule, with no matrix to invert.
+The within-class scatter is the shared Gram matrix less its between-class part
+(:attr:`GramStats.within_scatter`), so the first discriminant costs O(D^3 / 3) on top of the
+shared pass; SFDA's second one, on features re-mixed sample by sample, needs their own scatter
+matrix (one more ``X^T X``: no shared statistic gives it).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
 from scipy.special import softmax
 
-from transferdet.metrics._checks import as_features, as_labels, varying
-
-
-def _covariance(x: np.ndarray) -> np.ndarray:
-    return np.atleast_2d(np.cov(x.T, bias=True))
+from transferdet.metrics._checks import MetricInputError, as_features, as_labels
+from transferdet.metrics._lapack import cholesky_in_place
+from transferdet.metrics.gram import GramStats, blocked_gram
 
 
 def _shrunk(matrix: np.ndarray, shrinkage: float) -> np.ndarray:
@@ -43,60 +56,119 @@ def largest_eigenvalue(matrix: np.ndarray, iterations: int = 3) -> float:
     return float(x @ matrix @ y)
 
 
-class ShrinkageDiscriminant:
-    """The discriminant both metrics fit; ``generalized`` picks scipy's generalized symmetric
-    eigensolver (SFDA) or numpy's eigh on inv(Sw) Sb (ETran)."""
+@dataclass(frozen=True)
+class Discriminant:
+    """Linear class scores ``x coef^T + intercept`` (C classes)."""
 
-    def __init__(self, shrinkage: float | None = None, generalized: bool = True) -> None:
-        self.shrinkage = shrinkage
-        self.generalized = generalized
+    coef: np.ndarray  # (C, D)
+    intercept: np.ndarray  # (C,)
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> ShrinkageDiscriminant:
-        counts = np.bincount(y)
-        priors = counts / len(y)
-        means = np.zeros((len(counts), x.shape[1]))
-        np.add.at(means, y, x)
-        means /= counts[:, None]
-        within = sum(priors[k] * _covariance(x[y == k]) for k in range(len(counts)))
-        if self.shrinkage is None:
-            self.shrinkage = max(float(np.exp(-5.0 * largest_eigenvalue(within))), 1e-10)
-        total = _shrunk(_covariance(x), self.shrinkage)
-        shrunk_within = _shrunk(within, self.shrinkage)
-        between = total - shrunk_within
-        if self.generalized:
-            values, vectors = linalg.eigh(between, shrunk_within)
-        else:
-            values, vectors = np.linalg.eigh(np.linalg.inv(shrunk_within) @ between)
-        vectors = vectors[:, np.argsort(values)[::-1]]
-        self.means = means
-        self.coef = means @ vectors @ vectors.T
-        self.intercept = -0.5 * np.einsum("ij,ij->i", means, self.coef) + np.log(priors)
-        return self
+    @classmethod
+    def fit(cls, within: np.ndarray, means: np.ndarray, priors: np.ndarray, shrinkage: float) -> Discriminant:
+        """SFDA's discriminant: ``within`` is sum_c prior_c cov_c (D x D), ``means`` (C x D)."""
+        factor = _shrunk(within, shrinkage)
+        # LAPACK's dpotrf on the C-ordered matrix leaves U = L^T in its upper triangle (A = U^T U)
+        if not cholesky_in_place(factor):
+            raise MetricInputError("features: the shrunk within-class scatter is not positive definite")
+        coef = linalg.cho_solve((factor, False), means.T, check_finite=False).T
+        return cls(coef, -0.5 * np.einsum("ij,ij->i", means, coef) + np.log(priors))
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
         return softmax(x @ self.coef.T + self.intercept, axis=1)
+
+
+def sfda_shrinkage(within: np.ndarray) -> float:
+    """exp(-5 lambda_max) of the within-class covariance, at least 1e-10 (the reference's rule)."""
+    return max(float(np.exp(-5.0 * largest_eigenvalue(within))), 1e-10)
+
+
+def _true_class_mean(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(probs[np.arange(len(labels)), labels].mean())
+
+
+def _confidence(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The softened probability of each sample's true class (SFDA applies softmax to the
+    discriminant's probabilities once more, as its reference does): (N,)."""
+    return softmax(probs, axis=1)[np.arange(len(labels)), labels]
+
+
+def _weighted_class_sums(features: np.ndarray, labels: np.ndarray, num_classes: int, c: np.ndarray) -> np.ndarray:
+    """``sum_{i in k} c_i x_i`` and ``sum_{i in k} c_i^2 x_i`` for each class k, in one pass: (2C, D)."""
+    n = len(labels)
+    weights = np.zeros((2 * num_classes, n))
+    weights[labels, np.arange(n)] = c
+    weights[num_classes + labels, np.arange(n)] = c * c
+    return weights @ features
+
+
+def _mixed_within(
+    stats: GramStats, features: np.ndarray, labels: np.ndarray, c: np.ndarray, others: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The class means (C, D) and within-class scatter (D x D) of the ConfMix features
+    ``x'_i = c_i x_i + (1 - c_i) o_y``, never formed: with ``u = x - mu``, ``a = mu - o`` and
+    ``s = o - mu'``, ``x' - mu'_y = c u + c a_y + s_y``, so the scatter is ``sum c^2 u u^T`` (one
+    blocked pass over F) plus per-class terms."""
+    n, d = features.shape
+    counts, mu, num_classes = stats.counts, stats.mean, len(stats.counts)
+    sum_c = np.bincount(labels, weights=c, minlength=num_classes)
+    sum_c2 = np.bincount(labels, weights=c * c, minlength=num_classes)
+    sums = _weighted_class_sums(features, labels, num_classes, c)
+    mixed_means = (sums[:num_classes] + (counts - sum_c)[:, None] * others) / counts[:, None]
+    w1 = sums[:num_classes] - sum_c[:, None] * mu  # sum c u per class
+    w2 = sums[num_classes:] - sum_c2[:, None] * mu  # sum c^2 u per class
+    a, s = mu - others, others - mixed_means
+
+    def weighted_rows(rows: slice, block: np.ndarray) -> None:
+        np.subtract(features[rows], mu, out=block)
+        block *= c[rows, None]
+
+    scatter = blocked_gram(n, d, weighted_rows)
+    cross = w2.T @ a + w1.T @ s
+    scatter += cross + cross.T
+    both = (a.T * sum_c) @ s
+    scatter += (a.T * sum_c2) @ a + both + both.T + (s.T * counts) @ s
+    return mixed_means, scatter
+
+
+def sfda_from(stats: GramStats, features: np.ndarray, labels: np.ndarray) -> float:
+    """SFDA from the shared statistics (the first discriminant) and one blocked pass over the
+    features for the second (ConfMix: each sample moved towards the mean of the other classes'
+    means, by how unsure the first discriminant is of its true class)."""
+    n = stats.n
+    priors, means = stats.counts / n, stats.class_means
+    within = stats.within_scatter / n
+    shrinkage = sfda_shrinkage(within)
+    first = Discriminant.fit(within, means, priors, shrinkage)
+    c = _confidence(first.probabilities(features), labels)
+    others = (means.sum(axis=0, keepdims=True) - means) / (len(means) - 1)
+    mixed_means, mixed_scatter = _mixed_within(stats, features, labels, c, others)
+    second = Discriminant.fit(mixed_scatter / n, mixed_means, priors, shrinkage)
+    # scores of the mixed features, c (F coef^T) + (1 - c) (o coef^T)_y, again without forming them
+    scores = (
+        c[:, None] * (features @ second.coef.T)
+        + (1.0 - c)[:, None] * (others @ second.coef.T)[labels]
+        + second.intercept
+    )
+    return _true_class_mean(softmax(scores, axis=1), labels)
+
+
+def etran_lda_from(stats: GramStats, features: np.ndarray, labels: np.ndarray) -> float:
+    """ETran's LDA term: softmax over classes of ``x . mu_c - |mu_c|^2 / 2 + log prior_c``, the
+    true class's probability averaged (the reference's discriminant, its V V^T = I cancelled)."""
+    means = stats.class_means
+    scores = features @ means.T - 0.5 * np.einsum("ij,ij->i", means, means) + np.log(stats.counts / stats.n)
+    return _true_class_mean(softmax(scores, axis=1), labels)
 
 
 def sfda(features: np.ndarray, labels: np.ndarray) -> float:
     """SFDA score of ``features`` for ``labels`` (each class needs two samples)."""
-    x = as_features(features).copy()
-    y = as_labels(labels, len(x), min_per_class=2)
-    varying(x)
-    n = len(y)
-    first = ShrinkageDiscriminant().fit(x, y)
-    probs = softmax(first.predict_proba(x), axis=1)  # softened, as in the reference
-    num_classes = len(first.means)
-    others = (first.means.sum(axis=0, keepdims=True) - first.means) / (num_classes - 1)
-    confidence = probs[np.arange(n), y][:, None]
-    x = confidence * x + (1.0 - confidence) * others[y]
-    second = ShrinkageDiscriminant(shrinkage=first.shrinkage).fit(x, y)
-    return float(second.predict_proba(x)[np.arange(n), y].mean())
+    f = as_features(features)
+    y = as_labels(labels, len(f), min_per_class=2)
+    return sfda_from(GramStats.of(f, y), f, y)
 
 
 def etran_lda(features: np.ndarray, labels: np.ndarray) -> float:
     """ETran's LDA term: mean probability of the true class under the shrinkage discriminant."""
-    x = as_features(features)
-    y = as_labels(labels, len(x), min_per_class=2)
-    varying(x)
-    probs = ShrinkageDiscriminant(generalized=False).fit(x, y).predict_proba(x)
-    return float(probs[np.arange(len(y)), y].mean())
+    f = as_features(features)
+    y = as_labels(labels, len(f), min_per_class=2)
+    return etran_lda_from(GramStats.of(f, y), f, y)

@@ -14,17 +14,17 @@ from __future__ import annotations
 import numpy as np
 
 from transferdet.metrics._checks import MetricInputError, as_labels
+from transferdet.metrics.gram import class_sums
 
 
 def leep(source_probs: np.ndarray, labels: np.ndarray) -> float:
     """LEEP of source-classifier probabilities ``source_probs`` (N x C_s) for target ``labels``."""
     probs = np.asarray(source_probs, dtype=np.float64)
-    if probs.ndim != 2 or not np.isfinite(probs).all() or (probs < 0).any():
+    if probs.ndim != 2 or len(probs) == 0 or not (np.isfinite(probs.max()) and probs.min() >= 0):
         raise MetricInputError("source_probs must be an (N, C_s) array of finite probabilities")
     y = as_labels(labels, len(probs))
     n = len(probs)
-    joint = np.zeros((int(y.max()) + 1, probs.shape[1]))
-    np.add.at(joint, y, probs / n)
+    joint = class_sums(probs, y, int(y.max()) + 1) / n
     marginal = joint.sum(axis=0, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         conditional = np.where(marginal > 0, joint / marginal, 0.0).T  # p(y | z): (C_s, C_t)

@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from transferdet.metrics._checks import MetricInputError, as_features, as_labels, as_targets
-from transferdet.metrics.etran import etran
-from transferdet.metrics.gbc import gbc
+from transferdet.metrics.etran import etran_from
+from transferdet.metrics.gbc import gbc_from
 from transferdet.metrics.gram import GramStats
 from transferdet.metrics.hscore import h_score_from, reg_h_score_from
-from transferdet.metrics.lda import sfda
+from transferdet.metrics.lda import sfda_from
 from transferdet.metrics.leep import leep, nce
 from transferdet.metrics.logme import logme_from, logme_regression_from
 from transferdet.metrics.transrate import EPS as TRANSRATE_EPS
@@ -21,7 +21,8 @@ FEATURE_METRICS = ("logme", "h_score", "reg_h_score", "transrate", "sfda", "etra
 BOX_METRICS = ("logme_regression", "tlogme")
 SOURCE_METRICS = ("leep", "nce")
 METRICS = (*FEATURE_METRICS[:4], *BOX_METRICS, *FEATURE_METRICS[4:], *SOURCE_METRICS)
-GRAM_METRICS = (*FEATURE_METRICS[:4], *BOX_METRICS)  # computed from the shared Gram pass
+GRAM_METRICS = (*FEATURE_METRICS, *BOX_METRICS)  # computed from the shared Gram pass
+PER_CLASS_METRICS = ("sfda", "etran", "gbc")  # a scatter matrix or a Gaussian per class: two samples of each
 
 
 def available_metrics(has_boxes: bool, has_source: bool) -> list[str]:
@@ -37,8 +38,9 @@ def suite(
 ) -> dict[str, float]:
     """The named ``metrics`` (default: every one the inputs allow) as ``{name: score}``.
 
-    The Gram-based metrics (LogME, its regression and TLogME, H-score, regularised H-score,
-    TransRate) share one Gram matrix and one eigendecomposition.
+    Every feature metric shares one pass over the features (the Gram matrix, class sums and
+    TransRate's per-class Gram matrices) and one eigendecomposition; SFDA adds one product of its
+    re-mixed features, GBC the 64 leading eigenvectors of the centred Gram matrix.
     """
     f = as_features(features)
     names = list(metrics) if metrics is not None else available_metrics(boxes is not None, source_probs is not None)
@@ -49,7 +51,7 @@ def suite(
         raise MetricInputError(f"{', '.join(m for m in names if m in BOX_METRICS)} need box targets")
     if source_probs is None and any(m in SOURCE_METRICS for m in names):
         raise MetricInputError("leep and nce need a source classifier's probabilities")
-    y = as_labels(labels, len(f))
+    y = as_labels(labels, len(f), min_per_class=2 if set(names) & set(PER_CLASS_METRICS) else 1)
     targets = as_targets(boxes, len(f), "boxes") if boxes is not None else None
     # the one Gram pass, only when a metric that uses it is asked for
     stats = (
@@ -68,9 +70,9 @@ def suite(
         "h_score": lambda: h_score_from(stats),
         "reg_h_score": lambda: reg_h_score_from(stats, f),
         "transrate": lambda: transrate_from(stats),
-        "sfda": lambda: sfda(f, y),
-        "etran": lambda: etran(f, y, targets),
-        "gbc": lambda: gbc(f, y),
+        "sfda": lambda: sfda_from(stats, f, y),
+        "etran": lambda: etran_from(stats, f, y, targets),
+        "gbc": lambda: gbc_from(stats, f, y),
         "leep": lambda: leep(source_probs, y),
         "nce": lambda: nce(np.asarray(source_probs).argmax(axis=1), y),
     }

@@ -1,12 +1,11 @@
 """Per-box features to metric outcomes, robust to real data: a metric that cannot score these
 features says why, and never takes the others with it.
 
-- The metrics that share a Gram matrix (LogME, its regression, TLogME, H-score, regularised
-  H-score, TransRate) run together; if that fails, each is tried on its own, so that e.g. LogME's
-  regression on box coordinates still scores single-class data.
+- The feature metrics share one Gram pass and run together; if that fails, each is tried on its own,
+  so that e.g. LogME's regression on box coordinates still scores single-class data.
 - SFDA, GBC and ETran estimate a scatter matrix or a Gaussian per class and need two boxes of each:
   a class with fewer is left out of those three metrics (named in the outcome's note), as long as
-  two classes remain.
+  two classes remain; they then share a second pass, over the boxes they keep.
 - On a single class (single-class data ranked with ``--background 0``) the metrics with a
   label-free part keep it, with a note: TLogME its regression half (LogME on the box coordinates,
   TMOD), ETran its energy and box-regression terms.
@@ -22,9 +21,8 @@ import numpy as np
 
 from transferdet.metrics import MetricInputError, logme_regression, suite
 from transferdet.metrics.etran import etran_energy, etran_regression
-from transferdet.metrics.suite import GRAM_METRICS, SOURCE_METRICS
+from transferdet.metrics.suite import GRAM_METRICS, PER_CLASS_METRICS, SOURCE_METRICS
 
-PER_CLASS_METRICS = ("sfda", "gbc", "etran")  # need at least two boxes of every class
 REGRESSION_ONLY = {"logme_regression": logme_regression}  # metrics that need no class labels
 
 
@@ -79,22 +77,21 @@ def _small_classes(labels: np.ndarray, minimum: int = 2) -> list[tuple[int, int]
     return [(int(label), int(count)) for label, count in zip(present, counts, strict=True) if count < minimum]
 
 
-def _per_class_outcome(
-    name: str, features: np.ndarray, labels: np.ndarray, targets: np.ndarray, classes: Sequence[str]
-) -> Outcome:
-    small = _small_classes(labels)
-    note = None
-    if small:
-        described = ", ".join(f"class {_class_name(classes, label)!r} has {count} box(es)" for label, count in small)
-        keep = ~np.isin(labels, [label for label, _ in small])
-        if len(np.unique(labels[keep])) < 2:
-            return Outcome(None, f"{name}: {described}; needs 2 per class in at least two classes")
-        features, labels, targets = features[keep], labels[keep], targets[keep]
-        note = f"{name}: {described}; left out of this metric"
-    try:
-        return Outcome(suite(features, labels, targets, None, [name])[name], note=note)
-    except MetricInputError as error:
-        return Outcome(None, f"{name}: {error}")
+def _per_class_outcomes(
+    names: list[str], features: np.ndarray, labels: np.ndarray, targets: np.ndarray, classes: Sequence[str]
+) -> dict[str, Outcome]:
+    """SFDA, GBC and ETran on the boxes of the classes that have two or more (a note names the others)."""
+    described = ", ".join(
+        f"class {_class_name(classes, label)!r} has {count} box(es)" for label, count in _small_classes(labels)
+    )
+    keep = ~np.isin(labels, [label for label, _ in _small_classes(labels)])
+    if len(np.unique(labels[keep])) < 2:
+        return {n: Outcome(None, f"{n}: {described}; needs 2 per class in at least two classes") for n in names}
+    outcomes = _gram_outcomes(names, features[keep], labels[keep], targets[keep], None)
+    return {
+        n: Outcome(o.score, o.reason, f"{n}: {described}; left out of this metric" if o.score is not None else None)
+        for n, o in outcomes.items()
+    }
 
 
 def _label_free_outcome(name: str, features: np.ndarray, targets: np.ndarray, only_class: str) -> Outcome:
@@ -123,11 +120,14 @@ def score_features(
     only = _class_name(classes, int(labels[0])) if label_free else ""
     outcomes = {n: _label_free_outcome(n, features, targets, only) for n in label_free}
     labelled = [n for n in names if n not in label_free]
-    outcomes.update(_gram_outcomes([n for n in labelled if n in GRAM_METRICS], features, labels, targets, probs))
+    small = bool(_small_classes(labels))
+    shared = [n for n in labelled if n in GRAM_METRICS and not (small and n in PER_CLASS_METRICS)]
+    outcomes.update(_gram_outcomes(shared, features, labels, targets, probs))
+    if small:
+        per_class = [n for n in labelled if n in PER_CLASS_METRICS]
+        outcomes.update(_per_class_outcomes(per_class, features, labels, targets, classes) if per_class else {})
     for name in labelled:
-        if name in PER_CLASS_METRICS:
-            outcomes[name] = _per_class_outcome(name, features, labels, targets, classes)
-        elif name in SOURCE_METRICS:
+        if name in SOURCE_METRICS:
             if probs is None:
                 outcomes[name] = Outcome(None, f"{name}: needs the checkpoint's own linear classifier (none here)")
                 continue
