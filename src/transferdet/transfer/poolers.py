@@ -2,8 +2,9 @@
 DESIGN.md names (after Fouquet et al., "Transferability Metrics for Object Detection", 2023):
 
 - a backbone stage ``c2``..``c5``, or an FPN level ``p2``..``p7`` of a trained detector: RoI-Align
-  (7x7, sampling ratio 2, aligned) of the box on that map, average-pooled (``local``), or the whole
-  map average-pooled (``global``);
+  (7x7, sampling ratio 2, aligned) of the box on that map, average-pooled (``local``; computed as
+  separable weights, :mod:`~transferdet.transfer.box_pooling`), or the whole map average-pooled
+  (``global``);
 - ``fpn_ms``: each box pooled from the FPN level that Faster R-CNN's level mapper assigns it (Lin et
   al., "Feature Pyramid Networks for Object Detection", CVPR 2017, eq. 1: k = 4 + log2(sqrt(wh)/224)),
   through the detector's own multi-scale RoI pooler where it has one;
@@ -21,13 +22,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
-from torchvision.ops import MultiScaleRoIAlign, roi_align
+from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
 
 from transferdet.errors import TransferdetError
 from transferdet.models.backbone import Backbone
+from transferdet.transfer.box_pooling import ROI_SIZE, SAMPLING_RATIO, box_means
 
-ROI_SIZE = 7
 DETECTOR_ONLY = ("fpn_ms", "fc7")
 
 # (images N x 3 x H x W, boxes per image in pixels, each image's (height, width)) -> for each
@@ -122,8 +123,7 @@ def _pool_map(
     out = []
     for j, (image_boxes, (height, width)) in enumerate(zip(boxes, shapes, strict=True)):
         if kind == "local":
-            pooled = roi_align(feature_map[j : j + 1], [image_boxes], ROI_SIZE, 1.0 / stride, 2, aligned=True)
-            out.append(pooled.mean(dim=(2, 3)))
+            out.append(box_means(feature_map[j], image_boxes.to(feature_map.device), 1.0 / stride))
         else:
             h, w = max(1, -(-height // stride)), max(1, -(-width // stride))
             out.append(feature_map[j, :, :h, :w].mean(dim=(1, 2)).expand(len(image_boxes), -1))
@@ -146,6 +146,6 @@ def _pool_multiscale(
     else:
         own = getattr(heads, "box_roi_pool", None)
         levels = list(detector.backbone.levels)
-        pooler = own if isinstance(own, MultiScaleRoIAlign) else MultiScaleRoIAlign(levels, ROI_SIZE, 2)
+        pooler = own if isinstance(own, MultiScaleRoIAlign) else MultiScaleRoIAlign(levels, ROI_SIZE, SAMPLING_RATIO)
         vectors = pooler(maps, boxes, shapes).mean(dim=(2, 3))
     return list(torch.split(vectors.flatten(1), [len(b) for b in boxes]))

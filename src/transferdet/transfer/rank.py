@@ -39,7 +39,7 @@ from transferdet.transfer.features import BoxFeatures, extract_layers, sample_re
 from transferdet.transfer.scoring import score_features
 
 # bumped when extraction changes what it computes, so that older cache entries are not reused
-EXTRACTOR_VERSION = 2
+EXTRACTOR_VERSION = 3
 DEFAULT_METRICS = ("logme", "tlogme", "h_score", "reg_h_score", "transrate", "sfda", "etran", "gbc", "leep", "nce")
 
 
