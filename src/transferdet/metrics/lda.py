@@ -30,11 +30,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg
+import torch
 from scipy.special import softmax
 
 from transferdet.metrics._checks import MetricInputError, as_features, as_labels
-from transferdet.metrics._lapack import cholesky_in_place
 from transferdet.metrics.gram import GramStats, blocked_gram
 
 
@@ -66,11 +65,10 @@ class Discriminant:
     @classmethod
     def fit(cls, within: np.ndarray, means: np.ndarray, priors: np.ndarray, shrinkage: float) -> Discriminant:
         """SFDA's discriminant: ``within`` is sum_c prior_c cov_c (D x D), ``means`` (C x D)."""
-        factor = _shrunk(within, shrinkage)
-        # LAPACK's dpotrf on the C-ordered matrix leaves U = L^T in its upper triangle (A = U^T U)
-        if not cholesky_in_place(factor):
+        factor, info = torch.linalg.cholesky_ex(torch.from_numpy(_shrunk(within, shrinkage)))
+        if info.item() != 0:
             raise MetricInputError("features: the shrunk within-class scatter is not positive definite")
-        coef = linalg.cho_solve((factor, False), means.T, check_finite=False).T
+        coef = torch.cholesky_solve(torch.from_numpy(np.ascontiguousarray(means.T)), factor).numpy().T
         return cls(coef, -0.5 * np.einsum("ij,ij->i", means, coef) + np.log(priors))
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
@@ -123,10 +121,18 @@ def _mixed_within(
         block *= c[rows, None]
 
     scatter = blocked_gram(n, d, weighted_rows)
-    cross = w2.T @ a + w1.T @ s
-    scatter += cross + cross.T
-    both = (a.T * sum_c) @ s
-    scatter += (a.T * sum_c2) @ a + both + both.T + (s.T * counts) @ s
+    # the per-class terms, c a a^T + s s^T and the cross terms, as one product X^T (M X) with
+    # X = [a; s; w1; w2] (4C x D) and a symmetric 4C x 4C block matrix M of class weights
+    k = num_classes
+    blocks = np.zeros((4 * k, 4 * k))
+    diagonal = np.arange(k)
+    blocks[diagonal, diagonal] = sum_c2  # a a^T
+    blocks[diagonal, k + diagonal] = blocks[k + diagonal, diagonal] = sum_c  # a s^T, s a^T
+    blocks[k + diagonal, k + diagonal] = counts  # s s^T
+    blocks[k + diagonal, 2 * k + diagonal] = blocks[2 * k + diagonal, k + diagonal] = 1.0  # s w1^T, w1 s^T
+    blocks[diagonal, 3 * k + diagonal] = blocks[3 * k + diagonal, diagonal] = 1.0  # a w2^T, w2 a^T
+    stacked = np.concatenate([a, s, w1, w2])
+    scatter += stacked.T @ (blocks @ stacked)
     return mixed_means, scatter
 
 
