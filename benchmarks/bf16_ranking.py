@@ -54,6 +54,9 @@ def compare(full: dict[str, dict[str, float]], low: dict[str, dict[str, float]])
             "kendall_tau": round(float(tau), 4),
             "same_order": bool(np.array_equal(np.argsort(-a), np.argsort(-b))),
             "max_relative_change": float(np.max(np.abs(b - a) / np.maximum(np.abs(a), 1e-12))),
+            "scores_fp32_bf16": {
+                m.split("@")[0] + "@" + Path(m.split("@")[1]).name: [x, z] for m, x, z in zip(models, a, b, strict=True)
+            },
         }
     return out
 

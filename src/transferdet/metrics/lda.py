@@ -121,8 +121,9 @@ def _mixed_within(
         block *= c[rows, None]
 
     scatter = blocked_gram(n, d, weighted_rows)
-    # the per-class terms, c a a^T + s s^T and the cross terms, as one product X^T (M X) with
-    # X = [a; s; w1; w2] (4C x D) and a symmetric 4C x 4C block matrix M of class weights
+    # the per-class terms, sum_k (sum c^2) a a^T + (sum c)(a s^T + s a^T) + n_k s s^T + w2 a^T
+    # + a w2^T + w1 s^T + s w1^T, as one product X^T (M X) with X = [a; s; w1; w2] (4C x D) and
+    # M the symmetric 4C x 4C matrix of those class weights
     k = num_classes
     blocks = np.zeros((4 * k, 4 * k))
     diagonal = np.arange(k)

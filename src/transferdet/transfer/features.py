@@ -107,10 +107,12 @@ def _decoded(
             yield batch, loaded
 
 
-def _padded(loaded: list[tuple[torch.Tensor, float]]) -> torch.Tensor:
+def _padded(loaded: list[tuple[torch.Tensor, float]], pinned: bool = False) -> torch.Tensor:
+    """One batch, zero-padded to its largest image; in pinned (page-locked) memory for a GPU, so
+    that the copy to it runs asynchronously."""
     height = max(p.shape[1] for p, _ in loaded)
     width = max(p.shape[2] for p, _ in loaded)
-    images = torch.zeros(len(loaded), 3, height, width)
+    images = torch.zeros(len(loaded), 3, height, width, pin_memory=pinned)
     for j, (pixels, _) in enumerate(loaded):
         images[j, :, : pixels.shape[1], : pixels.shape[2]] = pixels
     return images
@@ -171,7 +173,8 @@ def extract_layers(
             torch.as_tensor(records[i].boxes * scale, dtype=torch.float32, device=device)
             for i, (_, scale) in zip(batch, loaded, strict=True)
         ]
-        images = _padded(loaded).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        pinned = _padded(loaded, pinned=str(device).startswith("cuda"))
+        images = pinned.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with autocast(precision, device):
             pooled = pool(images, boxes, [(p.shape[1], p.shape[2]) for p, _ in loaded])
         for layer, vectors in pooled.items():
