@@ -64,6 +64,7 @@ def inspect(
         },
         "input_mean": list(backbone.mean),
         "input_std": list(backbone.std),
+        "input_normalisation_from": backbone.normalisation_source,
         "checkpoint": None
         if report is None
         else {
@@ -85,6 +86,8 @@ def inspect(
         for name, info in summary["features"].items():
             table.add_row(name, str(info["channels"]), str(info["stride"]))
         out_console.print(table)
+        mean, std = (", ".join(f"{v:g}" for v in values) for values in (backbone.mean, backbone.std))
+        out_console.print(f"input normalisation: mean ({mean}), std ({std}), from {backbone.normalisation_source}")
         if report is not None:
             out_console.print(f"checkpoint layout: {report.layout}")
             out_console.print(

@@ -59,6 +59,7 @@ class Backbone(nn.Module):
         self.strides = dict(strides)
         self.nhwc = nhwc
         self.mean, self.std = tuple(mean), tuple(std)
+        self.normalisation_source = "the architecture's default (timm pretrained_cfg, else ImageNet)"
         self.spec: ModelSpec | None = None
         self.load_report: LoadReport | None = None
         # the checkpoint's own classifier on average-pooled c5 features, when it has a plain linear

@@ -2,9 +2,10 @@
 
 The architecture comes from its library's adapter (timm or torchvision); the checkpoint is read
 once, its layout detected and its tensors matched onto the architecture's names
-(:mod:`~transferdet.models.checkpoints`). Where the checkpoint holds the weights of a linear
-classifier on pooled c5 (any number of classes), the backbone keeps it as ``classifier`` (for
-LEEP and NCE).
+(:mod:`~transferdet.models.checkpoints`); the input normalisation it states (a sidecar, or its
+own entries: :mod:`~transferdet.models.normalisation`) replaces the architecture's default.
+Where the checkpoint holds the weights of a linear classifier on pooled c5 (any number of
+classes), the backbone keeps it as ``classifier`` (for LEEP and NCE).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from transferdet.models.architecture import Architecture, build_architecture
 from transferdet.models.backbone import Backbone
 from transferdet.models.checkpoints import Checkpoint, LoadReport, match_tensors, read_checkpoint
 from transferdet.models.detectron2_names import to_resnet_names
+from transferdet.models.normalisation import stated_normalisation
 from transferdet.models.specs import ModelSpec, parse_spec
 
 
@@ -31,11 +33,11 @@ def _describe(checkpoint: Checkpoint) -> str:
 
 
 def _match(
-    spec: ModelSpec, architecture: Architecture, strict: bool
+    spec: ModelSpec, architecture: Architecture, strict: bool, checkpoint: Checkpoint | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], LoadReport]:
     """The checkpoint's tensors as stored (detectron2 names mapped to ResNet's), those matched onto
     the architecture's names, and the report of the match; a strict mismatch is an error."""
-    checkpoint = read_checkpoint(spec.checkpoint)
+    checkpoint = checkpoint or read_checkpoint(spec.checkpoint)
     tensors = to_resnet_names(checkpoint) if checkpoint.kind == "detectron2" else checkpoint.tensors
     loaded, report = match_tensors(tensors, architecture.target, architecture.backbone_keys, _describe(checkpoint))
     if strict and not report.clean:
@@ -76,11 +78,15 @@ def build_backbone(spec: ModelSpec | str, strict: bool = True) -> Backbone:
     architecture = build_architecture(spec)
     backbone = architecture.backbone
     if spec.checkpoint is not None:
-        tensors, loaded, backbone.load_report = _match(spec, architecture, strict)
+        checkpoint = read_checkpoint(spec.checkpoint)
+        tensors, loaded, backbone.load_report = _match(spec, architecture, strict, checkpoint)
         architecture.assign(loaded)
         if architecture.head is not None:
             head = _linear_classifier([loaded, tensors], architecture.head, backbone.channels["c5"])
             backbone.__dict__["classifier"] = head
+        stated = stated_normalisation(spec.checkpoint, checkpoint.notes)
+        if stated is not None:
+            backbone.mean, backbone.std, backbone.normalisation_source = stated.mean, stated.std, stated.source
     backbone.spec = spec
     return backbone
 

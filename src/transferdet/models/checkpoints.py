@@ -101,7 +101,9 @@ def read_checkpoint(path: Path) -> Checkpoint:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise TransferdetError(f"{path}: cannot load as a PyTorch checkpoint ({first})") from None
     tensors, wrappers = _unwrap(content, path)
-    return Checkpoint({k: torch.as_tensor(v) for k, v in tensors.items()}, "torch", wrappers)
+    # a dict checkpoint may state its input normalisation next to its weights
+    notes = {k: content[k] for k in ("mean", "std") if isinstance(content, Mapping) and k in content}
+    return Checkpoint({k: torch.as_tensor(v) for k, v in tensors.items()}, "torch", wrappers, notes)
 
 
 @dataclass

@@ -31,6 +31,7 @@ from transferdet.metrics import METRICS
 from transferdet.metrics.suite import SOURCE_METRICS
 from transferdet.models.backbone import Backbone
 from transferdet.models.backbones import build_backbone
+from transferdet.models.normalisation import sidecar_path
 from transferdet.models.specs import ModelSpec, parse_spec
 from transferdet.runs import RunDir
 from transferdet.transfer import cache
@@ -108,10 +109,14 @@ def rank_target(
 
 
 def _weights_identity(spec: ModelSpec, run: RunDir | None) -> str | None:
-    """The content digest of the weights (a run's checkpoint, a checkpoint file), or their name."""
+    """The content digest of the weights (a run's checkpoint, a checkpoint file, with the sidecar
+    that states its input normalisation), or their name."""
     if run is not None:
         return run.checkpoint_digest()
-    return file_digest(spec.checkpoint) if spec.checkpoint else spec.weights
+    if spec.checkpoint is None:
+        return spec.weights
+    sidecar = sidecar_path(spec.checkpoint)
+    return file_digest(spec.checkpoint) + (f"+{file_digest(sidecar)}" if sidecar.is_file() else "")
 
 
 def _feature_key(spec: ModelSpec, weights: str | None, target: RankTarget, settings: RankSettings, layer: str) -> str:
