@@ -269,3 +269,26 @@ def test_blocked_gram_equals_the_whole_product():
 
     gram = blocked_gram(len(x), 48, rows_of_x)
     assert np.allclose(gram, x.T @ x, rtol=1e-12, atol=1e-9) and np.array_equal(gram, gram.T)
+
+
+def test_baselines_separate_what_is_separable_and_nothing_else(vectors):
+    cases, _ = vectors
+    clustered, noise = cases["clustered_n600_d32_c5"], cases["nosignal_n500_d64_c7"]
+    for baseline in (metrics.knn_accuracy, metrics.linear_probe_accuracy):
+        assert baseline(clustered["features"], clustered["labels"]) > 0.95
+        chance = np.bincount(noise["labels"]).max() / len(noise["labels"])
+        assert baseline(noise["features"], noise["labels"]) < chance + 0.1
+        # seeded folds: the same number twice; a permutation of the rows moves it by fold assignment only
+        assert baseline(noise["features"], noise["labels"]) == baseline(noise["features"], noise["labels"])
+
+
+def test_baselines_use_fewer_folds_for_a_small_class_and_refuse_a_single_box():
+    rng = np.random.default_rng(1)
+    labels = np.array([0] * 20 + [1] * 20 + [2] * 2)
+    features = rng.normal(size=(42, 6)) * 0.1 + np.eye(6)[labels] * 5.0  # each class along its own axis
+    # two folds (class 2 has two boxes), 21 test boxes each: a class-2 box has one class-2 box among
+    # its 5 neighbours and is misclassified, every other box is right: 20/21
+    assert metrics.knn_accuracy(features, labels) == pytest.approx(20 / 21)
+    assert metrics.linear_probe_accuracy(features, labels) == pytest.approx(1.0)
+    with pytest.raises(MetricInputError, match="a class has 1 sample"):
+        metrics.linear_probe_accuracy(features[:41], labels[:41])

@@ -11,11 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from transferdet.errors import TransferdetError
 from transferdet.hashing import json_digest
-from transferdet.metrics import METRICS
 from transferdet.models.detectors import DETECTORS
 from transferdet.models.specs import split_spec
 from transferdet.train.recipes import RECIPES
-from transferdet.transfer.rank import DEFAULT_METRICS
+from transferdet.transfer.rank import DEFAULT_SCORES, KNOWN_SCORES
 
 
 class DatasetEntry(BaseModel):
@@ -45,7 +44,7 @@ class BenchConfig(BaseModel):
     recipe_overrides: dict[str, Any] = Field(default_factory=dict)
     trials: int = Field(1, ge=1)
     seed: int = 0
-    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
+    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_SCORES))
     layers: list[str] = Field(default_factory=lambda: ["c5"])
     features: list[Literal["local", "global"]] = Field(default_factory=lambda: ["local"])
     image_size: int = Field(512, ge=16)
@@ -85,9 +84,9 @@ class BenchConfig(BaseModel):
             raise ValueError(f"unknown detector {self.detector!r} (choose from {', '.join(DETECTORS)})")
         if self.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r} (choose from {', '.join(RECIPES)})")
-        unknown = [m for m in self.metrics if m not in METRICS]
+        unknown = [m for m in self.metrics if m not in KNOWN_SCORES]
         if unknown:
-            raise ValueError(f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(METRICS)})")
+            raise ValueError(f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(KNOWN_SCORES)})")
         for kind, names in (("dataset", [d.name for d in self.datasets]), ("model", [m.name for m in self.models])):
             repeated = sorted({n for n in names if names.count(n) > 1})
             if repeated:

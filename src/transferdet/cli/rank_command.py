@@ -56,7 +56,13 @@ PrecisionOption = Annotated[
     ),
 ]
 MetricsOption = Annotated[
-    list[str], typer.Option("--metrics", help="Metrics to compute (repeat or comma-separate); default: all.")
+    list[str],
+    typer.Option(
+        "--metrics",
+        help="Metrics to compute (repeat or comma-separate); default: every metric, then the baselines "
+        "knn (5-NN accuracy), linear_probe (logistic regression accuracy), both cross-validated on the "
+        "boxes, and model_size (parameters).",
+    ),
 ]
 
 
@@ -129,6 +135,24 @@ def write_scores(rows: list[dict], out: Path) -> None:
     atomic_write_bytes(out / "scores.csv", buffer.getvalue().encode())
 
 
+def _recommended(rows: list[dict], specs: list[str], wanted: list[str]) -> str | None:
+    """The model the first metric asked for ranks first (on the first layer), with what the
+    baselines pick beside it."""
+    from transferdet.transfer.rank import BASELINES
+
+    layer = rows[0]["layer"] if rows else None
+    best = {}
+    for metric in wanted:
+        scored = [r for r in rows if r["metric"] == metric and r["layer"] == layer and r["score"] is not None]
+        if scored:
+            best[metric] = _short(max(scored, key=lambda r: r["score"])["model"])
+    lead = next((m for m in wanted if m not in BASELINES and m in best), None)
+    if lead is None or len(specs) < 2:
+        return None
+    beside = ", ".join(f"{m} picks {best[m]}" for m in BASELINES if m in best)
+    return f"recommended: {best[lead]} (first by {lead} on {layer}" + (f"; {beside})" if beside else ")")
+
+
 def _show(rows: list[dict], specs: list[str], wanted: list[str], out: Path | None, as_json: bool) -> None:
     if out is not None:
         write_scores(rows, out)
@@ -142,6 +166,9 @@ def _show(rows: list[dict], specs: list[str], wanted: list[str], out: Path | Non
             out_console.print(f"[dim]*[/dim] {_short(row['model'])}{where}: {row['reason']}")
     for note in dict.fromkeys(r["note"] for r in rows if r["note"]):
         err_console.print(f"warning: {note}")
+    recommended = _recommended(rows, specs, wanted)
+    if recommended:
+        out_console.print(recommended)
     missing = [m for m in ("leep", "nce") if m in wanted and not any(r["metric"] == m for r in rows)]
     if missing:
         err_console.print(f"{', '.join(missing)}: unavailable for models without a linear ImageNet-style classifier")
@@ -177,11 +204,11 @@ def rank(
 ) -> None:
     """Rank backbones by transferability metrics on per-box features, in minutes, no fine-tuning."""
     from transferdet.transfer import cache
-    from transferdet.transfer.rank import DEFAULT_METRICS, RankSettings
+    from transferdet.transfer.rank import DEFAULT_SCORES, RankSettings
     from transferdet.transfer.rank import rank as rank_models
 
     specs = _model_list(models, models_file)
-    wanted = [m for value in metrics for m in value.split(",") if m.strip()] or list(DEFAULT_METRICS)
+    wanted = [m for value in metrics for m in value.split(",") if m.strip()] or list(DEFAULT_SCORES)
     settings = RankSettings(
         layer,
         features,

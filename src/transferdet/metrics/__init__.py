@@ -6,6 +6,7 @@ with (``../shared/testvectors``). Labels are remapped to contiguous ids; degener
 """
 
 from transferdet.metrics._checks import MetricInputError
+from transferdet.metrics.baselines import knn_accuracy, linear_probe_accuracy
 from transferdet.metrics.etran import etran, etran_energy, etran_regression
 from transferdet.metrics.gbc import gbc
 from transferdet.metrics.hscore import h_score, reg_h_score
@@ -25,7 +26,9 @@ __all__ = [
     "etran_regression",
     "gbc",
     "h_score",
+    "knn_accuracy",
     "leep",
+    "linear_probe_accuracy",
     "logme",
     "logme_regression",
     "nce",

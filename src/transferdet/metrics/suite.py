@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from transferdet.metrics._checks import MetricInputError, as_features, as_labels, as_targets
+from transferdet.metrics.baselines import knn_accuracy, linear_probe_accuracy
 from transferdet.metrics.etran import etran_from
 from transferdet.metrics.gbc import gbc_from
 from transferdet.metrics.gram import GramStats
@@ -20,9 +21,12 @@ from transferdet.metrics.transrate import transrate_from
 FEATURE_METRICS = ("logme", "h_score", "reg_h_score", "transrate", "sfda", "etran", "gbc")
 BOX_METRICS = ("logme_regression", "tlogme")
 SOURCE_METRICS = ("leep", "nce")
-METRICS = (*FEATURE_METRICS[:4], *BOX_METRICS, *FEATURE_METRICS[4:], *SOURCE_METRICS)
+BASELINES = ("knn", "linear_probe")  # the sceptic's baselines on the same features (metrics/baselines.py)
+METRICS = (*FEATURE_METRICS[:4], *BOX_METRICS, *FEATURE_METRICS[4:], *SOURCE_METRICS, *BASELINES)
 GRAM_METRICS = (*FEATURE_METRICS, *BOX_METRICS)  # computed from the shared Gram pass
-PER_CLASS_METRICS = ("sfda", "etran", "gbc")  # a scatter matrix or a Gaussian per class: two samples of each
+SHARED_METRICS = (*GRAM_METRICS, *BASELINES)  # what scoring computes in one suite call
+# a scatter matrix, a Gaussian or a stratified fold per class: two samples of each
+PER_CLASS_METRICS = ("sfda", "etran", "gbc", *BASELINES)
 
 
 def available_metrics(has_boxes: bool, has_source: bool) -> list[str]:
@@ -75,6 +79,8 @@ def suite(
         "gbc": lambda: gbc_from(stats, f, y),
         "leep": lambda: leep(source_probs, y),
         "nce": lambda: nce(np.asarray(source_probs).argmax(axis=1), y),
+        "knn": lambda: knn_accuracy(f, y),
+        "linear_probe": lambda: linear_probe_accuracy(f, y),
     }
     results: dict[str, float] = {}
     for name in names:

@@ -28,7 +28,9 @@ from transferdet.devices import default_device
 from transferdet.errors import TransferdetError
 from transferdet.hashing import file_digest
 from transferdet.metrics import METRICS
+from transferdet.metrics.suite import BASELINES as SUITE_BASELINES
 from transferdet.metrics.suite import SOURCE_METRICS
+from transferdet.models.architecture import build_architecture
 from transferdet.models.backbone import Backbone
 from transferdet.models.backbones import build_backbone
 from transferdet.models.normalisation import sidecar_path
@@ -37,11 +39,15 @@ from transferdet.runs import RunDir
 from transferdet.transfer import cache
 from transferdet.transfer.background import BACKGROUND, default_background, with_background
 from transferdet.transfer.features import BoxFeatures, extract_layers, sample_records
-from transferdet.transfer.scoring import score_features
+from transferdet.transfer.scoring import Outcome, score_features
 
 # bumped when extraction changes what it computes, so that older cache entries are not reused
 EXTRACTOR_VERSION = 3
 DEFAULT_METRICS = ("logme", "tlogme", "h_score", "reg_h_score", "transrate", "sfda", "etran", "gbc", "leep", "nce")
+MODEL_SIZE = "model_size"  # the backbone's parameter count: a static ranker
+BASELINES = (*SUITE_BASELINES, MODEL_SIZE)
+DEFAULT_SCORES = (*DEFAULT_METRICS, *BASELINES)  # what rank computes unless told: metrics, then baselines
+KNOWN_SCORES = (*METRICS, MODEL_SIZE)
 
 
 def layer_list(layers: str | Sequence[str]) -> tuple[str, ...]:
@@ -183,13 +189,22 @@ def model_features(
     return {layer: found[layer] for layer in settings.layers}
 
 
+def parameter_count(spec: ModelSpec) -> int:
+    """The backbone's parameters, counted on an architecture built without memory (meta device)."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in build_architecture(spec).backbone.parameters())
+
+
 def _rows(
     spec_text: str, layer: str, settings: RankSettings, features: BoxFeatures, wanted: list[str], classes: list[str]
 ):  # noqa: ANN202
-    names = [m for m in wanted if m not in SOURCE_METRICS or features.source_probs is not None]
+    names = [m for m in wanted if m != MODEL_SIZE and (m not in SOURCE_METRICS or features.source_probs is not None)]
     outcomes = score_features(
         features.features, features.labels, standardised(features.boxes), features.source_probs, names, classes
     )
+    if MODEL_SIZE in wanted:
+        outcomes[MODEL_SIZE] = Outcome(float(parameter_count(parse_spec(spec_text))))
+        outcomes = {m: outcomes[m] for m in wanted if m in outcomes}
     return [
         {
             "model": spec_text,
@@ -221,10 +236,10 @@ def rank(
     where the metric cannot score these features, ``reason`` says why; ``note`` says what a metric
     left out (a class with too few boxes)."""
     settings = settings or RankSettings()
-    wanted = list(metrics or DEFAULT_METRICS)
-    unknown = [m for m in wanted if m not in METRICS]
+    wanted = list(metrics or DEFAULT_SCORES)
+    unknown = [m for m in wanted if m not in KNOWN_SCORES]
     if unknown:
-        raise TransferdetError(f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(METRICS)})")
+        raise TransferdetError(f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(KNOWN_SCORES)})")
     if not models:
         raise TransferdetError("no models to rank")
     target = rank_target(data, format, options or ReadOptions(), split, settings)

@@ -3,9 +3,10 @@ features says why, and never takes the others with it.
 
 - The feature metrics share one Gram pass and run together; if that fails, each is tried on its own,
   so that e.g. LogME's regression on box coordinates still scores single-class data.
-- SFDA, GBC and ETran estimate a scatter matrix or a Gaussian per class and need two boxes of each:
-  a class with fewer is left out of those three metrics (named in the outcome's note), as long as
-  two classes remain; they then share a second pass, over the boxes they keep.
+- SFDA, GBC and ETran estimate a scatter matrix or a Gaussian per class, and the k-NN and
+  linear-probe baselines cross-validate on stratified folds: they need two boxes of each class; a
+  class with fewer is left out of those (named in the outcome's note), as long as two classes
+  remain; they then share a second pass, over the boxes they keep.
 - On a single class (single-class data ranked with ``--background 0``) the metrics with a
   label-free part keep it, with a note: TLogME its regression half (LogME on the box coordinates,
   TMOD), ETran its energy and box-regression terms.
@@ -21,7 +22,7 @@ import numpy as np
 
 from transferdet.metrics import MetricInputError, logme_regression, suite
 from transferdet.metrics.etran import etran_energy, etran_regression
-from transferdet.metrics.suite import GRAM_METRICS, PER_CLASS_METRICS, SOURCE_METRICS
+from transferdet.metrics.suite import PER_CLASS_METRICS, SHARED_METRICS, SOURCE_METRICS
 
 REGRESSION_ONLY = {"logme_regression": logme_regression}  # metrics that need no class labels
 
@@ -121,7 +122,7 @@ def score_features(
     outcomes = {n: _label_free_outcome(n, features, targets, only) for n in label_free}
     labelled = [n for n in names if n not in label_free]
     small = bool(_small_classes(labels))
-    shared = [n for n in labelled if n in GRAM_METRICS and not (small and n in PER_CLASS_METRICS)]
+    shared = [n for n in labelled if n in SHARED_METRICS and not (small and n in PER_CLASS_METRICS)]
     outcomes.update(_gram_outcomes(shared, features, labels, targets, probs))
     if small:
         per_class = [n for n in labelled if n in PER_CLASS_METRICS]
