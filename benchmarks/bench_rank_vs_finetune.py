@@ -4,7 +4,8 @@ On one dataset (default ``../shared/datasets/bccd``), at the ``quick`` recipe's 
 the longer side, as its ``min_size = max_size = 128`` makes torchvision resize), CPU:
 
 - ``rank``: :func:`transferdet.rank` of all K models (every default metric, layer c5, all training
-  images, a cold feature cache), timed as a whole;
+  images, a cold feature cache), timed as a whole; and again with the baselines too (k-NN and
+  linear-probe accuracy, model size: what ``transferdet rank`` computes by default), cold again;
 - ``fine-tune``: ``train`` of each model with ``quick`` (FCOS, one trial, seed 0), timed each,
   evaluation included (what a user waits for).
 
@@ -25,7 +26,7 @@ import torch
 
 from transferdet.train.engine import TrainJob, train
 from transferdet.train.recipes import load_recipe
-from transferdet.transfer.rank import RankSettings, rank
+from transferdet.transfer.rank import DEFAULT_METRICS, DEFAULT_SCORES, RankSettings, rank
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MODELS = ",".join(
@@ -49,11 +50,12 @@ def main() -> None:
     size = recipe.max_size
     result: dict = {"data": str(args.data), "image_size": size, "threads": torch.get_num_threads(), "models": models}
 
-    start = time.perf_counter()
     settings = RankSettings(image_size=size, device="cpu")
-    rows = rank(args.data, models, settings=settings, cache_dir=work / "feature-cache")
-    result["rank_s"] = round(time.perf_counter() - start, 2)
-    result["rank_rows_ok"] = sum(row["status"] == "ok" for row in rows)
+    for key, scores in (("rank", DEFAULT_METRICS), ("rank_with_baselines", DEFAULT_SCORES)):
+        start = time.perf_counter()
+        rows = rank(args.data, models, list(scores), settings=settings, cache_dir=work / f"feature-cache-{key}")
+        result[f"{key}_s"] = round(time.perf_counter() - start, 2)
+        result[f"{key}_rows_ok"] = sum(row["status"] == "ok" for row in rows)
 
     result["finetune_s"] = {}
     for index, spec in enumerate(models):
@@ -64,6 +66,7 @@ def main() -> None:
     total = sum(result["finetune_s"].values())
     result["finetune_total_s"] = round(total, 2)
     result["rank_over_finetune"] = round(result["rank_s"] / total, 4)
+    result["rank_with_baselines_over_finetune"] = round(result["rank_with_baselines_s"] / total, 4)
     print(json.dumps(result, indent=1))
 
 

@@ -14,7 +14,7 @@ from transferdet.hashing import json_digest
 from transferdet.models.detectors import DETECTORS
 from transferdet.models.specs import split_spec
 from transferdet.train.recipes import RECIPES
-from transferdet.transfer.rank import DEFAULT_SCORES, KNOWN_SCORES
+from transferdet.transfer.rank import BENCH_SCORES, KNOWN_SCORES
 
 
 class DatasetEntry(BaseModel):
@@ -44,7 +44,7 @@ class BenchConfig(BaseModel):
     recipe_overrides: dict[str, Any] = Field(default_factory=dict)
     trials: int = Field(1, ge=1)
     seed: int = 0
-    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_SCORES))
+    metrics: list[str] = Field(default_factory=lambda: list(BENCH_SCORES))
     layers: list[str] = Field(default_factory=lambda: ["c5"])
     features: list[Literal["local", "global"]] = Field(default_factory=lambda: ["local"])
     image_size: int = Field(512, ge=16)
