@@ -81,11 +81,11 @@ def _small_classes(labels: np.ndarray, minimum: int = 2) -> list[tuple[int, int]
 def _per_class_outcomes(
     names: list[str], features: np.ndarray, labels: np.ndarray, targets: np.ndarray, classes: Sequence[str]
 ) -> dict[str, Outcome]:
-    """SFDA, GBC and ETran on the boxes of the classes that have two or more (a note names the others)."""
-    described = ", ".join(
-        f"class {_class_name(classes, label)!r} has {count} box(es)" for label, count in _small_classes(labels)
-    )
-    keep = ~np.isin(labels, [label for label, _ in _small_classes(labels)])
+    """The per-class metrics (SFDA, GBC, ETran, the k-NN and linear-probe baselines) on the boxes of
+    the classes that have two or more, together (a note names the others)."""
+    small = _small_classes(labels)
+    described = ", ".join(f"class {_class_name(classes, label)!r} has {count} box(es)" for label, count in small)
+    keep = ~np.isin(labels, [label for label, _ in small])
     if len(np.unique(labels[keep])) < 2:
         return {n: Outcome(None, f"{n}: {described}; needs 2 per class in at least two classes") for n in names}
     outcomes = _gram_outcomes(names, features[keep], labels[keep], targets[keep], None)
