@@ -51,8 +51,8 @@ PrecisionOption = Annotated[
     str,
     typer.Option(
         help="Forward-pass precision: fp32, bf16, fp16 (autocast) or auto (bf16 on GPUs that have it, else "
-        "fp16; bf16 on CPUs with native bf16 units (AVX512-BF16, AMX), else fp32). Features reach the "
-        "metrics in float64 either way."
+        "fp16; bf16 on CPUs with AMX, else fp32: AVX512-BF16 alone was no faster than fp32). Features reach "
+        "the metrics in float64 either way."
     ),
 ]
 MetricsOption = Annotated[
