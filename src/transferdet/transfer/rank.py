@@ -199,14 +199,20 @@ def parameter_count(spec: ModelSpec) -> int:
 
 
 def _rows(
-    spec_text: str, layer: str, settings: RankSettings, features: BoxFeatures, wanted: list[str], classes: list[str]
+    spec_text: str,
+    layer: str,
+    settings: RankSettings,
+    features: BoxFeatures,
+    wanted: list[str],
+    classes: list[str],
+    size: Outcome | None,
 ):  # noqa: ANN202
     names = [m for m in wanted if m != MODEL_SIZE and (m not in SOURCE_METRICS or features.source_probs is not None)]
     outcomes = score_features(
         features.features, features.labels, standardised(features.boxes), features.source_probs, names, classes
     )
-    if MODEL_SIZE in wanted:
-        outcomes[MODEL_SIZE] = Outcome(float(parameter_count(parse_spec(spec_text))))
+    if size is not None:
+        outcomes[MODEL_SIZE] = size
         outcomes = {m: outcomes[m] for m in wanted if m in outcomes}
     return [
         {
@@ -249,6 +255,8 @@ def rank(
     rows = []
     for spec_text in models:
         report = (lambda done, total, s=spec_text: progress(s, done, total)) if progress else None
+        # once per model, whatever the number of layers
+        size = Outcome(float(parameter_count(parse_spec(spec_text)))) if MODEL_SIZE in wanted else None
         for layer, features in model_features(spec_text, target, settings, cache_dir, report).items():
-            rows += _rows(spec_text, layer, settings, features, wanted, target.classes)
+            rows += _rows(spec_text, layer, settings, features, wanted, target.classes, size)
     return rows
