@@ -108,7 +108,10 @@ class RunDir:
 
         record = self.manifest()["detector"]
         config = DetectorConfig.from_record(record)
-        model = build_detector(build_backbone(parse_spec(self.backbone_arch())), config)
+        body = build_backbone(parse_spec(self.backbone_arch()))
+        if "mean" in record:  # the normalisation it was trained with (runs before it was recorded: the default)
+            body.mean, body.std = tuple(record["mean"]), tuple(record["std"])
+        model = build_detector(body, config)
         model.load_state_dict(self.load_checkpoint(device)["model"])
         return model.to(device).eval(), list(record["classes"])
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from transferdet.errors import TransferdetError
 from transferdet.hashing import json_digest
 from transferdet.models.detectors import DETECTORS
-from transferdet.models.specs import split_spec
+from transferdet.models.model_card import ModelEntry
 from transferdet.train.recipes import RECIPES
 from transferdet.transfer.rank import BENCH_SCORES, KNOWN_SCORES
 
@@ -25,15 +25,10 @@ class DatasetEntry(BaseModel):
     format: str = "auto"
 
 
-class ModelEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    spec: str
-
-
 class BenchConfig(BaseModel):
-    """Every model x dataset is ranked (per feature kind, on every layer) and fine-tuned ``trials`` times."""
+    """Every model x dataset is ranked (per feature kind, on every layer) and fine-tuned ``trials`` times.
+    A model is a spec or a mapping that also states its card's input normalisation and ImageNet
+    top-1 (:class:`~transferdet.models.model_card.ModelEntry`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -50,7 +45,9 @@ class BenchConfig(BaseModel):
     image_size: int = Field(512, ge=16)
     max_images: int | None = Field(None, ge=1)
     max_boxes_per_class: int | None = Field(None, ge=1)
-    background: int | None = Field(None, ge=0)  # background RoIs per image (default: 2 on single-class data)
+    # background RoIs per image (default: 2 on single-class data); a list ranks with each, the
+    # scores of each kept apart as feature kind "local+bgN" (background sampling on and off)
+    background: int | None | list[int | None] = None
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"  # of the ranking forward passes
     target: Literal["AP", "AP50", "AP75"] = "AP50"
     # torch threads per job (default: torch's own locally, 1 on Ray, where it is also the CPUs each job
@@ -65,13 +62,16 @@ class BenchConfig(BaseModel):
             return [{"name": Path(v).name, "path": v} if isinstance(v, str) else v for v in value]
         return value
 
-    @field_validator("models", mode="before")
+    @field_validator("background")
     @classmethod
-    def _model_shorthand(cls, value: Any) -> Any:
-        """A bare spec is its own name."""
-        if isinstance(value, list):
-            return [{"name": v, "spec": v} if isinstance(v, str) else v for v in value]
+    def _backgrounds(cls, value: Any) -> Any:
+        counts = value if isinstance(value, list) else [value]
+        if any(c is not None and c < 0 for c in counts) or (isinstance(value, list) and not value):
+            raise ValueError("background RoIs per image: a count >= 0, null (the default), or a list of them")
         return value
+
+    def backgrounds(self) -> list[int | None]:
+        return list(dict.fromkeys(self.background)) if isinstance(self.background, list) else [self.background]
 
     @model_validator(mode="after")
     def _known_names(self) -> BenchConfig:
@@ -120,8 +120,5 @@ def load_config(path: Path) -> BenchConfig:
     for dataset in config.datasets:
         if not dataset.path.is_absolute():
             dataset.path = base / dataset.path
-    for model in config.models:
-        arch, weights = split_spec(model.spec)
-        if weights is not None and weights not in ("random", "pretrained") and not Path(weights).is_absolute():
-            model.spec = f"{arch}@{base / weights}"
+    config.models = [model.with_base(base) for model in config.models]
     return config

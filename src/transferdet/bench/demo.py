@@ -15,8 +15,9 @@ from pathlib import Path
 import yaml
 
 from transferdet.atomic import atomic_write_bytes
-from transferdet.bench.config import BenchConfig, DatasetEntry, ModelEntry
+from transferdet.bench.config import BenchConfig, DatasetEntry
 from transferdet.data.synthetic import SynthConfig
+from transferdet.models.model_card import ModelEntry
 
 # (name, architecture, source domain or None for random init, pretraining steps): two
 # architectures, random or pretrained on letters or digits, long or short

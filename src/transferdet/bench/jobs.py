@@ -20,10 +20,11 @@ from pydantic import BaseModel, ConfigDict
 from transferdet.bench.config import BenchConfig, config_hash
 from transferdet.bench.store import Job
 from transferdet.devices import default_device
+from transferdet.models.model_card import ModelEntry
 from transferdet.runs import RunDir
 
 # settings added after stores existed: at these values they stay out of a job's identity
-LATER_DEFAULTS: dict[str, Any] = {"background": None, "precision": "fp32"}
+LATER_DEFAULTS: dict[str, Any] = {"background": None, "precision": "fp32", "card": {}}
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
 
 
@@ -52,6 +53,10 @@ class RankDefinition(BaseModel):
     device: str
     background: int | None = None
     precision: str = "fp32"
+    card: dict[str, Any] = {}  # what the model's entry states beside the spec (mean, std, imagenet_top1)
+
+    def model_spec(self):  # noqa: ANN201 - a ModelSpec
+        return ModelEntry(spec=self.spec, **self.card).model_spec()
 
     def settings(self):  # noqa: ANN201 - a RankSettings
         from dataclasses import fields
@@ -76,6 +81,7 @@ class TrainDefinition(BaseModel):
     recipe_overrides: dict[str, Any]
     seed: int
     device: str
+    card: dict[str, Any] = {}  # the model's stated input normalisation (its top-1 changes no training)
 
     def train_job(self, out: Path):  # noqa: ANN201 - a TrainJob
         from transferdet.train.engine import TrainJob
@@ -83,7 +89,7 @@ class TrainDefinition(BaseModel):
 
         return TrainJob(
             data=Path(self.data.path),
-            backbone=self.spec,
+            backbone=ModelEntry(spec=self.spec, **self.card).model_spec(),
             detector=self.detector,
             recipe=load_recipe(self.recipe, config_file=self.recipe_overrides),
             out=out,
@@ -110,14 +116,22 @@ def _rank_definitions(config: BenchConfig, device: str) -> list[tuple[str, str, 
                 max_boxes_per_class=config.max_boxes_per_class,
                 seed=config.seed,
                 device=device,
-                background=config.background,
+                background=background,
                 precision=config.precision,
+                card=model.card(),
             ),
         )
         for dataset in config.datasets
         for model in config.models
         for features in config.features
+        for background in config.backgrounds()
     ]
+
+
+def feature_kind(definition: RankDefinition) -> str:
+    """How a ranking job's scores are labelled: its features, with the background RoIs per image
+    where it fixes them (``local+bg2``), so that runs with and without background stay apart."""
+    return definition.features + (f"+bg{definition.background}" if definition.background is not None else "")
 
 
 def plan(config: BenchConfig, device: str) -> list[Job]:
@@ -134,6 +148,7 @@ def plan(config: BenchConfig, device: str) -> list[Job]:
                     recipe_overrides=config.recipe_overrides,
                     seed=config.seed + trial,
                     device=device,
+                    card={k: v for k, v in model.card().items() if k in ("mean", "std")},
                 )
                 jobs.append(_job(definition, dataset.name, model.name, trial))
     return jobs
@@ -146,7 +161,7 @@ def _job(definition: RankDefinition | TrainDefinition, dataset: str, model: str,
     identity = {k: v for k, v in content.items() if k != "device"}
     digest = config_hash({k: v for k, v in identity.items() if not (k in LATER_DEFAULTS and LATER_DEFAULTS[k] == v)})
     rank = definition.kind == "rank"
-    layer, features = (",".join(definition.layers), definition.features) if rank else (None, None)
+    layer, features = (",".join(definition.layers), feature_kind(definition)) if rank else (None, None)
     return Job(digest, definition.kind, dataset, model, trial, layer, features, content)
 
 
@@ -168,7 +183,7 @@ def _rank(definition: RankDefinition, bench_dir: Path) -> list[dict]:
 
     return rank(
         definition.data.path,
-        [definition.spec],
+        [definition.model_spec()],
         definition.metrics,
         settings=definition.settings(),
         format=definition.data.format,

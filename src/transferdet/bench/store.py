@@ -184,7 +184,9 @@ class Store:
                 "INSERT INTO scores (job_id, dataset, model, layer, features, metric, score, reason)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (job.id, job.dataset, job.model, row["layer"], row["features"], row["metric"], row["score"])
+                    # the job's feature kind: it tells a fixed background count apart (local+bg2)
+                    (job.id, job.dataset, job.model, row["layer"], job.features or row["features"], row["metric"])
+                    + (row["score"],)
                     + (row.get("reason"),)
                     for row in result.get("scores", [])
                 ],

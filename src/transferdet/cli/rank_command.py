@@ -25,6 +25,7 @@ from transferdet.cli.common import (
 )
 from transferdet.devices import default_device
 from transferdet.errors import TransferdetError
+from transferdet.models.specs import ModelSpec
 
 LayerOption = Annotated[
     str,
@@ -37,6 +38,13 @@ LayerOption = Annotated[
 ModelsOption = Annotated[
     list[str],
     typer.Option("--models", help="Model spec ARCH[@WEIGHTS]; repeat the option or separate specs with commas."),
+]
+ModelsFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="YAML file listing models: specs, or mappings {spec, mean, std, imagenet_top1} stating the input "
+        "normalisation the weights expect and the card's ImageNet top-1 (ranked as a baseline)."
+    ),
 ]
 BackgroundOption = Annotated[
     int | None,
@@ -67,16 +75,28 @@ MetricsOption = Annotated[
 ]
 
 
-def _model_list(models: list[str], models_file: Path | None) -> list[str]:
-    specs = [spec for value in models for spec in value.split(",") if spec.strip()]
+def _model_list(models: list[str], models_file: Path | None) -> list[str | ModelSpec]:
+    """Specs from ``--models`` and the models file, whose entries may state a model card's input
+    normalisation and ImageNet top-1 (:mod:`~transferdet.models.model_card`)."""
+    specs: list[str | ModelSpec] = [spec for value in models for spec in value.split(",") if spec.strip()]
     if models_file is not None:
+        from pydantic import ValidationError
+
         from transferdet.data.formats.base import load_yaml
+        from transferdet.models.model_card import ModelEntry
 
         content = load_yaml(models_file)
         listed = content.get("models") if isinstance(content, dict) else content
-        if not isinstance(listed, list) or not all(isinstance(m, str) for m in listed):
+        if not isinstance(listed, list):
             raise TransferdetError(f"{models_file}: expected a list of model specs (or 'models: [...]')")
-        specs += listed
+        for index, item in enumerate(listed):
+            try:
+                entry = ModelEntry.model_validate(item).with_base(models_file.resolve().parent)
+            except ValidationError as error:
+                first = error.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise TransferdetError(f"{models_file}: model {index + 1}: {where}: {first['msg']}") from None
+            specs.append(entry.model_spec() if entry.card() else entry.spec)
     if not specs:
         raise TransferdetError("no models: give --models SPEC (repeat it, or separate specs with commas)")
     return specs
@@ -180,7 +200,7 @@ def _show(rows: list[dict], specs: list[str], wanted: list[str], out: Path | Non
 def rank(
     data: Annotated[Path, typer.Option("--data", help="Detection dataset (folder or annotation file).")],
     models: ModelsOption = [],  # noqa: B006 - typer reads the default
-    models_file: Annotated[Path | None, typer.Option(help="YAML file listing model specs.")] = None,
+    models_file: ModelsFileOption = None,
     metrics: MetricsOption = [],  # noqa: B006
     layer: LayerOption = "c5",
     features: Annotated[str, typer.Option(help="local: RoI-Align on each box; global: whole image.")] = "local",
@@ -233,4 +253,4 @@ def rank(
             bar.update(tasks[spec], completed=done)
 
         rows = rank_models(data, specs, wanted, split, settings, format.value, options, folder, report)
-    _show(rows, specs, wanted, out, as_json)
+    _show(rows, [str(s) for s in specs], wanted, out, as_json)

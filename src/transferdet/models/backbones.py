@@ -3,7 +3,8 @@
 The architecture comes from its library's adapter (timm or torchvision); the checkpoint is read
 once, its layout detected and its tensors matched onto the architecture's names
 (:mod:`~transferdet.models.checkpoints`); the input normalisation it states (a sidecar, or its
-own entries: :mod:`~transferdet.models.normalisation`) replaces the architecture's default.
+own entries: :mod:`~transferdet.models.normalisation`) replaces the architecture's default, and
+one stated with the model (:mod:`~transferdet.models.model_card`) replaces both.
 Where the checkpoint holds the weights of a linear classifier on pooled c5 (any number of
 classes), the backbone keeps it as ``classifier`` (for LEEP and NCE).
 """
@@ -72,12 +73,36 @@ def matched_weights(spec: ModelSpec | str, strict: bool = True) -> tuple[dict[st
     return loaded, report
 
 
+def _load_run_body(spec: ModelSpec, backbone: Backbone) -> None:
+    """The body of the detector a ``transferdet train`` run folder holds, with the input
+    normalisation it was trained with (a detector pretrained elsewhere as a source)."""
+    from transferdet.runs import RunDir
+
+    run = RunDir(spec.checkpoint)
+    if run.backbone_arch() != spec.arch:
+        raise TransferdetError(f"{spec}: the run in {spec.checkpoint} trained {run.backbone_arch()}, not {spec.arch}")
+    prefix = "backbone.body."
+    state = {k[len(prefix) :]: v for k, v in run.load_checkpoint()["model"].items() if k.startswith(prefix)}
+    missing, unexpected = backbone.load_state_dict(state, strict=False)
+    # frozen batch norms keep no batch count: the only keys a trained body may lack
+    problems = [k for k in missing if not k.endswith("num_batches_tracked")] + list(unexpected)
+    if problems:
+        raise TransferdetError(f"{run.checkpoint_file}: its detector's body does not fit {spec.arch} ({problems[0]})")
+    record = run.manifest()["detector"]
+    if "mean" in record:
+        backbone.mean, backbone.std = tuple(record["mean"]), tuple(record["std"])
+        backbone.normalisation_source = f"{run.path} (the run's manifest)"
+
+
 def build_backbone(spec: ModelSpec | str, strict: bool = True) -> Backbone:
-    """The backbone ``spec`` names, with its weights loaded (strictly, unless ``strict=False``)."""
+    """The backbone ``spec`` names, with its weights loaded (strictly, unless ``strict=False``);
+    WEIGHTS may be a training run's folder, whose detector's body it then is."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     architecture = build_architecture(spec)
     backbone = architecture.backbone
-    if spec.checkpoint is not None:
+    if spec.is_detector_run:
+        _load_run_body(spec, backbone)
+    elif spec.checkpoint is not None:
         checkpoint = read_checkpoint(spec.checkpoint)
         tensors, loaded, backbone.load_report = _match(spec, architecture, strict, checkpoint)
         architecture.assign(loaded)
@@ -87,6 +112,9 @@ def build_backbone(spec: ModelSpec | str, strict: bool = True) -> Backbone:
         stated = stated_normalisation(spec.checkpoint, checkpoint.notes)
         if stated is not None:
             backbone.mean, backbone.std, backbone.normalisation_source = stated.mean, stated.std, stated.source
+    if spec.mean is not None and spec.std is not None:  # stated with the model: comes first
+        backbone.mean, backbone.std = spec.mean, spec.std
+        backbone.normalisation_source = "the model's entry (models file or bench config)"
     backbone.spec = spec
     return backbone
 

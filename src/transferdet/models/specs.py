@@ -1,5 +1,9 @@
 """Model specifiers ``ARCH[@WEIGHTS]`` (DESIGN.md): ``timm:NAME`` or ``torchvision:NAME``, weights a
-checkpoint path, ``random``, or ``pretrained`` (the library's own download; needs internet)."""
+checkpoint path, ``random``, or ``pretrained`` (the library's own download; needs internet).
+
+A spec may also carry what a model card states beside the weights (a models file's or bench
+config's entry, :mod:`~transferdet.models.model_card`): the input ``mean``/``std`` the weights
+expect and their ImageNet ``top1``. They are not part of the spec's text."""
 
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ class ModelSpec:
     library: str
     name: str
     weights: str = "random"
+    mean: tuple[float, ...] | None = None  # stated input normalisation (None: the checkpoint's or the default)
+    std: tuple[float, ...] | None = None
+    top1: float | None = None  # stated ImageNet-1k top-1 accuracy (%), a static baseline
 
     @property
     def arch(self) -> str:
@@ -44,9 +51,12 @@ def split_spec(text: str) -> tuple[str, str | None]:
     return arch, (weights if sep else None)
 
 
-def parse_spec(text: str) -> ModelSpec:
+def parse_spec(text: str | ModelSpec) -> ModelSpec:
     """``"timm:resnet18@random"`` -> ``ModelSpec("timm", "resnet18", "random")``; weights default to
-    ``random``. A path that does not exist is an error here, before any model is built."""
+    ``random``. A path that does not exist is an error here, before any model is built. A
+    ``ModelSpec`` is returned as it is."""
+    if isinstance(text, ModelSpec):
+        return text
     arch, weights = split_spec(text)
     library, sep, name = arch.partition(":")
     if not sep or library not in LIBRARIES or not name:

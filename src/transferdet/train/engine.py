@@ -22,6 +22,7 @@ from transferdet.devices import default_device
 from transferdet.distill.distiller import Distiller, DistillSettings
 from transferdet.distill.teacher import Teacher
 from transferdet.errors import TransferdetError
+from transferdet.models.specs import ModelSpec
 from transferdet.runs import RunDir
 from transferdet.train import distributed
 from transferdet.train.assemble import build_model, build_optimizer, training_loader
@@ -35,7 +36,7 @@ from transferdet.train.state import restore_training_state
 @dataclass
 class TrainJob:
     data: Path
-    backbone: str
+    backbone: str | ModelSpec  # a ModelSpec may carry a stated input normalisation
     detector: str
     recipe: Recipe
     out: Path
@@ -50,6 +51,7 @@ class TrainJob:
     def record(self, iterations: int) -> dict[str, Any]:
         """The job as the run's manifest keeps it."""
         plain = {k: str(v) for k, v in asdict(self).items() if k not in ("recipe", "options", "distill")}
+        plain["backbone"] = str(self.backbone)  # a ModelSpec's text (its stated mean/std: the detector record)
         return {**plain, "distill": self.distill_record(), "iterations": iterations}
 
     def distill_record(self) -> dict[str, Any] | None:
@@ -133,7 +135,8 @@ def _train(job: TrainJob, group: distributed.Group, resume: bool, on_iteration: 
         if group.main:
             run.truncate_log(start)
     elif group.main:
-        record = {**model.detector_config.to_record(), "classes": dataset.classes}
+        body = model.backbone.body  # the input normalisation the weights expect, for reloading
+        record = {**model.detector_config.to_record(), "classes": dataset.classes, "mean": body.mean, "std": body.std}
         run.write_manifest(job.recipe.model_dump(), job.record(total), record)
     board = _tensorboard(run) if group.main else None
     with run.log(append=resume, write=group.main) as log:

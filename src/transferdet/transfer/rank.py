@@ -45,12 +45,14 @@ from transferdet.transfer.scoring import Outcome, score_features
 EXTRACTOR_VERSION = 3
 DEFAULT_METRICS = ("logme", "tlogme", "h_score", "reg_h_score", "transrate", "sfda", "etran", "gbc", "leep", "nce")
 MODEL_SIZE = "model_size"  # the backbone's parameter count: a static ranker
-BASELINES = (*SUITE_BASELINES, MODEL_SIZE)
+IMAGENET_TOP1 = "imagenet_top1"  # the top-1 a model's entry states (models/model_card.py): another
+STATIC_SCORES = (MODEL_SIZE, IMAGENET_TOP1)
+BASELINES = (*SUITE_BASELINES, *STATIC_SCORES)
 # what rank computes unless told: the metrics, then the baselines that cost little (the linear
 # probe takes seconds per model: asked for by name, and always in the bench)
 DEFAULT_SCORES = (*DEFAULT_METRICS, *(b for b in BASELINES if b != "linear_probe"))
 BENCH_SCORES = (*DEFAULT_METRICS, *BASELINES)
-KNOWN_SCORES = (*METRICS, MODEL_SIZE)
+KNOWN_SCORES = (*METRICS, *STATIC_SCORES)
 
 
 def layer_list(layers: str | Sequence[str]) -> tuple[str, ...]:
@@ -119,13 +121,15 @@ def rank_target(
 
 def _weights_identity(spec: ModelSpec, run: RunDir | None) -> str | None:
     """The content digest of the weights (a run's checkpoint, a checkpoint file, with the sidecar
-    that states its input normalisation), or their name."""
+    that states its input normalisation), or their name; with the normalisation the model's entry
+    states, if any."""
+    stated = f"+mean{list(spec.mean)}std{list(spec.std)}" if spec.mean is not None else ""
     if run is not None:
-        return run.checkpoint_digest()
+        return run.checkpoint_digest() + stated
     if spec.checkpoint is None:
-        return spec.weights
+        return spec.weights + stated
     sidecar = sidecar_path(spec.checkpoint)
-    return file_digest(spec.checkpoint) + (f"+{file_digest(sidecar)}" if sidecar.is_file() else "")
+    return file_digest(spec.checkpoint) + (f"+{file_digest(sidecar)}" if sidecar.is_file() else "") + stated
 
 
 def _feature_key(spec: ModelSpec, weights: str | None, target: RankTarget, settings: RankSettings, layer: str) -> str:
@@ -142,7 +146,7 @@ def _feature_key(spec: ModelSpec, weights: str | None, target: RankTarget, setti
     )
 
 
-def _network(spec_text: str, spec: ModelSpec, run: RunDir | None, seed: int) -> tuple[Backbone, torch.nn.Module | None]:
+def _network(spec: ModelSpec, run: RunDir | None, seed: int) -> tuple[Backbone, torch.nn.Module | None]:
     """The backbone to extract from, and the trained detector it belongs to when WEIGHTS is a run."""
     torch.manual_seed(seed)  # random-init weights are part of the spec's meaning
     if run is None:
@@ -150,12 +154,15 @@ def _network(spec_text: str, spec: ModelSpec, run: RunDir | None, seed: int) -> 
     detector, _ = run.load_detector()
     trained_arch = run.backbone_arch()
     if trained_arch != spec.arch:
-        raise TransferdetError(f"{spec_text}: the run in {spec.checkpoint} trained {trained_arch}, not {spec.arch}")
-    return detector.backbone.body, detector
+        raise TransferdetError(f"{spec}: the run in {spec.checkpoint} trained {trained_arch}, not {spec.arch}")
+    body = detector.backbone.body
+    if spec.mean is not None and spec.std is not None:
+        body.mean, body.std = spec.mean, spec.std
+    return body, detector
 
 
 def model_features(
-    spec_text: str,
+    spec: str | ModelSpec,
     target: RankTarget,
     settings: RankSettings,
     cache_dir: Path | None,
@@ -163,14 +170,14 @@ def model_features(
 ) -> dict[str, BoxFeatures]:
     """The box features of every layer of ``settings``: from the cache where there, the others from
     one forward pass; each layer is cached under its own key."""
-    spec = parse_spec(spec_text)
+    spec = parse_spec(spec)
     run = RunDir(spec.checkpoint) if spec.is_detector_run else None
     weights = _weights_identity(spec, run)  # hashed once, whatever the number of layers
     keys = {layer: _feature_key(spec, weights, target, settings, layer) for layer in settings.layers}
     found = {layer: cache.load(cache_dir, key) for layer, key in keys.items()} if cache_dir is not None else {}
     missing = [layer for layer in settings.layers if found.get(layer) is None]
     if missing:
-        backbone, detector = _network(spec_text, spec, run, settings.seed)
+        backbone, detector = _network(spec, run, settings.seed)
         total = len(target.records)
         extracted = extract_layers(
             backbone,
@@ -198,25 +205,35 @@ def parameter_count(spec: ModelSpec) -> int:
         return sum(p.numel() for p in build_architecture(spec).backbone.parameters())
 
 
+def static_scores(spec: ModelSpec, wanted: Sequence[str]) -> dict[str, Outcome]:
+    """The scores that do not look at the data: the parameter count, and the ImageNet top-1 where
+    the model's entry states one (no row otherwise, like LEEP without a source classifier)."""
+    static = {}
+    if MODEL_SIZE in wanted:
+        static[MODEL_SIZE] = Outcome(float(parameter_count(spec)))
+    if IMAGENET_TOP1 in wanted and spec.top1 is not None:
+        static[IMAGENET_TOP1] = Outcome(float(spec.top1))
+    return static
+
+
 def _rows(
-    spec_text: str,
+    model: str,
     layer: str,
     settings: RankSettings,
     features: BoxFeatures,
     wanted: list[str],
     classes: list[str],
-    size: Outcome | None,
+    static: dict[str, Outcome],
 ):  # noqa: ANN202
-    names = [m for m in wanted if m != MODEL_SIZE and (m not in SOURCE_METRICS or features.source_probs is not None)]
+    has_source = features.source_probs is not None
+    names = [m for m in wanted if m not in STATIC_SCORES and (m not in SOURCE_METRICS or has_source)]
     outcomes = score_features(
         features.features, features.labels, standardised(features.boxes), features.source_probs, names, classes
     )
-    if size is not None:
-        outcomes[MODEL_SIZE] = size
-        outcomes = {m: outcomes[m] for m in wanted if m in outcomes}
+    outcomes = {m: (static[m] if m in static else outcomes[m]) for m in wanted if m in static or m in outcomes}
     return [
         {
-            "model": spec_text,
+            "model": model,
             "layer": layer,
             "features": settings.features,
             "metric": metric,
@@ -231,7 +248,7 @@ def _rows(
 
 def rank(
     data: str | Path,
-    models: Sequence[str],
+    models: Sequence[str | ModelSpec],
     metrics: Sequence[str] | None = None,
     split: str | None = None,
     settings: RankSettings | None = None,
@@ -241,9 +258,9 @@ def rank(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> list[dict]:
     """Rows ``{"model", "layer", "features", "metric", "score", "status", "reason", "note"}``, one
-    per model, layer and metric; ``model`` is the spec as given; ``score`` is None (``status`` failed)
-    where the metric cannot score these features, ``reason`` says why; ``note`` says what a metric
-    left out (a class with too few boxes)."""
+    per model, layer and metric; ``model`` is the spec as given (a ``ModelSpec`` as its text);
+    ``score`` is None (``status`` failed) where the metric cannot score these features, ``reason``
+    says why; ``note`` says what a metric left out (a class with too few boxes)."""
     settings = settings or RankSettings()
     wanted = list(metrics or DEFAULT_SCORES)
     unknown = [m for m in wanted if m not in KNOWN_SCORES]
@@ -253,10 +270,10 @@ def rank(
         raise TransferdetError("no models to rank")
     target = rank_target(data, format, options or ReadOptions(), split, settings)
     rows = []
-    for spec_text in models:
-        report = (lambda done, total, s=spec_text: progress(s, done, total)) if progress else None
-        # once per model, whatever the number of layers
-        size = Outcome(float(parameter_count(parse_spec(spec_text)))) if MODEL_SIZE in wanted else None
-        for layer, features in model_features(spec_text, target, settings, cache_dir, report).items():
-            rows += _rows(spec_text, layer, settings, features, wanted, target.classes, size)
+    for given in models:
+        spec, name = parse_spec(given), str(given)
+        report = (lambda done, total, s=name: progress(s, done, total)) if progress else None
+        static = static_scores(spec, wanted)  # once per model, whatever the number of layers
+        for layer, features in model_features(spec, target, settings, cache_dir, report).items():
+            rows += _rows(name, layer, settings, features, wanted, target.classes, static)
     return rows
