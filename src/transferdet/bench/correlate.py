@@ -37,6 +37,7 @@ class Correlation:
     kendall_p: float
     weighted_tau: float
     top1_regret: float
+    scope: str = "all sources"  # or "pretrained sources": the models correlated over
 
 
 def top1_regret(scores: np.ndarray, ap: np.ndarray) -> float:
@@ -83,14 +84,16 @@ def ap_summary(ap_rows: list[dict], target: str) -> dict[tuple[str, str], tuple[
     }
 
 
-def _standardised(values: np.ndarray) -> np.ndarray:
+def standardised(values: np.ndarray) -> np.ndarray:
     std = values.std()
     return (values - values.mean()) / std if std > 0 else values - values.mean()
 
 
-def correlate(score_rows: list[dict], ap_rows: list[dict], target: str = "AP50") -> list[Correlation]:
+def correlate(
+    score_rows: list[dict], ap_rows: list[dict], target: str = "AP50", scope: str = "all sources"
+) -> list[Correlation]:
     """Correlations of every (metric, layer, features) with mean ``target`` AP, per dataset and
-    pooled, over the models that have both a score and an AP."""
+    pooled, over the models that have both a score and an AP (``scope`` names that set)."""
     ap = ap_summary(ap_rows, target)
     grouped: dict[tuple[str, str, str, str], dict[str, float]] = defaultdict(dict)
     for row in score_rows:
@@ -109,14 +112,23 @@ def correlate(score_rows: list[dict], ap_rows: list[dict], target: str = "AP50")
             continue
         scores = np.array([by_model[m] for m in models])
         aps = np.array([ap[(dataset, m)][0] for m in models])
-        results.append(Correlation(dataset, metric, layer, features, len(models), **correlation_measures(scores, aps)))
+        measures = correlation_measures(scores, aps)
+        results.append(Correlation(dataset, metric, layer, features, len(models), **measures, scope=scope))
         pooled[(metric, layer, features)].append((scores, aps))
     for (metric, layer, features), parts in pooled.items():
         if len(parts) < 2:
             continue
-        scores = np.concatenate([_standardised(s) for s, _ in parts])
-        aps = np.concatenate([_standardised(a) for _, a in parts])
-        measures = correlation_measures(scores, aps)
-        measures["top1_regret"] = float(np.mean([top1_regret(s, a) for s, a in parts]))
-        results.append(Correlation(POOLED, metric, layer, features, len(scores), **measures))
+        measures = pooled_measures(parts)
+        models = sum(len(s) for s, _ in parts)
+        results.append(Correlation(POOLED, metric, layer, features, models, **measures, scope=scope))
     return results
+
+
+def pooled_measures(parts: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """The measures over several datasets' ``(scores, APs)``: correlations of the concatenated
+    values after standardising each dataset's, and the mean of the per-dataset regrets."""
+    scores = np.concatenate([standardised(s) for s, _ in parts])
+    aps = np.concatenate([standardised(a) for _, a in parts])
+    measures = correlation_measures(scores, aps)
+    measures["top1_regret"] = float(np.mean([top1_regret(s, a) for s, a in parts]))
+    return measures

@@ -11,7 +11,7 @@ from collections import defaultdict
 import numpy as np
 
 from transferdet.bench.correlate import ap_summary
-from transferdet.bench.report_data import ReportData, fmt, model_names
+from transferdet.bench.report_data import ALL, ReportData, fmt, in_scope, model_names
 
 
 def pyplot():  # noqa: ANN202
@@ -50,7 +50,7 @@ def scatter_plot(data: ReportData, dataset: str, layer: str, features: str) -> s
     rows = math.ceil(len(metrics) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.5 * rows), squeeze=False)
     kendall = {
-        c.metric: c.kendall for c in data.correlations if (c.dataset, c.layer, c.features) == (dataset, layer, features)
+        c.metric: c.kendall for c in in_scope(data) if (c.dataset, c.layer, c.features) == (dataset, layer, features)
     }
     for axis, metric in zip(axes.flat, metrics, strict=False):
         models = [m for m in by_metric[metric] if (dataset, m) in ap]
@@ -93,11 +93,11 @@ def ap_plot(data: ReportData, dataset: str) -> str | None:
     return png(figure)
 
 
-def heatmap_plot(data: ReportData, dataset: str) -> str | None:
+def heatmap_plot(data: ReportData, dataset: str, scope: str = ALL) -> str | None:
     """Kendall tau per metric (rows) and layer/features (columns)."""
     plt = pyplot()
 
-    rows = [c for c in data.correlations if c.dataset == dataset]
+    rows = [c for c in in_scope(data, scope) if c.dataset == dataset]
     if not rows:
         return None
     metrics = [m for m in data.config.get("metrics", []) if any(c.metric == m for c in rows)]
@@ -113,9 +113,37 @@ def heatmap_plot(data: ReportData, dataset: str) -> str | None:
         dark = math.isfinite(value) and abs(value) > 0.6
         axis.text(j, i, fmt(value, 2), ha="center", va="center", fontsize=7, color="white" if dark else "black")
     figure.colorbar(image, ax=axis, label="Kendall τ")
-    axis.set_title(f"{dataset}: Kendall τ of metric vs {data.target}", fontsize=10)
+    axis.set_title(f"{dataset}: Kendall τ of metric vs {data.target} ({scope})", fontsize=10)
     figure.tight_layout()
     return png(figure)
 
 
 # --- tables ---------------------------------------------------------------------------------------
+
+
+def interval_plot(data: ReportData, scope: str) -> str | None:
+    """Pooled Kendall tau of every score with its bootstrap interval, best first; baselines grey."""
+    from transferdet.transfer.rank import BASELINES
+
+    plt = pyplot()
+    rows = sorted(
+        (s for s in data.summaries if s.scope == scope and math.isfinite(s.measures["kendall"].value)),
+        key=lambda s: s.measures["kendall"].value,
+    )
+    if not rows:
+        return None
+    figure, axis = plt.subplots(figsize=(7, 0.22 * len(rows) + 1.3))
+    for y, summary in enumerate(rows):
+        tau = summary.measures["kendall"]
+        colour = "#888888" if summary.metric in BASELINES else "#1f77b4"
+        low, high = (tau.low, tau.high) if math.isfinite(tau.low) else (tau.value, tau.value)
+        axis.plot([low, high], [y, y], color=colour, linewidth=2, alpha=0.6)
+        axis.plot(tau.value, y, "o", color=colour, markersize=4)
+    axis.set_yticks(range(len(rows)), [f"{s.metric} {s.layer} {s.features}" for s in rows], fontsize=7)
+    axis.axvline(0, color="black", linewidth=0.6)
+    axis.set_xlim(-1.05, 1.05)
+    axis.set_xlabel(f"pooled Kendall τ with {data.target} (90% bootstrap interval; grey: baselines)")
+    axis.set_title(f"{scope}: {rows[0].targets} target(s), {rows[0].models} models", fontsize=10)
+    axis.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    return png(figure)

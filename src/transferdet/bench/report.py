@@ -14,10 +14,26 @@ from dataclasses import asdict
 from pathlib import Path
 
 from transferdet.atomic import atomic_write_bytes
+from transferdet.bench.bootstrap import MEASURES
 from transferdet.bench.correlate import POOLED
-from transferdet.bench.plots import ap_plot, heatmap_plot, scatter_plot
-from transferdet.bench.report_data import ReportData, dataset_names, load_report_data
-from transferdet.bench.report_tables import ap_table, correlation_table, html_table, markdown_table, scores_table
+from transferdet.bench.plots import ap_plot, heatmap_plot, interval_plot, scatter_plot
+from transferdet.bench.report_data import (
+    ALL,
+    PRETRAINED,
+    REPLICATES,
+    ReportData,
+    dataset_names,
+    in_scope,
+    load_report_data,
+)
+from transferdet.bench.report_tables import (
+    ap_table,
+    correlation_table,
+    html_table,
+    markdown_table,
+    scores_table,
+    summary_table,
+)
 
 __all__ = ["build_report", "load_report_data"]
 
@@ -80,9 +96,15 @@ def _overview(doc: Document, data: ReportData) -> None:
         f"{config.get('detector')} with recipe {config.get('recipe')}, {config.get('trials')} trial(s); "
         f"target {data.target}. Jobs: {done} of {len(data.jobs)} done, {failed} failed."
     )
-    if any(c.dataset == POOLED for c in data.correlations):
-        doc.heading(f"All datasets (pooled, scores and {data.target} standardised per dataset)")
-        doc.table(*correlation_table(data, POOLED))
+    for index, scope in enumerate(sorted({s.scope for s in data.summaries}, key=[ALL, PRETRAINED].index)):
+        doc.heading(f"All datasets pooled, {scope} (90% bootstrap intervals)")
+        doc.paragraph(
+            f"Scores and {data.target} standardised per dataset; intervals from {REPLICATES} replicates resampling "
+            "datasets and trials; gain in τ: over the best baseline in this scope, paired."
+        )
+        doc.table(*summary_table(data, scope))
+        doc.plot(f"intervals-{index}", interval_plot(data, scope), f"pooled Kendall tau, {scope}")
+    if any(c.dataset == POOLED for c in in_scope(data)):
         doc.plot("kendall-pooled", heatmap_plot(data, POOLED), "Kendall tau, pooled")
 
 
@@ -93,6 +115,9 @@ def _dataset_section(doc: Document, data: ReportData, index: int, dataset: str) 
     doc.plot(f"ap-{index}", ap_plot(data, dataset), f"{data.target} per model on {dataset}")
     doc.heading("How well each metric predicted fine-tuned AP", 3)
     doc.table(*correlation_table(data, dataset))
+    if any(c.scope == PRETRAINED and c.dataset == dataset for c in data.correlations):
+        doc.heading("... within the pretrained sources only", 3)
+        doc.table(*correlation_table(data, dataset, PRETRAINED))
     doc.plot(f"kendall-{index}", heatmap_plot(data, dataset), f"Kendall tau on {dataset}")
     layers = [(layer, f) for layer in config.get("layers", []) for f in config.get("features", [])]
     for position, (layer, features) in enumerate(layers):
@@ -114,9 +139,10 @@ def _failures(doc: Document, data: ReportData) -> None:
     doc.table(["kind", "dataset", "model", "trial", "error"], rows)
 
 
-def build_report(bench_dir: Path) -> tuple[Path, Path]:
-    """Write report.md, report.html and the CSV files from ``bench_dir``'s store."""
-    data = load_report_data(bench_dir)
+def build_report(bench_dir: Path, data: ReportData | None = None) -> tuple[Path, Path]:
+    """Write report.md, report.html and the CSV files from ``bench_dir``'s store (``data``: what
+    :func:`load_report_data` read from it, where the caller has it)."""
+    data = data or load_report_data(bench_dir)
     doc = Document(bench_dir)
     _overview(doc, data)
     for index, dataset in enumerate(dataset_names(data)):
@@ -137,6 +163,30 @@ def _write_csvs(bench_dir: Path, data: ReportData) -> None:
             writer.writerows(rows)
         atomic_write_bytes(bench_dir / name, buffer.getvalue().encode())
 
-    write("correlations.csv", [asdict(c) for c in data.correlations])
+    write("correlations.csv", correlation_records(data))
     write("scores.csv", [{k: v for k, v in r.items() if k != "job_id"} for r in data.scores])
     write("ap.csv", [{k: v for k, v in r.items() if k != "job_id"} for r in data.ap])
+
+
+def correlation_records(data: ReportData) -> list[dict]:
+    """correlations.csv: every correlation, the pooled ones with their intervals (``_low``,
+    ``_high``) and gain in tau over the best baseline of their scope (``against``)."""
+    summaries = {(s.scope, s.metric, s.layer, s.features): s for s in data.summaries}
+    records = []
+    for correlation in data.correlations:
+        record = asdict(correlation)
+        key = (correlation.scope, correlation.metric, correlation.layer, correlation.features)
+        found = summaries.get(key) if correlation.dataset == POOLED else None
+        for name in MEASURES:
+            interval = found.measures[name] if found else None
+            record[f"{name}_low"] = interval.low if interval else None
+            record[f"{name}_high"] = interval.high if interval else None
+        gain = found.gain if found else None
+        record.update(
+            gain=gain.value if gain else None,
+            gain_low=gain.low if gain else None,
+            gain_high=gain.high if gain else None,
+            against=found.against if found else None,
+        )
+        records.append(record)
+    return records

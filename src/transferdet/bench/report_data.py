@@ -7,9 +7,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from transferdet.bench.bootstrap import Summary, evidence, summarise
 from transferdet.bench.correlate import Correlation, correlate
 from transferdet.bench.store import STORE_FILE, Store
 from transferdet.errors import TransferdetError
+
+ALL, PRETRAINED = "all sources", "pretrained sources"
+REPLICATES = 1000  # bootstrap replicates behind every interval
 
 
 @dataclass
@@ -19,7 +23,33 @@ class ReportData:
     scores: list[dict]
     ap: list[dict]
     target: str
-    correlations: list[Correlation]
+    correlations: list[Correlation]  # per dataset and pooled, in each scope
+    summaries: list[Summary]  # pooled, with bootstrap intervals and gains over the best baseline
+
+
+def scopes(config: dict) -> dict[str, set[str] | None]:
+    """The model sets correlated over: all, and the pretrained ones (not ``@random``) where there
+    are random ones to leave out and at least two pretrained."""
+    models = config.get("models", [])
+    pretrained = {m["name"] for m in models if not str(m["spec"]).endswith("@random")}
+    return {ALL: None} | ({PRETRAINED: pretrained} if len(models) > len(pretrained) >= 2 else {})
+
+
+def analyse(
+    config: dict, scores: list[dict], ap: list[dict], target: str, replicates: int = REPLICATES
+) -> tuple[list[Correlation], list[Summary]]:
+    """Correlations and bootstrap summaries in every scope (``seed`` of the bench: the same report
+    from the same store)."""
+    from transferdet.transfer.rank import BASELINES
+
+    correlations, summaries = [], []
+    for scope, models in scopes(config).items():
+        kept_scores = [r for r in scores if models is None or r["model"] in models]
+        kept_ap = [r for r in ap if models is None or r["model"] in models]
+        correlations += correlate(kept_scores, kept_ap, target, scope)
+        found = evidence(scores, ap, target, models)
+        summaries += summarise(found, scope, BASELINES, replicates, seed=int(config.get("seed", 0)))
+    return correlations, summaries
 
 
 def load_report_data(bench_dir: Path) -> ReportData:
@@ -35,7 +65,11 @@ def load_report_data(bench_dir: Path) -> ReportData:
         scores = store.scores(job_ids)
         ap = store.ap(job_ids)
     target = config.get("target", "AP50")
-    return ReportData(config, jobs, scores, ap, target, correlate(scores, ap, target))
+    return ReportData(config, jobs, scores, ap, target, *analyse(config, scores, ap, target))
+
+
+def in_scope(data: ReportData, scope: str = ALL) -> list[Correlation]:
+    return [c for c in data.correlations if c.scope == scope]
 
 
 def fmt(value: float | None, digits: int = 3) -> str:

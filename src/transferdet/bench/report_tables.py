@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import html
+import math
 from collections import defaultdict
 
+from transferdet.bench.bootstrap import MEASURES, Interval, Summary
 from transferdet.bench.correlate import ap_summary
-from transferdet.bench.report_data import ReportData, fmt, model_names
+from transferdet.bench.report_data import ALL, ReportData, fmt, in_scope, model_names
 
 
 def ap_table(data: ReportData, dataset: str) -> tuple[list[str], list[list[str]]]:
@@ -20,7 +22,7 @@ def ap_table(data: ReportData, dataset: str) -> tuple[list[str], list[list[str]]
     return header, rows
 
 
-def correlation_table(data: ReportData, dataset: str) -> tuple[list[str], list[list[str]]]:
+def correlation_table(data: ReportData, dataset: str, scope: str = ALL) -> tuple[list[str], list[list[str]]]:
     header = [
         "metric",
         "layer",
@@ -42,10 +44,33 @@ def correlation_table(data: ReportData, dataset: str) -> tuple[list[str], list[l
             f"{fmt(c.pearson)} ({fmt(c.pearson_p, 2)})",
             fmt(c.top1_regret),
         ]
-        for c in data.correlations
+        for c in in_scope(data, scope)
         if c.dataset == dataset
     ]
     return header, rows
+
+
+def interval_text(interval: Interval | None) -> str:
+    if interval is None:
+        return ""
+    return f"{fmt(interval.value, 2)} [{fmt(interval.low, 2)}, {fmt(interval.high, 2)}]"
+
+
+def by_kendall(summary: Summary) -> float:
+    """Sort key: the highest pooled Kendall tau first, undefined last."""
+    tau = summary.measures["kendall"].value
+    return -tau if math.isfinite(tau) else 2.0
+
+
+def summary_table(data: ReportData, scope: str) -> tuple[list[str], list[list[str]]]:
+    """Pooled measures with 90% intervals, best Kendall tau first."""
+    header = ["metric", "layer", "features", "Kendall τ", "weighted τ", "Pearson", "top-1 regret", "gain in τ"]
+
+    rows = sorted((s for s in data.summaries if s.scope == scope), key=by_kendall)
+    return header, [
+        [s.metric, s.layer, s.features, *(interval_text(s.measures[m]) for m in MEASURES), interval_text(s.gain)]
+        for s in rows
+    ]
 
 
 def scores_table(data: ReportData, dataset: str, layer: str, features: str) -> tuple[list[str], list[list[str]]]:

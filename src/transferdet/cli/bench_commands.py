@@ -9,48 +9,42 @@ import typer
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
+from transferdet.bench.report_data import ReportData
 from transferdet.bench.store import Job
 from transferdet.cli.common import err_console, out_console, progress_bar
 
-CONFIG_HELP = """CONFIG.yaml keys: datasets (paths, or {name, path, format}), models (specs, or {name, spec}),
-detector, recipe, recipe_overrides, trials, seed, metrics, layers (all from one forward pass),
-features, image_size, max_images, max_boxes_per_class, background (RoIs per image as an extra
-class; default 2 on single-class data), precision (of the ranking forward passes: fp32, bf16,
-fp16 or auto), target (AP, AP50 or AP75), threads_per_job (torch and BLAS threads per job; on Ray
-also the CPUs each job reserves). Relative paths are taken from the config file's folder."""
+CONFIG_HELP = """CONFIG.yaml keys: datasets (paths, or {name, path, format}), models (specs, or {name, spec,
+mean, std, imagenet_top1}: the input normalisation the weights expect and the card's top-1, ranked as
+a baseline), detector, recipe, recipe_overrides, trials, seed, metrics, layers (all from one forward
+pass), features, image_size, max_images, max_boxes_per_class, background (RoIs per image as an extra
+class; default 2 on single-class data; a list ranks with each, kept apart as local+bgN), precision
+(of the ranking forward passes: fp32, bf16, fp16 or auto), target (AP, AP50 or AP75), threads_per_job
+(torch and BLAS threads per job; on Ray also the CPUs each job reserves). Relative paths are taken
+from the config file's folder."""
 
 
-def correlation_console_table(bench_dir: Path) -> Table:
-    """The pooled correlations if there are several datasets, else the one dataset's."""
-    from transferdet.bench.correlate import POOLED
-    from transferdet.bench.report import load_report_data
+def correlation_console_table(data: ReportData) -> Table:
+    """Each score's pooled Kendall tau with its 90% interval, regret and gain over the best baseline
+    (over all sources, then within the pretrained ones); weighted tau and Pearson are in the report."""
+    from transferdet.bench.report_tables import by_kendall, interval_text
 
-    data = load_report_data(bench_dir)
-    pooled = [c for c in data.correlations if c.dataset == POOLED]
-    rows = pooled or data.correlations
-    title = f"How well each metric predicted fine-tuned {data.target} over {rows[0].models if rows else 0} models"
-    table = Table(title=title + (" (pooled)" if pooled else f" on {rows[0].dataset}" if rows else ""))
-    for name in ("metric", "layer", "Kendall τ", "p", "w. τ", "Spearman", "Pearson", "regret"):
-        table.add_column(name, justify="left" if name in ("metric", "layer") else "right", no_wrap=True)
-    table.caption = "w. τ: weighted τ; regret: best model's score minus that of the metric's top pick"
-    best = max((c.kendall for c in rows if c.kendall == c.kendall), default=None)
-
-    def fmt(value: float) -> str:
-        return "n/a" if value != value else f"{value:.2f}"
-
-    for c in rows:
-        style = "bold green" if best is not None and c.kendall == best else ""
-        table.add_row(
-            c.metric,
-            c.layer if c.features == "local" else f"{c.layer} {c.features}",
-            fmt(c.kendall),
-            fmt(c.kendall_p),
-            fmt(c.weighted_tau),
-            fmt(c.spearman),
-            fmt(c.pearson),
-            fmt(c.top1_regret),
-            style=style,
-        )
+    several = len({c.dataset for c in data.correlations}) > 1
+    models = max((s.models for s in data.summaries), default=0)
+    title = f"How well each metric predicted fine-tuned {data.target} over {models} models"
+    table = Table(title=title + (" (pooled)" if several else ""))
+    table.caption = (
+        "[lo, hi]: 90% bootstrap interval; regret: best model's AP minus that of the top pick; gain: in τ "
+        "over the best baseline (dim rows: baselines)"
+    )
+    for name in ("metric", "layer", "Kendall τ", "regret", "gain"):
+        table.add_column(name, justify="left" if name in ("metric", "layer") else "right")
+    for scope in dict.fromkeys(s.scope for s in data.summaries):
+        table.add_row(f"[bold]{scope}", end_section=False)
+        rows = sorted((s for s in data.summaries if s.scope == scope), key=by_kendall)
+        for s in rows:
+            layer = s.layer if s.features == "local" else f"{s.layer} {s.features}"
+            tau, regret = interval_text(s.measures["kendall"]), interval_text(s.measures["top1_regret"])
+            table.add_row(s.metric, layer, tau, regret, interval_text(s.gain), style="" if s.gain else "dim")
     return table
 
 
@@ -88,7 +82,7 @@ def bench(
     and write the report. Re-running runs only what is missing (jobs not yet done, failed or killed).
     """
     from transferdet.bench.config import load_config
-    from transferdet.bench.report import build_report
+    from transferdet.bench.report import build_report, load_report_data
     from transferdet.bench.runner import jobs_to_run, run_bench
 
     settings = load_config(config)
@@ -99,8 +93,9 @@ def bench(
     err_console.print(
         f"{outcome.planned} jobs: {outcome.skipped} already done, {outcome.ran} run now, {len(outcome.failed)} failed"
     )
-    md, page = build_report(out)
-    out_console.print(correlation_console_table(out))
+    data = load_report_data(out)  # once: its bootstrap takes seconds
+    md, page = build_report(out, data)
+    out_console.print(correlation_console_table(data))
     out_console.print(f"report: {page} (and {md.name}); store: {out / 'results.sqlite'}")
     if outcome.failed:
         raise typer.Exit(1)
@@ -113,8 +108,9 @@ def report(
     bench_dir: Annotated[Path, typer.Argument(help="A bench output folder (holding results.sqlite).", metavar="DIR")],
 ) -> None:
     """Rebuild DIR/report.md, DIR/report.html and the CSV files from the store alone."""
-    from transferdet.bench.report import build_report
+    from transferdet.bench.report import build_report, load_report_data
 
-    md, page = build_report(bench_dir)
-    out_console.print(correlation_console_table(bench_dir))
+    data = load_report_data(bench_dir)
+    md, page = build_report(bench_dir, data)
+    out_console.print(correlation_console_table(data))
     out_console.print(f"report: {page} (and {md.name})")

@@ -49,7 +49,7 @@ def demo(
     extend it with `transferdet bench`), OUT/results.sqlite, OUT/runs/, OUT/report.html and OUT/report.md.
     """
     from transferdet.bench.demo import demo_config, draw_target, target_config, write_config
-    from transferdet.bench.report import build_report
+    from transferdet.bench.report import build_report, load_report_data
     from transferdet.bench.runner import jobs_to_run, run_bench
     from transferdet.cli.bench_commands import correlation_console_table, job_progress
 
@@ -67,8 +67,9 @@ def demo(
     with progress_bar() as bar:
         task = bar.add_task("bench", total=jobs_to_run(config, out, device))
         outcome = run_bench(config, out, "local", None, device, job_progress(bar, task))
-    _, page = build_report(out)
-    out_console.print(correlation_console_table(out))
+    data = load_report_data(out)
+    _, page = build_report(out, data)
+    out_console.print(correlation_console_table(data))
     minutes, seconds = divmod(time.perf_counter() - start, 60)
     out_console.print(
         f"demo done in {int(minutes)} min {seconds:.0f} s ({outcome.ran} jobs run, {outcome.skipped} reused); "
