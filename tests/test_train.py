@@ -162,10 +162,11 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(synthetic, tmp_path, monk
 
 
 def test_ddp_two_cpu_processes_on_gloo(synthetic, tmp_path):
-    """torchrun with 2 processes: the run completes, files are written once, ranks agree."""
+    """torchrun with 2 processes: the run completes, files are written once, ranks agree, and an
+    epoch is an epoch (each step consumes a batch in each process)."""
     out = tmp_path / "ddp"
     args = train_args(synthetic, out)
-    args[args.index("iterations=12")] = "iterations=6"
+    args[args.index("iterations=12")] = "epochs=0.75"  # of 32 training images, 2 x 2 per step: 6 steps
     command = [
         sys.executable,
         "-m",

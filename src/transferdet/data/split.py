@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,9 @@ from transferdet.errors import DataError
 
 DEFAULT_FRACTIONS = {"train": 0.8, "test": 0.2}
 TEST_SPLITS = ("test", "val", "valid", "validation")  # the names a held-out split goes by, in preference
+VALIDATION_SPLITS = ("val", "valid", "validation", "minival", "dev")
+CARVED_VALIDATION = "val-carved"  # a validation split cut from the training images
+VALIDATION_FRACTION = 0.1
 SPLIT_WORDS = ("train", "trainval", "val", "valid", "validation", "test", "minival", "dev")
 
 
@@ -29,6 +33,30 @@ def training_split(dataset: DetectionDataset, name: str | None = None) -> str:
 def held_out_split(dataset: DetectionDataset, name: str | None = None, besides: str | None = None) -> str | None:
     """``name``, else the first of :data:`TEST_SPLITS` the dataset has (other than ``besides``), else None."""
     return name or next((s for s in TEST_SPLITS if s in dataset.splits and s != besides), None)
+
+
+def validation_split(
+    dataset: DetectionDataset, train_split: str, test_split: str | None, seed: int
+) -> tuple[DetectionDataset, str, str | None]:
+    """``(dataset, train split, validation split)`` for evaluating during training (a plateau
+    schedule steers on it), never on the split that is finally reported: the dataset's own
+    validation split where it has one that is neither trained on nor reported; else a tenth of the
+    training images (at least one), drawn under ``seed`` and no longer trained on, as split
+    :data:`CARVED_VALIDATION`. None where the training split has fewer than two images."""
+    used = {*train_split.split("+"), *(test_split or "").split("+")}
+    own = next((s for s in VALIDATION_SPLITS if s in dataset.splits and s not in used), None)
+    if own is not None:
+        return dataset, train_split, own
+    records = dataset.records(train_split)
+    if len(records) < 2:
+        return dataset, train_split, None
+    order = np.random.default_rng(seed).permutation(len(records))
+    held = set(order[: max(1, round(VALIDATION_FRACTION * len(records)))].tolist())
+    splits = {name: part for name, part in dataset.splits.items() if name not in train_split.split("+")}
+    kept = "train" if "+" in train_split else train_split
+    splits[kept] = [r for i, r in enumerate(records) if i not in held]
+    splits[CARVED_VALIDATION] = [r for i, r in enumerate(records) if i in held]
+    return replace(dataset, splits=splits), kept, CARVED_VALIDATION
 
 
 def seeded_split(

@@ -17,7 +17,7 @@ import torch
 from transferdet.data.dataset import DetectionDataset, ImageRecord
 from transferdet.data.formats.base import ReadOptions
 from transferdet.data.loader import load_dataset
-from transferdet.data.split import held_out_split, training_split
+from transferdet.data.split import held_out_split, training_split, validation_split
 from transferdet.devices import default_device
 from transferdet.distill.distiller import Distiller, DistillSettings
 from transferdet.distill.teacher import Teacher
@@ -81,18 +81,22 @@ def flushed_denormals() -> Any:
         torch.set_flush_denormal(False)
 
 
-def _data(job: TrainJob) -> tuple[DetectionDataset, list[ImageRecord], str | None]:
-    """The dataset, the training images that have boxes, and the split to evaluate on."""
+def _data(job: TrainJob) -> tuple[DetectionDataset, list[ImageRecord], str | None, str | None]:
+    """The dataset, the training images that have boxes, the split to report on and, for a recipe
+    that evaluates during training, the validation split it evaluates on (never the reported one)."""
     dataset = load_dataset(job.data, job.format, job.options, seed=job.seed)
     train_split = training_split(dataset, job.train_split)
     test_split = held_out_split(dataset, job.test_split, besides=train_split)
     for name in (train_split, test_split):
         if name is not None and name not in dataset.splits and "+" not in name:
             raise TransferdetError(f"no split {name!r} (splits: {', '.join(dataset.splits)})")
+    val_split = None
+    if job.recipe.eval_every:
+        dataset, train_split, val_split = validation_split(dataset, train_split, test_split, job.seed)
     records = [r for r in dataset.records(train_split) if r.num_boxes > 0]
     if not records:
         raise TransferdetError(f"split {train_split!r} has no image with boxes to train on")
-    return dataset, records, test_split
+    return dataset, records, test_split, val_split
 
 
 def _check_run_folder(job: TrainJob, run: RunDir, resume: bool) -> None:
@@ -109,7 +113,7 @@ def _check_run_folder(job: TrainJob, run: RunDir, resume: bool) -> None:
 
 
 def _train(job: TrainJob, group: distributed.Group, resume: bool, on_iteration: IterationCallback | None) -> dict:
-    dataset, records, test_split = _data(job)
+    dataset, records, test_split, val_split = _data(job)
     run = RunDir(job.out)
     _check_run_folder(job, run, resume)
     # the teacher first: a bad teacher folder fails before anything is written, and building it
@@ -119,11 +123,11 @@ def _train(job: TrainJob, group: distributed.Group, resume: bool, on_iteration: 
     distiller = None if teacher is None else Distiller(model, teacher, job.distill, dataset.classes)
     run.path.mkdir(parents=True, exist_ok=True)
     net = torch.nn.parallel.DistributedDataParallel(model) if group.active else model
-    total = total_iterations(job.recipe, len(records))
+    total = total_iterations(job.recipe, len(records), group.world)
     optimizer = build_optimizer(job.recipe, model, group.world)
     session = Session(
         model, net, optimizer, job.recipe, job.device, group, run, dataset, test_split, total, Plateau(),
-        resumed=resume, distiller=distiller,
+        resumed=resume, distiller=distiller, val_split=val_split,
     )  # fmt: skip
     if distiller is not None:
         distiller.install()

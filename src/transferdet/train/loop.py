@@ -42,6 +42,7 @@ class Session:
     plateau: Plateau
     resumed: bool = False
     distiller: Any = None
+    val_split: str | None = None  # evaluated during training (never test_split, which is reported)
     base_lrs: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -95,8 +96,9 @@ def _step(session: Session, iteration: int, images: list, targets: list, last_go
 
 
 def _evaluate_midway(session: Session, iteration: int, log: TextIO) -> None:
-    metrics = evaluate(session.model, session.dataset, session.test_split, session.device, session.group)
-    log.write(json.dumps({"iteration": iteration, "eval": {k: metrics[k] for k in ("AP", "AP50")}}) + "\n")
+    metrics = evaluate(session.model, session.dataset, session.val_split, session.device, session.group)
+    scores = {k: metrics[k] for k in ("AP", "AP50")}
+    log.write(json.dumps({"iteration": iteration, "eval": scores, "split": session.val_split}) + "\n")
     if session.recipe.schedule == "plateau":
         session.plateau.step(metrics["AP"] or 0.0)
 
@@ -130,7 +132,7 @@ def run_loop(
         if on_iteration is not None:
             on_iteration(iteration, session.total, scalars)
         midway = recipe.eval_every and iteration % recipe.eval_every == 0 and iteration < session.total
-        if midway and session.test_split is not None:
+        if midway and session.val_split is not None:
             _evaluate_midway(session, iteration, log)
         if iteration % recipe.checkpoint_every == 0 or iteration == session.total:
             _checkpoint(session, iteration, log)

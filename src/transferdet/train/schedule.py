@@ -13,10 +13,12 @@ from dataclasses import asdict, dataclass
 from transferdet.train.recipes import Recipe
 
 
-def total_iterations(recipe: Recipe, train_images: int) -> int:
+def total_iterations(recipe: Recipe, train_images: int, world: int = 1) -> int:
+    """The run's length in iterations: as given, or ``epochs`` over the training images, each
+    iteration consuming ``batch_size`` images in each of the ``world`` processes."""
     if recipe.iterations is not None:
         return recipe.iterations
-    return max(1, math.ceil(recipe.epochs * train_images / recipe.batch_size))
+    return max(1, math.ceil(recipe.epochs * train_images / (recipe.batch_size * world)))
 
 
 def learning_rate_factor(recipe: Recipe, iteration: int, total: int) -> float:
