@@ -13,6 +13,7 @@ from transferdet.cli.data_commands import app as data_app
 from transferdet.cli.demo import demo
 from transferdet.cli.distill_commands import app as distill_app
 from transferdet.cli.rank_command import rank
+from transferdet.cli.recipe_commands import app as recipe_app
 from transferdet.cli.train_commands import eval_, predict, train
 from transferdet.cli.zoo_commands import app as zoo_app
 from transferdet.errors import TransferdetError
@@ -30,6 +31,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(distill_app, name="distill")
+app.add_typer(recipe_app, name="recipe")
 app.command()(rank)
 app.command()(train)
 app.command("eval")(eval_)

@@ -30,7 +30,10 @@ RunOption = Annotated[Path, typer.Option("--checkpoint", help="Training run fold
 DeviceOption = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")]
 RecipeOption = Annotated[
     str,
-    typer.Option(help="quick, voc_c4_24k, coco_fpn_1x, coco_fpn_2x, tmod_frozen, tmod_two_step, retinanet_1x_adamw."),
+    typer.Option(
+        help="quick, voc_c4_24k, coco_fpn_1x, coco_fpn_2x, tmod_frozen, tmod_two_step, adamw_1x, retinanet_1x_adamw "
+        "(transferdet recipe list; recipe show NAME for the schedule)."
+    ),
 ]
 DetectorOption = Annotated[
     str | None,

@@ -12,15 +12,32 @@ from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastL
 from transferdet.models.backbone import Backbone
 
 
+def fpn_norm_layer(norm: str | None):  # noqa: ANN201 - a norm layer class or factory, or None
+    """The norm after the FPN's lateral and output convolutions (detectron2's ``MODEL.FPN.NORM``):
+    none (torchvision's FPN), BN, SyncBN (BN outside a process group, where SyncBN cannot run) or
+    GroupNorm with 32 groups."""
+    if norm is None:
+        return None
+    if norm in ("bn", "syncbn"):
+        distributed = norm == "syncbn" and torch.distributed.is_available() and torch.distributed.is_initialized()
+        return nn.SyncBatchNorm if distributed else nn.BatchNorm2d
+    if norm == "gn":
+        return lambda channels: nn.GroupNorm(32, channels)
+    raise ValueError(f"unknown FPN norm {norm!r} (choose from bn, syncbn, gn)")
+
+
 class FeaturePyramid(nn.Module):
     """A backbone's ``levels`` through an FPN; ``out_channels`` as torchvision detectors expect."""
 
-    def __init__(self, body: Backbone, levels: list[str], out_channels: int, extra: str) -> None:
+    def __init__(
+        self, body: Backbone, levels: list[str], out_channels: int, extra: str, norm: str | None = None
+    ) -> None:
         super().__init__()
         self.body = body.truncated(levels[-1])
         self.levels = levels
         extra_block = LastLevelMaxPool() if extra == "pool" else LastLevelP6P7(out_channels, out_channels)
-        self.fpn = FeaturePyramidNetwork([body.channels[lv] for lv in levels], out_channels, extra_blocks=extra_block)
+        channels = [body.channels[lv] for lv in levels]
+        self.fpn = FeaturePyramidNetwork(channels, out_channels, extra_block, norm_layer=fpn_norm_layer(norm))
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:

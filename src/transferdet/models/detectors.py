@@ -47,6 +47,7 @@ class DetectorConfig:
     max_size: int = 1333
     fpn_channels: int = 256
     norm: str = "frozen_bn"
+    fpn_norm: str | None = None  # norm in the FPN (None: torchvision's, none)
     freeze_at: int = 0
     anchors: AnchorSpec | None = None
     ssd_scales: list[float] | None = None
@@ -100,7 +101,7 @@ def _common(body: Backbone, config: DetectorConfig) -> dict:
 
 def _rcnn_fpn(body: Backbone, config: DetectorConfig) -> nn.Module:
     levels = _fpn_levels(body, ("c2", "c3", "c4", "c5"))
-    backbone = FeaturePyramid(body, levels, config.fpn_channels, "pool")
+    backbone = FeaturePyramid(body, levels, config.fpn_channels, "pool", config.fpn_norm)
     kwargs = {
         "rpn_anchor_generator": _anchor_generator(config.anchors or default_anchors(), len(levels) + 1),
         "box_roi_pool": MultiScaleRoIAlign(levels, 7, 2),
@@ -133,7 +134,8 @@ def _rcnn_c4(body: Backbone, config: DetectorConfig) -> nn.Module:
 
 
 def _retinanet(body: Backbone, config: DetectorConfig) -> nn.Module:
-    backbone = FeaturePyramid(body, _fpn_levels(body, ("c3", "c4", "c5")), config.fpn_channels, "p6p7")
+    levels = _fpn_levels(body, ("c3", "c4", "c5"))
+    backbone = FeaturePyramid(body, levels, config.fpn_channels, "p6p7", config.fpn_norm)
     spec = config.anchors or AnchorSpec(tuple(32.0 * 2**i for i in range(5)))
     return RetinaNet(
         backbone,
@@ -147,7 +149,7 @@ def _retinanet(body: Backbone, config: DetectorConfig) -> nn.Module:
 
 def _fcos(body: Backbone, config: DetectorConfig) -> nn.Module:
     levels = _fpn_levels(body, ("c3", "c4", "c5"))
-    backbone = FeaturePyramid(body, levels, config.fpn_channels, "p6p7")
+    backbone = FeaturePyramid(body, levels, config.fpn_channels, "p6p7", config.fpn_norm)
     strides = [body.strides[levels[0]] * 2**i for i in range(5)]
     generator = AnchorGenerator(tuple((float(s),) for s in strides), ((1.0,),) * 5)
     model = FCOS(

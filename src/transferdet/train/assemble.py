@@ -33,6 +33,7 @@ def detector_config(recipe: Recipe, kind: str, num_classes: int, train_records: 
         max_size=recipe.max_size,
         fpn_channels=recipe.fpn_channels,
         norm=recipe.norm if recipe.norm != "syncbn" or torch.distributed.is_initialized() else "bn",
+        fpn_norm=recipe.fpn_norm,
         freeze_at=recipe.freeze_at,
         anchors=auto_anchors(shapes) if auto else None,
         ssd_scales=ssd_scales(shapes, size, 5) if auto else None,
@@ -57,9 +58,28 @@ def build_model(job: TrainJob, dataset: DetectionDataset, train_records: list[Im
     return model
 
 
+NORMS = (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm, torch.nn.LayerNorm)
+POSITION_WORDS = ("pos_embed", "position", "relative_position_bias_table")
+
+
+def parameter_groups(recipe: Recipe, model: torch.nn.Module) -> list[dict]:
+    """One group, or, where the recipe exempts them (Swin's ``decay_mult=0.`` on norms and
+    position embeddings/bias tables), the norm and position parameters without weight decay."""
+    # every parameter, frozen ones too: a two-step recipe unfreezes the body later
+    trained = list(model.named_parameters())
+    if recipe.decay_norm_and_position:
+        return [{"params": [p for _, p in trained]}]
+    exempt = {id(p) for m in model.modules() if isinstance(m, NORMS) for p in m.parameters(recurse=False)}
+    exempt |= {id(p) for n, p in trained if any(word in n for word in POSITION_WORDS)}
+    return [
+        {"params": [p for _, p in trained if id(p) not in exempt]},
+        {"params": [p for _, p in trained if id(p) in exempt], "weight_decay": 0.0},
+    ]
+
+
 def build_optimizer(recipe: Recipe, model: torch.nn.Module, world: int) -> torch.optim.Optimizer:
     lr = recipe.lr * recipe.batch_size * world / recipe.base_batch  # linear scaling (Goyal et al., 2017)
-    parameters = list(model.parameters())
+    parameters = parameter_groups(recipe, model)
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     kind = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam

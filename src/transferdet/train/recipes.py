@@ -1,16 +1,25 @@
 """Named training protocols as validated configs (pydantic): what to train, how long, what is frozen.
 
+The published protocols are pinned value by value against their source configs (detectron2, MoCo,
+mmdetection, the TMOD code); docs/protocols.md lists each value with its source, and
+``transferdet recipe show NAME`` prints the effective schedule.
+
 - ``voc_c4_24k``: Faster R-CNN C4, 24k iterations at batch 16, lr 0.02, steps at 18k/22k, warmup 100,
   train short side 480-800 (step 32), test 800, BatchNorm trained (SyncBN under DDP), nothing
   frozen: the VOC transfer protocol of MoCo (He et al., CVPR 2020).
 - ``coco_fpn_1x`` / ``coco_fpn_2x``: Mask/Faster R-CNN R50-FPN, 90k/180k iterations at batch 16,
-  lr 0.02, SyncBN in backbone (He et al. 2020; detectron2's schedules).
+  lr 0.02, warmup 1000, SyncBN in backbone and FPN (He et al. 2020; detectron2's schedules).
 - ``tmod_frozen``: the TMOD paper's transfer protocol: backbone body frozen, new heads, Adam lr 1e-4,
-  ReduceLROnPlateau on AP, no augmentation. ``tmod_two_step``: the same, then all layers at a 10x
-  lower learning rate.
-- ``retinanet_1x_adamw``: AdamW lr 1e-4, weight decay 1e-4 (transformer backbones).
+  ReduceLROnPlateau on a validation split's AP, no augmentation. ``tmod_two_step``: the same, then
+  all layers at a 10x lower learning rate.
+- ``adamw_1x`` (any detector) / ``retinanet_1x_adamw``: the Swin-style 1x for transformer backbones
+  (Liu et al., ICCV 2021; mmdetection's configs): AdamW lr 1e-4, weight decay 0.05 except on norms
+  and position embeddings, 12 epochs, steps at epochs 8 and 11, warmup 1000.
 - ``quick``: a short CPU run that still learns (128 px images, 16 epochs, batch 8, no flip, a
   128-channel FPN): on 400 synthetic digits, FCOS on a random ResNet-18 reaches AP50 0.70 in 4 min.
+
+Published protocols use the detector's standard anchors (``anchors: default``); ``auto`` (anchors
+fitted to the training boxes) is for custom data.
 
 Learning rates scale linearly with the total batch size (Goyal et al., 2017) from ``base_batch``.
 """
@@ -50,6 +59,8 @@ class Recipe(BaseModel):
     test_size: int | None = Field(None, ge=16)  # evaluation short side; None: the last of min_size
     flip: float = Field(0.5, ge=0, le=1)
     norm: Literal["frozen_bn", "bn", "syncbn", "gn"] = "frozen_bn"
+    fpn_norm: Literal["bn", "syncbn", "gn"] | None = None  # after the FPN's convolutions (None: none)
+    decay_norm_and_position: bool = True  # False: no weight decay on norms and position embeddings (Swin)
     freeze_at: int = Field(0, ge=0, le=5)
     freeze_body: bool = False  # train only the new heads
     second_step_lr_factor: float | None = None  # then unfreeze everything at lr * factor
@@ -110,22 +121,37 @@ RECIPES: dict[str, dict] = {
         "checkpoint_every": 100,
         "num_workers": 1,
     },
+    # the published protocols, value by value against their configs: docs/protocols.md
     "voc_c4_24k": {
         "description": "Faster R-CNN C4 on VOC07+12 (MoCo's detection transfer protocol)",
         "detector": "faster_rcnn_c4",
+        "lr": 0.02,
+        "base_batch": 16,
         "iterations": 24000,
         "steps": [18000, 22000],
+        "warmup_iterations": 100,
+        "warmup_factor": 0.001,
         "min_size": list(range(480, 801, 32)),
+        "max_size": 1333,
         "test_size": 800,
         "norm": "syncbn",
+        "anchors": "default",
         "checkpoint_every": 2000,
     },
     "coco_fpn_1x": {
-        "description": "Mask/Faster R-CNN R50-FPN, 1x schedule (90k iterations)",
+        "description": "Mask/Faster R-CNN R50-FPN, 1x schedule (90k iterations), SyncBN in backbone and FPN",
+        "lr": 0.02,
+        "base_batch": 16,
         "iterations": 90000,
         "steps": [60000, 80000],
+        "warmup_iterations": 1000,
+        "warmup_factor": 0.001,
         "min_size": [640, 672, 704, 736, 768, 800],
+        "max_size": 1333,
+        "test_size": 800,
         "norm": "syncbn",
+        "fpn_norm": "syncbn",
+        "anchors": "default",
         "checkpoint_every": 5000,
     },
     "tmod_frozen": {
@@ -140,24 +166,36 @@ RECIPES: dict[str, dict] = {
         "max_size": 512,
         "freeze_body": True,
         "eval_every": 500,
+        "anchors": "default",
     },
-    "retinanet_1x_adamw": {
-        "description": "RetinaNet 1x with AdamW (transformer backbones)",
-        "detector": "retinanet",
+    "adamw_1x": {
+        "description": "Swin-style 1x for transformer backbones: AdamW 1e-4, weight decay 0.05 (none on norms "
+        "and position embeddings), 12 epochs, steps at 8 and 11",
         "optimizer": "adamw",
         "lr": 1e-4,
-        "weight_decay": 1e-4,
-        "iterations": 90000,
-        "steps": [60000, 80000],
-        "min_size": [640, 672, 704, 736, 768, 800],
+        "base_batch": 16,
+        "weight_decay": 0.05,
+        "decay_norm_and_position": False,
+        "epochs": 12,
+        "steps": [8 / 12, 11 / 12],
+        "warmup_iterations": 1000,
+        "warmup_factor": 0.001,
+        "min_size": [800],
+        "max_size": 1333,
+        "anchors": "default",
         "checkpoint_every": 5000,
     },
+}
+RECIPES["retinanet_1x_adamw"] = {
+    **RECIPES["adamw_1x"],
+    "description": "RetinaNet under the Swin-style AdamW 1x (transformer backbones)",
+    "detector": "retinanet",
 }
 
 
 RECIPES["coco_fpn_2x"] = {
     **RECIPES["coco_fpn_1x"],
-    "description": "Mask/Faster R-CNN R50-FPN, 2x schedule (180k iterations)",
+    "description": "Mask/Faster R-CNN R50-FPN, 2x schedule (180k iterations), SyncBN in backbone and FPN",
     "iterations": 180000,
     "steps": [120000, 160000],
 }
