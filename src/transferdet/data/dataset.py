@@ -31,7 +31,9 @@ class ImageRecord:
     """One image and its annotations.
 
     ``width``/``height`` are 0 when the file could not be read and the format does not store them;
-    ``image_problem`` is then ``"missing_image"`` or ``"unreadable_image"``.
+    ``image_problem`` is then ``"missing_image"`` or ``"unreadable_image"``. ``difficult`` (VOC's
+    ``<difficult>``) and ``crowd`` (COCO's ``iscrowd``) flag boxes that evaluation neither rewards nor
+    penalises; None means no box is flagged.
     """
 
     image_id: int | str
@@ -45,12 +47,21 @@ class ImageRecord:
     image_problem: str | None = None
     probed: bool = False
     declared_size: tuple[int, int] | None = None  # (width, height) the annotations stated, when the file differs
+    difficult: np.ndarray | None = None  # bool per box
+    crowd: np.ndarray | None = None  # bool per box
 
     def __post_init__(self) -> None:
         self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
         self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
         if len(self.boxes) != len(self.labels):
             raise ValueError(f"{self.file_name}: {len(self.boxes)} boxes but {len(self.labels)} labels")
+        for name in ("difficult", "crowd"):
+            flags = getattr(self, name)
+            if flags is not None:
+                flags = np.asarray(flags, dtype=bool).reshape(-1)
+                if len(flags) != len(self.boxes):
+                    raise ValueError(f"{self.file_name}: {len(self.boxes)} boxes but {len(flags)} {name} flags")
+                setattr(self, name, flags if flags.any() else None)
         if self.masks is not None and len(self.masks) != len(self.boxes):
             raise ValueError(f"{self.file_name}: {len(self.boxes)} boxes but {len(self.masks)} masks")
 
@@ -62,7 +73,18 @@ class ImageRecord:
         """A copy holding only the annotations where ``keep`` (bool mask or indices) selects."""
         index = np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.asarray(keep)
         masks = None if self.masks is None else [self.masks[i] for i in index]
-        return replace(self, boxes=self.boxes[index], labels=self.labels[index], masks=masks)
+        flags = {n: None if getattr(self, n) is None else getattr(self, n)[index] for n in ("difficult", "crowd")}
+        return replace(self, boxes=self.boxes[index], labels=self.labels[index], masks=masks, **flags)
+
+    def flags(self, name: str) -> np.ndarray:
+        """``difficult`` or ``crowd`` as a bool per box (all False where none is flagged)."""
+        flags = getattr(self, name)
+        return np.zeros(len(self.boxes), dtype=bool) if flags is None else flags
+
+    @property
+    def ignored(self) -> np.ndarray:
+        """Boxes evaluation ignores: difficult or crowd."""
+        return self.flags("difficult") | self.flags("crowd")
 
 
 @dataclass

@@ -2,7 +2,9 @@
 Challenge", IJCV 2010): per class, detections sorted by score are matched greedily to unmatched
 ground truth of their image; AP is the VOC2007 11-point interpolated precision or, from VOC2010
 on, the area under the precision envelope. Boxes are continuous coordinates (no +1 pixel
-convention) and no box is marked difficult.
+convention). A detection whose best-overlapping box is difficult (or a COCO crowd region) is
+neither a true nor a false positive, and such boxes are not counted among the positives, as in
+the VOC development kit.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def voc_evaluate(
     """``{"AP50": mean over classes with ground truth, "per_class": {name: AP or None}}``."""
     per_class: dict[str, float | None] = {}
     for label, name in enumerate(classes):
-        positives = sum(int((r.labels == label).sum()) for r in records)
+        positives = sum(int(((r.labels == label) & ~r.ignored).sum()) for r in records)
         scored = []  # (score, image index, box)
         for index, prediction in enumerate(predictions):
             for box, score in zip(
@@ -50,20 +52,25 @@ def voc_evaluate(
         scored.sort(key=lambda item: -item[0])
         taken = {i: np.zeros(int((r.labels == label).sum()), dtype=bool) for i, r in enumerate(records)}
         hits = np.zeros(len(scored))
+        counted = np.ones(len(scored), dtype=bool)  # False: matched an ignored box
         for d, (_, index, box) in enumerate(scored):
-            truth = records[index].boxes[records[index].labels == label]
+            record = records[index]
+            mine = record.labels == label
+            truth, ignored = record.boxes[mine], record.ignored[mine]
             if len(truth) == 0:
                 continue
             overlaps = box_iou(
                 torch.as_tensor(box[None], dtype=torch.float64), torch.as_tensor(truth, dtype=torch.float64)
             )[0].numpy()
             best = int(overlaps.argmax())
-            if overlaps[best] >= iou_threshold and not taken[index][best]:
+            if overlaps[best] >= iou_threshold and ignored[best]:
+                counted[d] = False
+            elif overlaps[best] >= iou_threshold and not taken[index][best]:
                 taken[index][best] = True
                 hits[d] = 1
-        true_positives = np.cumsum(hits)
+        true_positives = np.cumsum(hits[counted])
         recall = true_positives / positives
-        precision = true_positives / np.maximum(np.arange(1, len(scored) + 1), 1)
-        per_class[name] = average_precision(recall, precision, eleven_point) if len(scored) else 0.0
+        precision = true_positives / np.arange(1, len(true_positives) + 1)
+        per_class[name] = average_precision(recall, precision, eleven_point) if len(true_positives) else 0.0
     defined = [v for v in per_class.values() if v is not None]
     return {"AP50": float(np.mean(defined)) if defined else None, "per_class": per_class}

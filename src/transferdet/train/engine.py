@@ -93,7 +93,10 @@ def _data(job: TrainJob) -> tuple[DetectionDataset, list[ImageRecord], str | Non
     val_split = None
     if job.recipe.eval_every:
         dataset, train_split, val_split = validation_split(dataset, train_split, test_split, job.seed)
-    records = [r for r in dataset.records(train_split) if r.num_boxes > 0]
+    # crowd regions are not objects to learn (as torchvision's and detectron2's COCO loaders);
+    # VOC's difficult boxes are trained on (detectron2's VOC loader keeps them)
+    records = [r.subset(~r.flags("crowd")) for r in dataset.records(train_split)]
+    records = [r for r in records if r.num_boxes > 0]
     if not records:
         raise TransferdetError(f"split {train_split!r} has no image with boxes to train on")
     return dataset, records, test_split, val_split

@@ -70,5 +70,6 @@ def with_background(records: list[ImageRecord], count: int, label: int, seed: in
     for index, record in enumerate(records):
         extra = sample_background(record, count, sizes, np.random.default_rng([seed, 7, index]))
         labels = np.concatenate([record.labels, np.full(len(extra), label, dtype=np.int64)])
-        out.append(replace(record, boxes=np.concatenate([record.boxes, extra]), labels=labels, masks=None))
+        grown = {n: np.concatenate([record.flags(n), np.zeros(len(extra), bool)]) for n in ("difficult", "crowd")}
+        out.append(replace(record, boxes=np.concatenate([record.boxes, extra]), labels=labels, masks=None, **grown))
     return out

@@ -128,6 +128,8 @@ def _image_entries(
             "boxes": [],
             "labels": [],
             "masks": [],
+            "crowd": [],
+            "difficult": [],
         }
     return by_id, image_dir
 
@@ -160,6 +162,10 @@ def _add_annotations(
         target["labels"].append(category_label.get(annotation["category_id"], UNKNOWN_LABEL))
         segmentation = annotation.get("segmentation")
         target["masks"].append(segmentation if segmentation else None)
+        # a VOC difficult box is written with iscrowd 1 (for COCO's AP) and difficult 1: it stays difficult
+        difficult = bool(annotation.get("difficult", 0))
+        target["difficult"].append(difficult)
+        target["crowd"].append(bool(annotation.get("iscrowd", 0)) and not difficult)
 
 
 def _record(image_id: Any, item: dict[str, Any], base: Path) -> ImageRecord:
@@ -174,6 +180,8 @@ def _record(image_id: Any, item: dict[str, Any], base: Path) -> ImageRecord:
         labels=np.array(item["labels"], dtype=np.int64),
         masks=masks,
         declared_size=item["declared"],
+        difficult=np.array(item["difficult"], dtype=bool),
+        crowd=np.array(item["crowd"], dtype=bool),
     )
 
 
@@ -233,7 +241,8 @@ def _coco_box(box: np.ndarray) -> list[float]:
 def to_coco_dict(records: list[ImageRecord], classes: list[str]) -> dict[str, Any]:
     """A COCO detection dict: category ids 1..C in class order, image ids 1..N, annotation ids 1..M.
 
-    Also the ground truth our evaluation hands to COCO's AP code.
+    Also the ground truth our evaluation hands to COCO's AP code: crowd boxes are ``iscrowd`` 1,
+    and so are VOC's difficult ones (COCO's way of ignoring a box), which also keep ``difficult`` 1.
     """
     images, annotations = [], []
     for image_index, record in enumerate(records, start=1):
@@ -245,7 +254,8 @@ def to_coco_dict(records: list[ImageRecord], classes: list[str]) -> dict[str, An
                 "height": int(record.height),
             }
         )
-        for k, (box, label) in enumerate(zip(record.boxes, record.labels, strict=True)):
+        difficult = record.flags("difficult")
+        for k, (box, label, ignored) in enumerate(zip(record.boxes, record.labels, record.ignored, strict=True)):
             x, y, w, h = _coco_box(box)
             annotation: dict[str, Any] = {
                 "id": len(annotations) + 1,
@@ -253,9 +263,11 @@ def to_coco_dict(records: list[ImageRecord], classes: list[str]) -> dict[str, An
                 "category_id": int(label) + 1 if label >= 0 else 0,
                 "bbox": [x, y, w, h],
                 "area": max(w, 0.0) * max(h, 0.0),
-                "iscrowd": 0,
+                "iscrowd": int(ignored),
                 "segmentation": [],
             }
+            if difficult[k]:
+                annotation["difficult"] = 1
             mask = record.masks[k] if record.masks is not None else None
             if mask is not None:
                 annotation["segmentation"] = mask

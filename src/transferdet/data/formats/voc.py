@@ -99,6 +99,7 @@ class _Parsed:
     height: int
     names: list[str]
     boxes: list[tuple[float, float, float, float]]
+    difficult: list[bool]
 
 
 def _parse_xml(path: Path) -> _Parsed:
@@ -114,7 +115,7 @@ def _parse_xml(path: Path) -> _Parsed:
     if size is not None:
         width = int(parse_float(_text(size, "width") or 0, path, "<size>", "width"))
         height = int(parse_float(_text(size, "height") or 0, path, "<size>", "height"))
-    names, boxes = [], []
+    names, boxes, difficult = [], [], []
     for index, obj in enumerate(root.iter("object"), start=1):
         where = f"<object> {index}"
         name = _text(obj, "name")
@@ -131,7 +132,8 @@ def _parse_xml(path: Path) -> _Parsed:
             values.append(parse_float(value, path, where, f"<{tag}>"))
         names.append(name)
         boxes.append(tuple(values))
-    return _Parsed(_text(root, "filename"), width, height, names, boxes)
+        difficult.append(_text(obj, "difficult") == "1")
+    return _Parsed(_text(root, "filename"), width, height, names, boxes, difficult)
 
 
 def _split_ids(layout: Layout) -> dict[str, list[tuple[str, int]]] | None:
@@ -182,6 +184,7 @@ def _record(layout: Layout, image_id: str, item: _Parsed, label_of: dict[str, in
         height=item.height,
         boxes=np.array(item.boxes, dtype=np.float64).reshape(-1, 4),
         labels=np.array([label_of.get(n, UNKNOWN_LABEL) for n in item.names], dtype=np.int64),
+        difficult=np.array(item.difficult, dtype=bool),
     )
 
 
@@ -231,12 +234,13 @@ def _annotation_xml(record: ImageRecord, file_name: str, classes: list[str]) -> 
     ET.SubElement(size, "height").text = str(int(record.height))
     ET.SubElement(size, "depth").text = "3"
     ET.SubElement(root, "segmented").text = "0"
-    for box, label in zip(record.boxes, record.labels, strict=True):
+    # VOC has no crowd regions: a COCO crowd box is kept as difficult (evaluation ignores both)
+    for box, label, ignored in zip(record.boxes, record.labels, record.ignored, strict=True):
         obj = ET.SubElement(root, "object")
         ET.SubElement(obj, "name").text = classes[label] if label >= 0 else "__unknown__"
         ET.SubElement(obj, "pose").text = "Unspecified"
         ET.SubElement(obj, "truncated").text = "0"
-        ET.SubElement(obj, "difficult").text = "0"
+        ET.SubElement(obj, "difficult").text = "1" if ignored else "0"
         bndbox = ET.SubElement(obj, "bndbox")
         for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True):
             ET.SubElement(bndbox, tag).text = format_coordinate(value)
