@@ -53,6 +53,8 @@ class BenchConfig(BaseModel):
     # torch threads per job (default: torch's own locally, 1 on Ray, where it is also the CPUs each job
     # reserves); fixing it makes results bit-identical across executors. Not part of a job's identity.
     threads_per_job: int | None = Field(None, ge=1)
+    # modules or .py files imported before models are built (here and in every Ray worker)
+    plugins: list[str] = Field(default_factory=list)
 
     @field_validator("datasets", mode="before")
     @classmethod
@@ -121,4 +123,8 @@ def load_config(path: Path) -> BenchConfig:
         if not dataset.path.is_absolute():
             dataset.path = base / dataset.path
     config.models = [model.with_base(base) for model in config.models]
+    from transferdet.plugins import is_file, load_plugins
+
+    config.plugins = [str(base / p) if is_file(p) and not Path(p).is_absolute() else p for p in config.plugins]
+    load_plugins(config.plugins)  # a broken plug-in fails here, before any job
     return config

@@ -24,7 +24,7 @@ from transferdet.models.model_card import ModelEntry
 from transferdet.runs import RunDir
 
 # settings added after stores existed: at these values they stay out of a job's identity
-LATER_DEFAULTS: dict[str, Any] = {"background": None, "precision": "fp32", "card": {}}
+LATER_DEFAULTS: dict[str, Any] = {"background": None, "precision": "fp32", "card": {}, "plugins": []}
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
 
 
@@ -54,6 +54,7 @@ class RankDefinition(BaseModel):
     background: int | None = None
     precision: str = "fp32"
     card: dict[str, Any] = {}  # what the model's entry states beside the spec (mean, std, imagenet_top1)
+    plugins: list[str] = []  # imported before the model is built, wherever the job runs
 
     def model_spec(self):  # noqa: ANN201 - a ModelSpec
         return ModelEntry(spec=self.spec, **self.card).model_spec()
@@ -82,6 +83,7 @@ class TrainDefinition(BaseModel):
     seed: int
     device: str
     card: dict[str, Any] = {}  # the model's stated input normalisation (its top-1 changes no training)
+    plugins: list[str] = []
 
     def train_job(self, out: Path):  # noqa: ANN201 - a TrainJob
         from transferdet.train.engine import TrainJob
@@ -119,6 +121,7 @@ def _rank_definitions(config: BenchConfig, device: str) -> list[tuple[str, str, 
                 background=background,
                 precision=config.precision,
                 card=model.card(),
+                plugins=list(config.plugins),
             ),
         )
         for dataset in config.datasets
@@ -149,6 +152,7 @@ def plan(config: BenchConfig, device: str) -> list[Job]:
                     seed=config.seed + trial,
                     device=device,
                     card={k: v for k, v in model.card().items() if k in ("mean", "std")},
+                    plugins=list(config.plugins),
                 )
                 jobs.append(_job(definition, dataset.name, model.name, trial))
     return jobs
@@ -173,6 +177,9 @@ def run_job(job: Job, bench_dir: Path) -> dict[str, Any]:
     """Run ``job``; returns ``{"scores": rows}`` or ``{"ap": metrics, "resumed_from": iteration}``.
     A fine-tuning job killed before has left its last checkpoint in its run folder: it resumes
     from there (resuming is exact, so the result equals an uninterrupted run)."""
+    from transferdet.plugins import load_plugins
+
+    load_plugins(job.definition.get("plugins", []))  # in this process (a Ray worker's too), once
     if job.kind == "rank":
         return {"scores": _rank(RankDefinition.model_validate(job.definition), bench_dir)}
     return _train(TrainDefinition.model_validate(job.definition), run_dir(bench_dir, job))

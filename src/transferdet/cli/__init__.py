@@ -50,8 +50,18 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    plugin: list[str] = typer.Option(  # noqa: B008 - typer reads the default
+        [],
+        "--plugin",
+        help="Import a module or .py file first (repeatable), e.g. one that registers a timm model, so that "
+        "timm:NAME works in the command: transferdet --plugin my_net.py train --backbone timm:my_net ...",
+    ),
 ) -> None:
     """transferdet: which backbone to fine-tune on your detection data."""
+    if plugin:
+        from transferdet.plugins import load_plugins
+
+        load_plugins(plugin)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001

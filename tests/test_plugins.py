@@ -1,0 +1,80 @@
+"""A user's own backbone through --plugin: the toy attention network of docs/examples is ranked,
+trained with Mask R-CNN and RetinaNet under the AdamW 1x recipe, and benchmarked (locally and on
+Ray workers, which import the plug-in themselves)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bench_kit import TINY_TRAINING, results, write_config
+from transferdet.bench.config import load_config
+from transferdet.bench.runner import run_bench
+from transferdet.bench.store import STORE_FILE
+from transferdet.errors import TransferdetError
+from transferdet.plugins import load_plugin
+
+TOY = Path(__file__).resolve().parents[1] / "docs" / "examples" / "toy_attention_net.py"
+SPEC = "timm:toy_attention_net"
+TINY = ["iterations=2", "batch_size=2", "num_workers=0", "min_size=[64]", "max_size=64", "warmup_iterations=1"]
+
+
+def test_rank_ranks_the_plugged_in_backbone(cli, synthetic):
+    args = ["--models", f"{SPEC},timm:resnet10t", "--image-size", "64", "--max-images", "6", "--metrics", "logme,knn"]
+    result = cli("--plugin", TOY, "rank", "--data", synthetic, *args, "--no-cache", "--device", "cpu", "--json")
+    assert result.code == 0, result.err
+    scores = {(r["model"], r["metric"]): r["score"] for r in result.json()}
+    assert scores[(SPEC, "logme")] is not None and scores[(SPEC, "knn")] is not None
+
+
+@pytest.mark.parametrize("detector", ["mask_rcnn_fpn", "retinanet"])
+def test_train_fits_the_plugged_in_backbone_under_the_adamw_1x_recipe(cli, synthetic, tmp_path, detector):
+    settings = [part for item in TINY for part in ("--set", item)]
+    args = ["--data", synthetic, "--backbone", SPEC, "--detector", detector, "--recipe", "adamw_1x", *settings]
+    result = cli("--plugin", TOY, "train", *args, "--out", tmp_path / "run", "--device", "cpu", "--json")
+    assert result.code == 0, result.err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["iterations"] == 2 and metrics["AP"] is not None
+
+
+@pytest.fixture(scope="module")
+def plugin_bench(tmp_path_factory) -> Path:
+    from transferdet.data.synthetic import SynthConfig, synthesize
+
+    folder = tmp_path_factory.mktemp("plugin-bench")
+    synthesize(SynthConfig(source="shapes", images=24, size=64, seed=5), folder / "data")
+    os.symlink(TOY, folder / "toy_attention_net.py")
+    models = [{"name": "toy", "spec": SPEC}, {"name": "resnet10t", "spec": "timm:resnet10t@random"}]
+    write_config(folder, models, plugins=["toy_attention_net.py"], recipe_overrides={**TINY_TRAINING, "iterations": 2})
+    return folder
+
+
+def test_the_bench_imports_its_plugins_locally_and_on_ray_workers(plugin_bench):
+    config = load_config(plugin_bench / "bench.yaml")
+    assert config.plugins == [str(plugin_bench / "toy_attention_net.py")]  # relative to the config file
+    local = run_bench(config, plugin_bench / "local", device="cpu")
+    assert (local.ran, local.failed) == (4, [])
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'transferdet[ray]')")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = run_bench(config, plugin_bench / "ray", executor="ray", device="cpu")
+    finally:
+        ray.shutdown()
+    assert (remote.ran, remote.failed) == (4, [])
+    assert results(plugin_bench / "ray" / STORE_FILE) == results(plugin_bench / "local" / STORE_FILE)
+
+
+def test_a_broken_plugin_is_one_line_naming_it(cli, tmp_path):
+    missing = cli("--plugin", tmp_path / "nope.py", "recipe", "list")
+    assert missing.code == 2 and missing.err.strip() == f"error: plug-in {tmp_path / 'nope.py'}: no such file"
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise ValueError('half-written plug-in')\n")
+    result = cli("--plugin", broken, "recipe", "list")
+    assert result.code == 2 and "plug-in" in result.err and "ValueError: half-written plug-in" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    with pytest.raises(TransferdetError, match="plug-in no_such_module: ModuleNotFoundError"):
+        load_plugin("no_such_module")
