@@ -104,6 +104,7 @@ def test_the_pretrained_scope_leaves_random_weights_out():
     config = {"models": [{"name": "r", "spec": "timm:a@random"}, {"name": "p", "spec": "timm:a@w.pth"}]}
     assert list(scopes(config)) == ["all sources"]  # one pretrained model: nothing to correlate
     config["models"].append({"name": "q", "spec": "timm:b@run"})
+    config["models"].append({"name": "r2", "spec": "timm:b"})  # no weights named: random init
     assert scopes(config)[PRETRAINED] == {"p", "q"}
 
 

@@ -13,6 +13,7 @@ from transferdet.errors import TransferdetError
 from transferdet.hashing import json_digest
 from transferdet.models.detectors import DETECTORS
 from transferdet.models.model_card import ModelEntry
+from transferdet.plugins import is_file, load_plugins
 from transferdet.train.recipes import RECIPES
 from transferdet.transfer.rank import BENCH_SCORES, KNOWN_SCORES
 
@@ -123,8 +124,6 @@ def load_config(path: Path) -> BenchConfig:
         if not dataset.path.is_absolute():
             dataset.path = base / dataset.path
     config.models = [model.with_base(base) for model in config.models]
-    from transferdet.plugins import is_file, load_plugins
-
     config.plugins = [str(base / p) if is_file(p) and not Path(p).is_absolute() else p for p in config.plugins]
     load_plugins(config.plugins)  # a broken plug-in fails here, before any job
     return config

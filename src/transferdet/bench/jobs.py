@@ -21,6 +21,7 @@ from transferdet.bench.config import BenchConfig, config_hash
 from transferdet.bench.store import Job
 from transferdet.devices import default_device
 from transferdet.models.model_card import ModelEntry
+from transferdet.plugins import load_plugins
 from transferdet.runs import RunDir
 
 # settings added after stores existed: at these values they stay out of a job's identity
@@ -177,8 +178,6 @@ def run_job(job: Job, bench_dir: Path) -> dict[str, Any]:
     """Run ``job``; returns ``{"scores": rows}`` or ``{"ap": metrics, "resumed_from": iteration}``.
     A fine-tuning job killed before has left its last checkpoint in its run folder: it resumes
     from there (resuming is exact, so the result equals an uninterrupted run)."""
-    from transferdet.plugins import load_plugins
-
     load_plugins(job.definition.get("plugins", []))  # in this process (a Ray worker's too), once
     if job.kind == "rank":
         return {"scores": _rank(RankDefinition.model_validate(job.definition), bench_dir)}

@@ -11,6 +11,7 @@ from transferdet.bench.bootstrap import Summary, evidence, summarise
 from transferdet.bench.correlate import Correlation, correlate
 from transferdet.bench.store import STORE_FILE, Store
 from transferdet.errors import TransferdetError
+from transferdet.models.specs import split_spec
 
 ALL, PRETRAINED = "all sources", "pretrained sources"
 REPLICATES = 1000  # bootstrap replicates behind every interval
@@ -28,18 +29,19 @@ class ReportData:
 
 
 def scopes(config: dict) -> dict[str, set[str] | None]:
-    """The model sets correlated over: all, and the pretrained ones (not ``@random``) where there
-    are random ones to leave out and at least two pretrained."""
+    """The model sets correlated over: all, and the pretrained ones (weights other than ``random``,
+    which a spec without ``@`` means too) where there are random ones to leave out and at least
+    two pretrained."""
     models = config.get("models", [])
-    pretrained = {m["name"] for m in models if not str(m["spec"]).endswith("@random")}
+    pretrained = {m["name"] for m in models if split_spec(str(m["spec"]))[1] not in (None, "random")}
     return {ALL: None} | ({PRETRAINED: pretrained} if len(models) > len(pretrained) >= 2 else {})
 
 
 def analyse(
     config: dict, scores: list[dict], ap: list[dict], target: str, replicates: int = REPLICATES
 ) -> tuple[list[Correlation], list[Summary]]:
-    """Correlations and bootstrap summaries in every scope (``seed`` of the bench: the same report
-    from the same store)."""
+    """Correlations and bootstrap summaries in every scope; the bootstrap is seeded with the
+    bench's seed, so the same store always gives the same report."""
     from transferdet.transfer.rank import BASELINES
 
     correlations, summaries = [], []
