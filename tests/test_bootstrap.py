@@ -134,6 +134,8 @@ def test_the_report_and_correlations_csv_carry_intervals_in_both_scopes(tmp_path
                     "reason": None,
                 },
             ]
+            # a static score comes on every layer: the analysis keeps it once
+            rows += [{"layer": lv, "features": "local", "metric": "model_size", "score": 1.0} for lv in ("c4", "c5")]
             jobs.append(rank)
             results.append((rank, {"scores": rows}))
             for t in range(2):
@@ -155,6 +157,10 @@ def test_the_report_and_correlations_csv_carry_intervals_in_both_scopes(tmp_path
     assert float(pooled[("pretrained sources", "logme")]["gain"]) == pytest.approx(2.0)  # knn: tau -1 there
     assert pooled[("pretrained sources", "logme")]["against"] == "knn c5 local"
     assert all(r["kendall_low"] == "" for r in records if r["dataset"] != POOLED)
+    sizes = [(r["dataset"], r["scope"], r["layer"]) for r in records if r["metric"] == "model_size"]
+    assert sorted(sizes) == sorted(
+        (d, s, "-") for d in ("a", "b", POOLED) for s in ("all sources", "pretrained sources")
+    )
     report = (tmp_path / "report.md").read_text()
     assert "pretrained sources (90% bootstrap intervals)" in report and "within the pretrained sources" in report
     assert (tmp_path / "plots" / "intervals-1.png").is_file()

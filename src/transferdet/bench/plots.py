@@ -97,10 +97,12 @@ def heatmap_plot(data: ReportData, dataset: str, scope: str = ALL) -> str | None
     """Kendall tau per metric (rows) and layer/features (columns)."""
     plt = pyplot()
 
-    rows = [c for c in in_scope(data, scope) if c.dataset == dataset]
+    # per layer only: the static scores (layer "-") are in the summary tables
+    metrics = data.config.get("metrics", [])
+    rows = [c for c in in_scope(data, scope) if c.dataset == dataset and c.layer != "-" and c.metric in metrics]
     if not rows:
         return None
-    metrics = [m for m in data.config.get("metrics", []) if any(c.metric == m for c in rows)]
+    metrics = [m for m in metrics if any(c.metric == m for c in rows)]
     columns = sorted({(c.layer, c.features) for c in rows})
     grid = np.full((len(metrics), len(columns)), np.nan)
     for c in rows:

@@ -37,6 +37,21 @@ def scopes(config: dict) -> dict[str, set[str] | None]:
     return {ALL: None} | ({PRETRAINED: pretrained} if len(models) > len(pretrained) >= 2 else {})
 
 
+def static_once(scores: list[dict]) -> list[dict]:
+    """The scores that do not look at the data (model size, the card's top-1) once per dataset and
+    model, under layer and features ``-``, rather than repeated for every layer and feature kind."""
+    from transferdet.transfer.rank import STATIC_SCORES
+
+    kept, seen = [], set()
+    for row in scores:
+        if row["metric"] not in STATIC_SCORES:
+            kept.append(row)
+        elif (key := (row["dataset"], row["model"], row["metric"])) not in seen:
+            seen.add(key)
+            kept.append({**row, "layer": "-", "features": "-"})
+    return kept
+
+
 def analyse(
     config: dict, scores: list[dict], ap: list[dict], target: str, replicates: int = REPLICATES
 ) -> tuple[list[Correlation], list[Summary]]:
@@ -44,6 +59,7 @@ def analyse(
     bench's seed, so the same store always gives the same report."""
     from transferdet.transfer.rank import BASELINES
 
+    scores = static_once(scores)
     correlations, summaries = [], []
     for scope, models in scopes(config).items():
         kept_scores = [r for r in scores if models is None or r["model"] in models]
