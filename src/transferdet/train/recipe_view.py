@@ -3,17 +3,10 @@ number of processes (``transferdet recipe show``)."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from transferdet.train.recipes import Recipe
-from transferdet.train.schedule import learning_rate_factor, total_iterations
-
-
-def step_iterations(recipe: Recipe, total: int) -> list[int]:
-    """The first iteration at each decay of a multistep schedule (steps are fractions of the run, or
-    iterations)."""
-    return [math.ceil(s * total) if s <= 1 else math.ceil(s) for s in recipe.steps]
+from transferdet.train.schedule import learning_rate_factor, step_iterations, total_iterations
 
 
 def effective_schedule(recipe: Recipe, world: int = 1, images: int | None = None) -> dict[str, Any]:

@@ -21,6 +21,12 @@ def total_iterations(recipe: Recipe, train_images: int, world: int = 1) -> int:
     return max(1, math.ceil(recipe.epochs * train_images / (recipe.batch_size * world)))
 
 
+def step_iterations(recipe: Recipe, total: int) -> list[int]:
+    """The first iteration at each decay of a multistep schedule (steps are fractions of the run, or
+    iterations)."""
+    return [math.ceil(s * total) if s <= 1 else math.ceil(s) for s in recipe.steps]
+
+
 def learning_rate_factor(recipe: Recipe, iteration: int, total: int) -> float:
     """Warmup times the schedule, as a factor of the (batch-scaled) base learning rate."""
     warm = 1.0
@@ -28,8 +34,7 @@ def learning_rate_factor(recipe: Recipe, iteration: int, total: int) -> float:
         alpha = iteration / recipe.warmup_iterations
         warm = recipe.warmup_factor * (1 - alpha) + alpha
     if recipe.schedule == "multistep":
-        steps = [s * total if s <= 1 else s for s in recipe.steps]
-        return warm * recipe.gamma ** sum(iteration >= s for s in steps)
+        return warm * recipe.gamma ** sum(iteration >= s for s in step_iterations(recipe, total))
     if recipe.schedule == "cosine":
         return warm * 0.5 * (1 + math.cos(math.pi * iteration / total))
     return warm  # constant, or plateau (whose reductions are applied on evaluation)
