@@ -5,8 +5,14 @@
 
 Per score (metric or baseline), pooled over the targets, in each scope: Kendall tau, weighted tau,
 Pearson and top-1 regret with their 90% bootstrap intervals, and the gain in tau over the best
-baseline; then Kendall tau per target. Best pooled tau first; each score at its best layer and
-background setting only (all of them are in correlations.csv).
+baseline; then Kendall tau per target. Three views:
+
+- *fixed*: every score at one setting chosen before the results, c5 with background RoIs
+  (``rank``'s default layer; background on, the one setting that scores single-class pothole);
+- *mean over settings*: each score's pooled tau averaged over its four settings (c4/c5 x
+  background off/on), the selection-free summary ``rank``'s default order is chosen by;
+- *best setting*: each score at its best layer and background setting, which flatters every
+  metric (the best of four) and the baselines less (static ones have one setting).
 """
 
 from __future__ import annotations
@@ -31,6 +37,29 @@ def _interval(row: dict, name: str) -> str:
     return f"{value:.2f} [{low:.2f}, {high:.2f}]" if not math.isnan(low) else f"{value:.2f}"
 
 
+FIXED = ("c5", "local+bg2")
+
+
+def _fixed_variant(rows: list[dict]) -> list[dict]:
+    """Each score at :data:`FIXED` (static scores at their one setting)."""
+    chosen = [r for r in rows if (r["layer"], r["features"]) in (FIXED, ("-", "-"))]
+    return sorted(chosen, key=lambda r: -_nan_last(_number(r["kendall"])))
+
+
+def _nan_last(value: float) -> float:
+    return -math.inf if math.isnan(value) else value
+
+
+def mean_over_settings(rows: list[dict], scope: str) -> list[tuple[str, float, int]]:
+    """(score, mean pooled tau over its settings, number of settings), best first."""
+    taus: dict[str, list[float]] = {}
+    for row in rows:
+        if row["scope"] == scope and row["dataset"] == "(pooled)":
+            taus.setdefault(row["metric"], []).append(_number(row["kendall"]))
+    means = [(m, sum(t) / len(t), len(t)) for m, t in taus.items() if not any(math.isnan(v) for v in t)]
+    return sorted(means, key=lambda item: -item[1])
+
+
 def _best_variant(rows: list[dict]) -> list[dict]:
     """Each metric's row with the highest pooled tau (its best layer and background setting)."""
     best: dict[str, dict] = {}
@@ -50,12 +79,12 @@ def _per_target(rows: list[dict], scope: str, metric: str, layer: str, features:
     }
 
 
-def table(rows: list[dict], scope: str) -> str:
+def table(rows: list[dict], scope: str, view: str = "best") -> str:
     targets = sorted({r["dataset"] for r in rows if r["dataset"] != "(pooled)"})
     header = ["score", "layer", "features", "Kendall τ", "weighted τ", "Pearson", "top-1 regret", "gain in τ"]
     lines = ["| " + " | ".join(header + targets) + " |", "|" + "---|" * (len(header) + len(targets))]
     pooled = [r for r in rows if r["scope"] == scope and r["dataset"] == "(pooled)"]
-    for row in _best_variant(pooled):
+    for row in _best_variant(pooled) if view == "best" else _fixed_variant(pooled):
         cells = [row["metric"], row["layer"], row["features"], *(_interval(row, m) for m in MEASURES)]
         cells.append(_interval({**row, "gain": row["gain"]}, "gain") if row["gain"] else "baseline")
         per = _per_target(rows, scope, row["metric"], row["layer"], row["features"])
@@ -68,8 +97,16 @@ def main() -> None:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT / "correlations.csv"
     with open(path, encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    for scope in dict.fromkeys(r["scope"] for r in rows):
-        print(f"**{scope}**\n\n{table(rows, scope)}\n")
+    scopes = list(dict.fromkeys(r["scope"] for r in rows))
+    for view, title in (("fixed", f"at {FIXED[0]}, {FIXED[1]}"), ("best", "at its best setting")):
+        for scope in scopes:
+            print(f"**{scope}, each score {title}**\n\n{table(rows, scope, view)}\n")
+    for scope in scopes:
+        print(f"**{scope}, pooled Kendall τ averaged over settings**\n")
+        print("| score | mean τ | settings |\n|---|---|---|")
+        for metric, mean, count in mean_over_settings(rows, scope):
+            print(f"| {metric} | {mean:.2f} | {count} |")
+        print()
 
 
 if __name__ == "__main__":
