@@ -93,20 +93,28 @@ def table(rows: list[dict], scope: str, view: str = "best") -> str:
     return "\n".join(lines)
 
 
+def markdown(rows: list[dict]) -> str:
+    """The docs' tables from correlations.csv's rows (values as the CSV holds them: text)."""
+    scopes = list(dict.fromkeys(r["scope"] for r in rows))
+    parts = []
+    for view, title in (("fixed", f"at {FIXED[0]}, {FIXED[1]}"), ("best", "at its best setting")):
+        for scope in scopes:
+            parts.append(f"**{scope}, each score {title}**\n\n{table(rows, scope, view)}\n")
+    for scope in scopes:
+        lines = [
+            f"**{scope}, pooled Kendall τ averaged over settings**\n",
+            "| score | mean τ | settings |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {metric} | {mean:.2f} | {count} |" for metric, mean, count in mean_over_settings(rows, scope)]
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
 def main() -> None:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT / "correlations.csv"
     with open(path, encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    scopes = list(dict.fromkeys(r["scope"] for r in rows))
-    for view, title in (("fixed", f"at {FIXED[0]}, {FIXED[1]}"), ("best", "at its best setting")):
-        for scope in scopes:
-            print(f"**{scope}, each score {title}**\n\n{table(rows, scope, view)}\n")
-    for scope in scopes:
-        print(f"**{scope}, pooled Kendall τ averaged over settings**\n")
-        print("| score | mean τ | settings |\n|---|---|---|")
-        for metric, mean, count in mean_over_settings(rows, scope):
-            print(f"| {metric} | {mean:.2f} | {count} |")
-        print()
+        print(markdown(list(csv.DictReader(handle))))
 
 
 if __name__ == "__main__":
