@@ -52,13 +52,15 @@ def test_the_committed_store_reproduces_the_docs_tables(tmp_path: Path) -> None:
         pytest.skip(f"{store} is absent")
     shutil.copy(store, tmp_path / STORE_FILE)  # the report reads; nothing may touch the committed file
     buffer = io.StringIO()
-    records = correlation_records(load_report_data(tmp_path))
+    data = load_report_data(tmp_path)
+    records = correlation_records(data)
     writer = csv.DictWriter(buffer, fieldnames=list(records[0]))
     writer.writeheader()
     writer.writerows(records)
     rows = list(csv.DictReader(io.StringIO(buffer.getvalue())))
     docs = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
-    table_lines = [line for line in _results_table().markdown(rows).splitlines() if line.startswith("| ")]
+    tables = _results_table().ap_table(data.ap) + "\n" + _results_table().markdown(rows)
+    table_lines = [line for line in tables.splitlines() if line.startswith("| ")]
     assert len(table_lines) > 40
     missing = [line for line in table_lines if line not in docs]
     assert not missing, f"{len(missing)} table rows differ from docs/results.md, e.g. {missing[0]}"

@@ -3,6 +3,8 @@
     .venv/bin/transferdet report benchmarks/real/out         # rebuilds correlations.csv from the store
     .venv/bin/python benchmarks/real/results_table.py        # prints the Markdown tables
 
+First the fine-tuned AP50 of every source on every target (ap.csv), then the correlations.
+
 Per score (metric or baseline), pooled over the targets, in each scope: Kendall tau, weighted tau,
 Pearson and top-1 regret with their 90% bootstrap intervals, and the gain in tau over the best
 baseline; then Kendall tau per target. Three views:
@@ -111,10 +113,31 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(parts)
 
 
+def ap_table(rows: list[dict], key: str = "AP50") -> str:
+    """Fine-tuned ``key`` per source (rows) and target (columns): mean of the trials, and the
+    trials' range in brackets, from ap.csv's rows."""
+    values: dict[tuple[str, str], list[float]] = {}
+    for row in rows:
+        if row["key"] == key:
+            values.setdefault((row["model"], row["dataset"]), []).append(_number(row["value"]))
+    models = list(dict.fromkeys(model for model, _ in values))
+    targets = list(dict.fromkeys(target for _, target in values))
+    lines = ["| source | " + " | ".join(targets) + " |", "|" + "---|" * (len(targets) + 1)]
+    for model in models:
+        cells = []
+        for target in targets:
+            trials = values.get((model, target), [])
+            spread = f" [{min(trials):.3f}-{max(trials):.3f}]" if len(trials) > 1 else ""
+            cells.append(f"{sum(trials) / len(trials):.3f}{spread}" if trials else "n/a")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT / "correlations.csv"
-    with open(path, encoding="utf-8") as handle:
-        print(markdown(list(csv.DictReader(handle))))
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT
+    for name, render in (("ap.csv", ap_table), ("correlations.csv", markdown)):
+        with open(folder / name, encoding="utf-8") as handle:
+            print(render(list(csv.DictReader(handle))) + "\n")
 
 
 if __name__ == "__main__":
