@@ -59,7 +59,9 @@ def test_the_committed_store_reproduces_the_docs_tables(tmp_path: Path) -> None:
     writer.writerows(records)
     rows = list(csv.DictReader(io.StringIO(buffer.getvalue())))
     docs = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
-    tables = _results_table().ap_table(data.ap) + "\n" + _results_table().markdown(rows)
+    table = _results_table()
+    agreement = table.pair_agreement(data.scores, data.ap, table.PRETRAINED)
+    tables = "\n".join([table.ap_table(data.ap), table.markdown(rows), agreement])
     table_lines = [line for line in tables.splitlines() if line.startswith("| ")]
     assert len(table_lines) > 40
     missing = [line for line in table_lines if line not in docs]

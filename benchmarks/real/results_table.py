@@ -28,8 +28,9 @@ OUT = Path(__file__).resolve().parent / "out"
 MEASURES = ("kendall", "weighted_tau", "pearson", "top1_regret")
 
 
-def _number(text: str) -> float:
-    return float(text) if text not in ("", "nan", "None") else math.nan
+def _number(text: str | float | None) -> float:
+    """A CSV cell (or the store's value) as a float; empty or missing is NaN."""
+    return math.nan if text is None or text in ("", "nan", "None") else float(text)
 
 
 def _interval(row: dict, name: str) -> str:
@@ -133,11 +134,64 @@ def ap_table(rows: list[dict], key: str = "AP50") -> str:
     return "\n".join(lines)
 
 
+def _mean_ap(ap_rows: list[dict], key: str = "AP50") -> dict[tuple[str, str], float]:
+    """(target, source) -> mean ``key`` over the trials."""
+    values: dict[tuple[str, str], list[float]] = {}
+    for row in ap_rows:
+        if row["key"] == key:
+            values.setdefault((row["dataset"], row["model"]), []).append(_number(row["value"]))
+    return {pair: sum(v) / len(v) for pair, v in values.items()}
+
+
+def pair_agreement(score_rows: list[dict], ap_rows: list[dict], sources: list[str]) -> str:
+    """For each score at :data:`FIXED`, the share of pairs of ``sources`` (within a target) that it
+    orders as fine-tuning does (a tie orders nothing), split into pairs of one architecture (the
+    name's part before the first ``-``) and pairs of two: does a score tell good weights apart, or
+    architectures?"""
+    ap = _mean_ap(ap_rows)
+    found: dict[str, dict[str, list[int]]] = {}
+    by_key = {(r["dataset"], r["model"], r["layer"], r["features"], r["metric"]): r for r in score_rows}
+    targets = list(dict.fromkeys(target for target, _ in ap))
+    metrics = list(dict.fromkeys(r["metric"] for r in score_rows))
+    for metric in metrics:
+        counts = found.setdefault(metric, {"same": [0, 0, 0], "across": [0, 0, 0]})  # agree, pairs, tied
+        for target in targets:
+            score = {}
+            for source in sources:
+                row = by_key.get((target, source, *FIXED, metric)) or by_key.get((target, source, "-", "-", metric))
+                if row is not None and not math.isnan(_number(row["score"])) and (target, source) in ap:
+                    score[source] = _number(row["score"])
+            for i, a in enumerate(sources):
+                for b in sources[i + 1 :]:
+                    if a in score and b in score and ap[(target, a)] != ap[(target, b)]:
+                        kind = "same" if a.split("-")[0] == b.split("-")[0] else "across"
+                        product = (score[a] - score[b]) * (ap[(target, a)] - ap[(target, b)])
+                        counts[kind][0] += int(product > 0)
+                        counts[kind][1] += 1
+                        counts[kind][2] += int(product == 0)
+    lines = ["| score | same architecture | across architectures |", "|---|---|---|"]
+    for metric, counts in found.items():
+        cells = [
+            f"{hit}/{total} ({hit / total:.0%})" + (f", {tied} tied" if tied else "") if total else "n/a"
+            for hit, total, tied in counts.values()
+        ]
+        if any(total for _, total, _ in counts.values()):
+            lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+PRETRAINED = ["mnv2-imagenet", "lite0-imagenet", "lite2-imagenet", "mnv2-thermal", "lite0-thermal"]
+
+
 def main() -> None:
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT
     for name, render in (("ap.csv", ap_table), ("correlations.csv", markdown)):
         with open(folder / name, encoding="utf-8") as handle:
             print(render(list(csv.DictReader(handle))) + "\n")
+    with open(folder / "scores.csv", encoding="utf-8") as scores, open(folder / "ap.csv", encoding="utf-8") as aps:
+        agreement = pair_agreement(list(csv.DictReader(scores)), list(csv.DictReader(aps)), PRETRAINED)
+    print(f"**pairs of pretrained sources ordered as fine-tuning orders them, at {FIXED[0]}, {FIXED[1]}**\n")
+    print(agreement)
 
 
 if __name__ == "__main__":
