@@ -100,6 +100,12 @@ class RunDir:
 
         return split_spec(self.manifest()["job"]["backbone"])[0]
 
+    def require_arch(self, arch: str, spec: object) -> None:
+        """An error naming ``spec`` unless the run trained ``arch`` (a source ``ARCH@RUN_DIR``)."""
+        trained = self.backbone_arch()
+        if trained != arch:
+            raise TransferdetError(f"{spec}: the run in {self.path} trained {trained}, not {arch}")
+
     def load_detector(self, device: str = "cpu") -> tuple[torch.nn.Module, list[str]]:
         """The run's detector with its checkpointed weights, in eval mode, and its classes."""
         from transferdet.models.backbones import build_backbone

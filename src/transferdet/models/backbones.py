@@ -79,8 +79,7 @@ def _load_run_body(spec: ModelSpec, backbone: Backbone) -> None:
     from transferdet.runs import RunDir
 
     run = RunDir(spec.checkpoint)
-    if run.backbone_arch() != spec.arch:
-        raise TransferdetError(f"{spec}: the run in {spec.checkpoint} trained {run.backbone_arch()}, not {spec.arch}")
+    run.require_arch(spec.arch, spec)
     prefix = "backbone.body."
     state = {k[len(prefix) :]: v for k, v in run.load_checkpoint()["model"].items() if k.startswith(prefix)}
     missing, unexpected = backbone.load_state_dict(state, strict=False)

@@ -152,9 +152,7 @@ def _network(spec: ModelSpec, run: RunDir | None, seed: int) -> tuple[Backbone, 
     if run is None:
         return build_backbone(spec), None
     detector, _ = run.load_detector()
-    trained_arch = run.backbone_arch()
-    if trained_arch != spec.arch:
-        raise TransferdetError(f"{spec}: the run in {spec.checkpoint} trained {trained_arch}, not {spec.arch}")
+    run.require_arch(spec.arch, spec)
     body = detector.backbone.body
     if spec.mean is not None and spec.std is not None:
         body.mean, body.std = spec.mean, spec.std
