@@ -43,7 +43,7 @@ from transferdet.transfer.scoring import Outcome, score_features
 
 # bumped when extraction changes what it computes, so that older cache entries are not reused
 EXTRACTOR_VERSION = 3
-DEFAULT_METRICS = ("logme", "tlogme", "h_score", "reg_h_score", "transrate", "sfda", "etran", "gbc", "leep", "nce")
+DEFAULT_METRICS = ("transrate", "logme", "tlogme", "h_score", "reg_h_score", "sfda", "etran", "gbc", "leep", "nce")
 MODEL_SIZE = "model_size"  # the backbone's parameter count: a static ranker
 IMAGENET_TOP1 = "imagenet_top1"  # the top-1 a model's entry states (models/model_card.py): another static ranker
 STATIC_SCORES = (MODEL_SIZE, IMAGENET_TOP1)
