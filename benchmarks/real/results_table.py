@@ -117,30 +117,32 @@ def markdown(rows: list[dict]) -> str:
 def ap_table(rows: list[dict], key: str = "AP50") -> str:
     """Fine-tuned ``key`` per source (rows) and target (columns): mean of the trials, and the
     trials' range in brackets, from ap.csv's rows."""
-    values: dict[tuple[str, str], list[float]] = {}
-    for row in rows:
-        if row["key"] == key:
-            values.setdefault((row["model"], row["dataset"]), []).append(_number(row["value"]))
-    models = list(dict.fromkeys(model for model, _ in values))
-    targets = list(dict.fromkeys(target for _, target in values))
+    values = _ap_trials(rows, key)
+    models = list(dict.fromkeys(model for _, model in values))
+    targets = list(dict.fromkeys(target for target, _ in values))
     lines = ["| source | " + " | ".join(targets) + " |", "|" + "---|" * (len(targets) + 1)]
     for model in models:
         cells = []
         for target in targets:
-            trials = values.get((model, target), [])
+            trials = values.get((target, model), [])
             spread = f" [{min(trials):.3f}-{max(trials):.3f}]" if len(trials) > 1 else ""
             cells.append(f"{sum(trials) / len(trials):.3f}{spread}" if trials else "n/a")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _mean_ap(ap_rows: list[dict], key: str = "AP50") -> dict[tuple[str, str], float]:
-    """(target, source) -> mean ``key`` over the trials."""
+def _ap_trials(ap_rows: list[dict], key: str = "AP50") -> dict[tuple[str, str], list[float]]:
+    """(target, source) -> the trials' ``key``."""
     values: dict[tuple[str, str], list[float]] = {}
     for row in ap_rows:
         if row["key"] == key:
             values.setdefault((row["dataset"], row["model"]), []).append(_number(row["value"]))
-    return {pair: sum(v) / len(v) for pair, v in values.items()}
+    return values
+
+
+def _mean_ap(ap_rows: list[dict], key: str = "AP50") -> dict[tuple[str, str], float]:
+    """(target, source) -> mean ``key`` over the trials."""
+    return {pair: sum(v) / len(v) for pair, v in _ap_trials(ap_rows, key).items()}
 
 
 def pair_agreement(score_rows: list[dict], ap_rows: list[dict], sources: list[str]) -> str:
