@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from transferdet import precision
+from transferdet.models.backbones import build_backbone
+from transferdet.models.detectors import DetectorConfig, build_detector
 from transferdet.train.engine import TrainJob, train
 from transferdet.train.recipes import Recipe, load_recipe
 
@@ -26,10 +28,9 @@ def _losses(run) -> list[float]:
 
 
 def _job(synthetic, out, mode: str) -> TrainJob:
-    # 96 px, not 64: at 64 px FCOS's P7 convolution sees a 1 x 1 map, and oneDNN's bf16 weight
-    # gradient of a 3 x 3 stride-2 convolution on a 1 x 1 input is garbage on AVX512-BF16 CPUs
-    # (values up to 1e37 and NaN, different each call: benchmarks/RESULTS.md)
-    recipe = load_recipe("quick", [*SMALL, f"precision={mode}", "min_size=[96]", "max_size=96"])
+    # 64 px: FCOS's P7 convolution sees a 1 x 1 map, where oneDNN's bf16 weight gradient is garbage
+    # on AVX512-BF16 and AMX CPUs (different each call); P6/P7 run in float32 (Float32P6P7)
+    recipe = load_recipe("quick", [*SMALL, f"precision={mode}", "min_size=[64]", "max_size=64"])
     return TrainJob(synthetic, "timm:resnet10t", "fcos", recipe, out, seed=1, device="cpu")
 
 
@@ -64,3 +65,25 @@ def test_training_precision_defaults_and_the_older_amp_key():
     assert Recipe(iterations=5, amp=False).precision == "fp32"
     assert Recipe(iterations=5, amp=True).precision == "auto"
     assert "amp" not in Recipe(iterations=5).model_dump()
+
+
+def test_p6_p7_stay_float32_under_bf16_autocast():
+    # oneDNN's bf16 weight gradient of P7's 3 x 3 convolution on a 1 x 1 P6 map is garbage on
+    # AVX512-BF16 and AMX CPUs, different on each call; FCOS and RetinaNet compute these two levels
+    # in float32, so their gradients under bf16 autocast are exactly float32's
+    model = build_detector(build_backbone("timm:resnet10t"), DetectorConfig("fcos", 3))
+    extra = model.backbone.fpn.extra_blocks
+    torch.manual_seed(0)
+    p5 = torch.randn(2, 256, 2, 2).bfloat16().float()  # exact in both types
+
+    def p7_gradient(low: bool) -> torch.Tensor:
+        extra.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
+            levels, names = extra([p5.bfloat16() if low else p5], [p5], ["p5"])
+        assert names == ["p5", "p6", "p7"] and levels[0] is not None
+        levels[2].float().square().sum().backward()
+        return extra.p7.weight.grad.clone()
+
+    reference = p7_gradient(low=False)
+    for _ in range(5):
+        assert torch.equal(p7_gradient(low=True), reference)

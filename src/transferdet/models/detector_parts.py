@@ -26,6 +26,24 @@ def fpn_norm_layer(norm: str | None):  # noqa: ANN201 - a norm layer class or fa
     raise ValueError(f"unknown FPN norm {norm!r} (choose from bn, syncbn, gn)")
 
 
+class Float32P6P7(LastLevelP6P7):
+    """torchvision's P6/P7 block (RetinaNet, FCOS), always in float32, whatever autocast says.
+
+    Under CPU bf16 autocast, oneDNN's weight gradient of a 3 x 3 convolution whose input map is
+    1 x 1 (P7 from P6 for images under about 100 px) is garbage on AVX512-BF16 and AMX CPUs, and
+    different on each call (benchmarks/RESULTS.md). These two convolutions on the smallest maps
+    cost next to nothing in float32. Same parameters and state dict keys as ``LastLevelP6P7``."""
+
+    def forward(
+        self, p: list[torch.Tensor], c: list[torch.Tensor], names: list[str]
+    ) -> tuple[list[torch.Tensor], list[str]]:
+        x = p[-1] if self.use_P5 else c[-1]
+        with torch.autocast(x.device.type, enabled=False):
+            p6 = self.p6(x.float())
+            p7 = self.p7(nn.functional.relu(p6))
+        return [*p, p6, p7], [*names, "p6", "p7"]
+
+
 class FeaturePyramid(nn.Module):
     """A backbone's ``levels`` through an FPN; ``out_channels`` as torchvision detectors expect."""
 
@@ -35,7 +53,7 @@ class FeaturePyramid(nn.Module):
         super().__init__()
         self.body = body.truncated(levels[-1])
         self.levels = levels
-        extra_block = LastLevelMaxPool() if extra == "pool" else LastLevelP6P7(out_channels, out_channels)
+        extra_block = LastLevelMaxPool() if extra == "pool" else Float32P6P7(out_channels, out_channels)
         channels = [body.channels[lv] for lv in levels]
         self.fpn = FeaturePyramidNetwork(channels, out_channels, extra_block, norm_layer=fpn_norm_layer(norm))
         self.out_channels = out_channels
