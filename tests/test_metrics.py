@@ -182,7 +182,7 @@ def test_suite_is_bit_identical_run_to_run():
 
 
 def test_ordered_sum_adds_in_index_order_whatever_the_arrival_order():
-    from transferdet.metrics.gram import _OrderedSum
+    from transferdet.metrics.rows import _OrderedSum
 
     rng = np.random.default_rng(2)
     # magnitudes far apart, so a different order of addition would change the last bits
@@ -201,7 +201,7 @@ def test_ordered_sum_adds_in_index_order_whatever_the_arrival_order():
 def test_transrate_falls_back_to_lu_on_the_original_matrix(monkeypatch):
     # a class matrix that is not positive definite in floating point: the Cholesky has overwritten part
     # of it by then, so the fallback must start again from the class's rows
-    from transferdet.metrics import gram
+    from transferdet.metrics import rows
 
     rng = np.random.default_rng(1)
     features, labels = rng.normal(size=(400, 32)), rng.integers(3, size=400)
@@ -211,7 +211,7 @@ def test_transrate_falls_back_to_lu_on_the_original_matrix(monkeypatch):
         matrix[:] = 0.0
         return False
 
-    monkeypatch.setattr(gram, "cholesky_in_place", destroy_and_fail)
+    monkeypatch.setattr(rows, "cholesky_in_place", destroy_and_fail)
     assert metrics.transrate(features, labels) == pytest.approx(expected, rel=1e-9)
 
 
@@ -259,7 +259,7 @@ def test_etran_regression_fits_exactly_when_n_is_below_d(vectors):
 
 
 def test_blocked_gram_equals_the_whole_product():
-    from transferdet.metrics.gram import BLOCK_ROWS, blocked_gram
+    from transferdet.metrics.rows import BLOCK_ROWS, blocked_gram
 
     rng = np.random.default_rng(4)
     x = rng.normal(size=(2 * BLOCK_ROWS + 37, 48))  # two whole blocks and a partial one

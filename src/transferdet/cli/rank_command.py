@@ -74,6 +74,11 @@ MetricsOption = Annotated[
     ),
 ]
 
+DEVICE_HELP = (
+    "cpu, cuda, cuda:1 ...: the forward passes and the metrics' passes over the features run there "
+    "(default: cuda if available)."
+)
+
 
 def _model_list(models: list[str], models_file: Path | None) -> list[str | ModelSpec]:
     """Specs from ``--models`` and the models file, whose entries may state a model card's input
@@ -209,7 +214,7 @@ def rank(
     max_boxes_per_class: Annotated[int | None, typer.Option(help="Use at most this many boxes per class.")] = None,
     image_size: Annotated[int, typer.Option(help="Longer image side, in pixels, for the forward pass.")] = 512,
     seed: Annotated[int, typer.Option(help="Seed for sampling, random-init weights and splits.")] = 0,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
+    device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
     background: BackgroundOption = None,
     precision: PrecisionOption = "fp32",

@@ -18,10 +18,9 @@ collinear within 1e-6).
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from transferdet.metrics._checks import as_features, as_labels, as_targets
-from transferdet.metrics.gram import BLOCK_ROWS, GramStats
+from transferdet.metrics.gram import GramStats, Rows, as_rows
 from transferdet.metrics.lda import etran_lda_from
 
 ENERGY_PERCENT = 0.5
@@ -32,23 +31,21 @@ def etran_energy(features: np.ndarray, percent: float = ENERGY_PERCENT) -> float
     return _energy(as_features(features), percent)
 
 
-def _energy(features: np.ndarray, percent: float = ENERGY_PERCENT) -> float:
-    # torch's logsumexp runs on both cores, 6x faster than SciPy's here; by blocks of rows, so that
-    # its temporaries stay small
-    rows = torch.from_numpy(features)
-    energy = np.sort(torch.cat([torch.logsumexp(block, dim=1) for block in rows.split(BLOCK_ROWS)]).numpy())
+def _energy(features: np.ndarray | Rows, percent: float = ENERGY_PERCENT) -> float:
+    energy = np.sort(as_rows(features).row_logsumexp())
     count = max(1, int(percent * 10) * len(energy) // 1000)
     return float(energy[:count].mean())
 
 
-def etran_regression_from(stats: GramStats, features: np.ndarray, targets: np.ndarray) -> float:
+def etran_regression_from(stats: GramStats, features: np.ndarray | Rows, targets: np.ndarray) -> float:
     """Minus the mean squared residual of the least-squares fit of ``targets`` from ``features``."""
     values, vectors = stats.eigen
     keep = values > values[0] * max(stats.n, stats.d) * np.finfo(np.float64).eps
     basis = vectors[:, keep]
-    projected = basis.T @ (targets.T @ features).T  # (k, K): V^T F^T y
+    rows = as_rows(features)
+    projected = basis.T @ rows.weighted_sums(targets.T).T  # (k, K): V^T F^T y
     solution = basis @ (projected / values[keep, None])
-    return float(-np.mean((features @ solution - targets) ** 2))
+    return float(-np.mean((rows.times(solution) - targets) ** 2))
 
 
 def etran_regression(features: np.ndarray, targets: np.ndarray) -> float:
@@ -58,7 +55,7 @@ def etran_regression(features: np.ndarray, targets: np.ndarray) -> float:
     return etran_regression_from(GramStats.of(f, np.zeros(len(f), dtype=np.int64)), f, y)
 
 
-def etran_from(stats: GramStats, features: np.ndarray, labels: np.ndarray, boxes: np.ndarray | None) -> float:
+def etran_from(stats: GramStats, features: np.ndarray | Rows, labels: np.ndarray, boxes: np.ndarray | None) -> float:
     """ETran from the shared statistics: energy + LDA (+ box regression when ``boxes`` are given)."""
     score = _energy(features) + etran_lda_from(stats, features, labels)
     if boxes is not None:

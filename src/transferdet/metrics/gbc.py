@@ -19,7 +19,8 @@ import numpy as np
 from scipy import linalg
 
 from transferdet.metrics._checks import as_features, as_labels
-from transferdet.metrics.gram import GramStats, class_sums
+from transferdet.metrics.gram import GramStats, Rows, as_rows
+from transferdet.metrics.rows import class_sums
 
 PCA_DIMENSIONS = 64
 VARIANCE_FLOOR = 1e-12
@@ -32,15 +33,18 @@ def principal_axes(stats: GramStats, k: int) -> np.ndarray:
     return vectors[:, ::-1]
 
 
-def gbc_from(stats: GramStats, features: np.ndarray, labels: np.ndarray, dimensions: int = PCA_DIMENSIONS) -> float:
+def gbc_from(
+    stats: GramStats, features: np.ndarray | Rows, labels: np.ndarray, dimensions: int = PCA_DIMENSIONS
+) -> float:
     """GBC from the shared statistics (each class needs two samples for its variance)."""
-    n, d = features.shape
+    rows = as_rows(features)
+    n, d = rows.n, rows.d
     k = min(dimensions, d, n)
     if d > k:
         axes = principal_axes(stats, k)
-        reduced = features @ axes - stats.mean @ axes  # (F - mu) P without an N x D temporary
+        reduced = rows.times(axes) - stats.mean @ axes  # (F - mu) P without an N x D temporary
     else:
-        reduced = features
+        reduced = rows.host()
     num_classes = len(stats.counts)
     counts = stats.counts[:, None]
     means = class_sums(reduced, labels, num_classes) / counts

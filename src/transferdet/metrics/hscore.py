@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from transferdet.metrics._checks import as_features, as_labels
-from transferdet.metrics.gram import GramStats
+from transferdet.metrics.gram import GramStats, Rows, as_rows
 
 
 def _centred_class_means(stats: GramStats) -> np.ndarray:
@@ -63,10 +63,11 @@ def ledoit_wolf_shrinkage_from(stats: GramStats, row_norms4: float) -> tuple[flo
     return (0.0 if beta == 0 else beta / delta), mu
 
 
-def reg_h_score_from(stats: GramStats, features: np.ndarray) -> float:
+def reg_h_score_from(stats: GramStats, features: np.ndarray | Rows) -> float:
+    rows = as_rows(features)
     n = stats.n
     mean = stats.mean
-    centred_norms = np.einsum("ij,ij->i", features, features) - 2.0 * (features @ mean) + mean @ mean
+    centred_norms = rows.squared_norms() - 2.0 * rows.times(mean) + mean @ mean
     shrinkage, mu = ledoit_wolf_shrinkage_from(stats, float((centred_norms**2).sum()))
     values = stats.eigen[0]
     m = stats.projected_mean

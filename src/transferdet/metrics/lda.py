@@ -34,7 +34,8 @@ import torch
 from scipy.special import softmax
 
 from transferdet.metrics._checks import MetricInputError, as_features, as_labels
-from transferdet.metrics.gram import GramStats, blocked_gram
+from transferdet.metrics.gram import GramStats, Rows, as_rows
+from transferdet.metrics.rows import one_hot
 
 
 def _shrunk(matrix: np.ndarray, shrinkage: float) -> np.ndarray:
@@ -71,8 +72,8 @@ class Discriminant:
         coef = torch.cholesky_solve(torch.from_numpy(np.ascontiguousarray(means.T)), factor).numpy().T
         return cls(coef, -0.5 * np.einsum("ij,ij->i", means, coef) + np.log(priors))
 
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        return softmax(x @ self.coef.T + self.intercept, axis=1)
+    def probabilities(self, rows: Rows) -> np.ndarray:
+        return softmax(rows.times(self.coef.T) + self.intercept, axis=1)
 
 
 def sfda_shrinkage(within: np.ndarray) -> float:
@@ -90,37 +91,28 @@ def _confidence(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return softmax(probs, axis=1)[np.arange(len(labels)), labels]
 
 
-def _weighted_class_sums(features: np.ndarray, labels: np.ndarray, num_classes: int, c: np.ndarray) -> np.ndarray:
+def _weighted_class_sums(rows: Rows, labels: np.ndarray, num_classes: int, c: np.ndarray) -> np.ndarray:
     """``sum_{i in k} c_i x_i`` and ``sum_{i in k} c_i^2 x_i`` for each class k, in one pass: (2C, D)."""
-    n = len(labels)
-    weights = np.zeros((2 * num_classes, n))
-    weights[labels, np.arange(n)] = c
-    weights[num_classes + labels, np.arange(n)] = c * c
-    return weights @ features
+    weights = np.concatenate([one_hot(labels, num_classes, c), one_hot(labels, num_classes, c * c)])
+    return rows.weighted_sums(weights)
 
 
 def _mixed_within(
-    stats: GramStats, features: np.ndarray, labels: np.ndarray, c: np.ndarray, others: np.ndarray
+    stats: GramStats, rows: Rows, labels: np.ndarray, c: np.ndarray, others: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The class means (C, D) and within-class scatter (D x D) of the ConfMix features
     ``x'_i = c_i x_i + (1 - c_i) o_y``, never formed: with ``u = x - mu``, ``a = mu - o`` and
     ``s = o - mu'``, ``x' - mu'_y = c u + c a_y + s_y``, so the scatter is ``sum c^2 u u^T`` (one
     blocked pass over F) plus per-class terms."""
-    n, d = features.shape
     counts, mu, num_classes = stats.counts, stats.mean, len(stats.counts)
     sum_c = np.bincount(labels, weights=c, minlength=num_classes)
     sum_c2 = np.bincount(labels, weights=c * c, minlength=num_classes)
-    sums = _weighted_class_sums(features, labels, num_classes, c)
+    sums = _weighted_class_sums(rows, labels, num_classes, c)
     mixed_means = (sums[:num_classes] + (counts - sum_c)[:, None] * others) / counts[:, None]
     w1 = sums[:num_classes] - sum_c[:, None] * mu  # sum c u per class
     w2 = sums[num_classes:] - sum_c2[:, None] * mu  # sum c^2 u per class
     a, s = mu - others, others - mixed_means
-
-    def weighted_rows(rows: slice, block: np.ndarray) -> None:
-        np.subtract(features[rows], mu, out=block)
-        block *= c[rows, None]
-
-    scatter = blocked_gram(n, d, weighted_rows)
+    scatter = rows.scaled_gram(mu, c)
     # the per-class terms, sum_k (sum c^2) a a^T + (sum c)(a s^T + s a^T) + n_k s s^T + w2 a^T
     # + a w2^T + w1 s^T + s w1^T, as one product X^T (M X) with X = [a; s; w1; w2] (4C x D) and
     # M the symmetric 4C x 4C matrix of those class weights
@@ -137,33 +129,36 @@ def _mixed_within(
     return mixed_means, scatter
 
 
-def sfda_from(stats: GramStats, features: np.ndarray, labels: np.ndarray) -> float:
+def sfda_from(stats: GramStats, features: np.ndarray | Rows, labels: np.ndarray) -> float:
     """SFDA from the shared statistics (the first discriminant) and one blocked pass over the
     features for the second (ConfMix: each sample moved towards the mean of the other classes'
     means, by how unsure the first discriminant is of its true class)."""
+    rows = as_rows(features)
     n = stats.n
     priors, means = stats.counts / n, stats.class_means
     within = stats.within_scatter / n
     shrinkage = sfda_shrinkage(within)
     first = Discriminant.fit(within, means, priors, shrinkage)
-    c = _confidence(first.probabilities(features), labels)
+    c = _confidence(first.probabilities(rows), labels)
     others = (means.sum(axis=0, keepdims=True) - means) / (len(means) - 1)
-    mixed_means, mixed_scatter = _mixed_within(stats, features, labels, c, others)
+    mixed_means, mixed_scatter = _mixed_within(stats, rows, labels, c, others)
     second = Discriminant.fit(mixed_scatter / n, mixed_means, priors, shrinkage)
     # scores of the mixed features, c (F coef^T) + (1 - c) (o coef^T)_y, again without forming them
     scores = (
-        c[:, None] * (features @ second.coef.T)
+        c[:, None] * rows.times(second.coef.T)
         + (1.0 - c)[:, None] * (others @ second.coef.T)[labels]
         + second.intercept
     )
     return _true_class_mean(softmax(scores, axis=1), labels)
 
 
-def etran_lda_from(stats: GramStats, features: np.ndarray, labels: np.ndarray) -> float:
+def etran_lda_from(stats: GramStats, features: np.ndarray | Rows, labels: np.ndarray) -> float:
     """ETran's LDA term: softmax over classes of ``x . mu_c - |mu_c|^2 / 2 + log prior_c``, the
     true class's probability averaged (the reference's discriminant, its V V^T = I cancelled)."""
     means = stats.class_means
-    scores = features @ means.T - 0.5 * np.einsum("ij,ij->i", means, means) + np.log(stats.counts / stats.n)
+    scores = (
+        as_rows(features).times(means.T) - 0.5 * np.einsum("ij,ij->i", means, means) + np.log(stats.counts / stats.n)
+    )
     return _true_class_mean(softmax(scores, axis=1), labels)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from transferdet.metrics._checks import MetricInputError, as_labels
-from transferdet.metrics.gram import class_sums
+from transferdet.metrics.rows import class_sums
 
 
 def leep(source_probs: np.ndarray, labels: np.ndarray) -> float:

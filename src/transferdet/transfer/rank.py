@@ -226,7 +226,13 @@ def _rows(
     has_source = features.source_probs is not None
     names = [m for m in wanted if m not in STATIC_SCORES and (m not in SOURCE_METRICS or has_source)]
     outcomes = score_features(
-        features.features, features.labels, standardised(features.boxes), features.source_probs, names, classes
+        features.features,
+        features.labels,
+        standardised(features.boxes),
+        features.source_probs,
+        names,
+        classes,
+        settings.device,
     )
     outcomes = {m: (static[m] if m in static else outcomes[m]) for m in wanted if m in static or m in outcomes}
     return [

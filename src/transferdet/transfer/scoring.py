@@ -11,6 +11,9 @@ features says why, and never takes the others with it.
   label-free part keep it, with a note: TLogME its regression half (LogME on the box coordinates,
   TMOD), ETran its energy and box-regression terms.
 - LEEP and NCE need the checkpoint's own classifier; without one they are unavailable.
+
+With ``device`` (a GPU), the shared pass's work over the feature rows runs there
+(:func:`transferdet.metrics.suite`); the fallbacks above run on the host.
 """
 
 from __future__ import annotations
@@ -52,12 +55,17 @@ class Outcome:
 
 
 def _gram_outcomes(
-    names: list[str], features: np.ndarray, labels: np.ndarray, targets: np.ndarray, probs: np.ndarray | None
+    names: list[str],
+    features: np.ndarray,
+    labels: np.ndarray,
+    targets: np.ndarray,
+    probs: np.ndarray | None,
+    device: str | None = None,
 ) -> dict[str, Outcome]:
     if not names:
         return {}
     try:
-        return {k: Outcome(v) for k, v in suite(features, labels, targets, probs, names).items()}
+        return {k: Outcome(v) for k, v in suite(features, labels, targets, probs, names, device).items()}
     except MetricInputError:
         pass  # one of them cannot score: try each alone, to keep the others
     outcomes = {}
@@ -79,7 +87,12 @@ def _small_classes(labels: np.ndarray, minimum: int = 2) -> list[tuple[int, int]
 
 
 def _per_class_outcomes(
-    names: list[str], features: np.ndarray, labels: np.ndarray, targets: np.ndarray, classes: Sequence[str]
+    names: list[str],
+    features: np.ndarray,
+    labels: np.ndarray,
+    targets: np.ndarray,
+    classes: Sequence[str],
+    device: str | None = None,
 ) -> dict[str, Outcome]:
     """The per-class metrics (SFDA, GBC, ETran, the k-NN and linear-probe baselines) on the boxes of
     the classes that have two or more, together (a note names the others)."""
@@ -88,7 +101,7 @@ def _per_class_outcomes(
     keep = ~np.isin(labels, [label for label, _ in small])
     if len(np.unique(labels[keep])) < 2:
         return {n: Outcome(None, f"{n}: {described}; needs 2 per class in at least two classes") for n in names}
-    outcomes = _gram_outcomes(names, features[keep], labels[keep], targets[keep], None)
+    outcomes = _gram_outcomes(names, features[keep], labels[keep], targets[keep], None, device)
     return {
         n: Outcome(o.score, o.reason, f"{n}: {described}; left out of this metric" if o.score is not None else None)
         for n, o in outcomes.items()
@@ -115,18 +128,21 @@ def score_features(
     probs: np.ndarray | None,
     names: Sequence[str],
     classes: Sequence[str],
+    device: str | None = None,
 ) -> dict[str, Outcome]:
-    """Every metric of ``names`` on the box features, in the order asked."""
+    """Every metric of ``names`` on the box features, in the order asked (the shared pass on
+    ``device`` where one is given)."""
     label_free = [n for n in names if n in LABEL_FREE_PARTS] if len(np.unique(labels)) == 1 else []
     only = _class_name(classes, int(labels[0])) if label_free else ""
     outcomes = {n: _label_free_outcome(n, features, targets, only) for n in label_free}
     labelled = [n for n in names if n not in label_free]
     small = bool(_small_classes(labels))
     shared = [n for n in labelled if n in SHARED_METRICS and not (small and n in PER_CLASS_METRICS)]
-    outcomes.update(_gram_outcomes(shared, features, labels, targets, probs))
+    outcomes.update(_gram_outcomes(shared, features, labels, targets, probs, device))
     if small:
         per_class = [n for n in labelled if n in PER_CLASS_METRICS]
-        outcomes.update(_per_class_outcomes(per_class, features, labels, targets, classes) if per_class else {})
+        if per_class:
+            outcomes.update(_per_class_outcomes(per_class, features, labels, targets, classes, device))
     for name in labelled:
         if name in SOURCE_METRICS:
             if probs is None:
