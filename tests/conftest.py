@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from transferdet.cli import main
+from transferdet.models.backbone import Backbone
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 BCCD = SHARED / "datasets" / "bccd"
@@ -46,6 +47,21 @@ class CliResult:
 
     def json(self):
         return json.loads(self.out)
+
+
+@pytest.fixture
+def forward_passes(monkeypatch) -> list[int]:
+    """Counts the calls of any backbone's forward from here on (ranking runs an inference copy of
+    the backbone, its batch norms folded, so a hook on the original's modules would not see them)."""
+    calls = [0]
+    forward = Backbone.forward
+
+    def counted(self: Backbone, x):  # noqa: ANN001, ANN202
+        calls[0] += 1
+        return forward(self, x)
+
+    monkeypatch.setattr(Backbone, "forward", counted)
+    return calls
 
 
 @pytest.fixture

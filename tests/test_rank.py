@@ -122,22 +122,14 @@ def test_rank_errors(cli, synthetic):
         rank(synthetic, ["resnet18"])
 
 
-def _count_forward_passes(backbone) -> list[int]:
-    calls = [0]
-    first = next(iter(backbone.stages.values()))
-    first.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
-    return calls
-
-
-def test_several_layers_come_from_one_forward_pass_and_equal_one_layer_at_a_time(synthetic):
+def test_several_layers_come_from_one_forward_pass_and_equal_one_layer_at_a_time(synthetic, forward_passes):
     from transferdet.transfer.features import extract_layers
 
     records = formats.read(synthetic).records("train")[:5]
     torch.manual_seed(0)
     backbone = build_backbone("timm:resnet18").eval()
-    calls = _count_forward_passes(backbone)
     together = extract_layers(backbone, records, ["c3", "c4", "c5", "c2"], image_size=96, batch_size=2)
-    assert calls[0] == 3  # 5 images in batches of 2: one pass per batch for all four layers
+    assert forward_passes[0] == 3  # 5 images in batches of 2: one pass per batch for all four layers
     assert list(together) == ["c3", "c4", "c5", "c2"]
     for layer, features in together.items():
         alone = extract_box_features(backbone, records, layer, image_size=96, batch_size=2)

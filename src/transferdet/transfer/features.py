@@ -27,6 +27,7 @@ from torchvision.transforms.v2 import functional as F
 from transferdet.data.dataset import ImageRecord
 from transferdet.errors import TransferdetError
 from transferdet.models.backbone import Backbone
+from transferdet.models.batchnorm_folding import fold_batch_norms
 from transferdet.precision import autocast
 from transferdet.transfer.poolers import make_pooler
 
@@ -153,7 +154,8 @@ def extract_layers(
 ) -> dict[str, BoxFeatures]:
     """Features of every box of ``records`` from each of ``layers`` (a stage of ``backbone``, or an
     FPN level, ``fpn_ms`` or ``fc7`` of a trained ``detector`` whose backbone it is), all from one
-    forward pass per batch. Boxes come out in the order of ``records``. The network runs in
+    forward pass per batch. Boxes come out in the order of ``records``. The network runs with its
+    batch norms folded into its convolutions (:mod:`~transferdet.models.batchnorm_folding`), in
     channels_last memory format (faster convolutions on CPUs and GPUs) under ``precision``
     (:mod:`transferdet.precision`); features are pooled in float32 and returned in float64.
     The next batch's images are decoded on a second thread while this one runs."""
@@ -163,7 +165,7 @@ def extract_layers(
         raise TransferdetError("no boxes to compute features on")
     layers = list(dict.fromkeys(layers))
     (detector if detector is not None else backbone).to(device, memory_format=torch.channels_last).eval()
-    pool = make_pooler(backbone, layers, kind, detector)
+    pool = make_pooler(fold_batch_norms(backbone.eval()), layers, kind, detector)
     mean = torch.tensor(backbone.mean).view(3, 1, 1)
     std = torch.tensor(backbone.std).view(3, 1, 1)
     rows = {layer: _Rows() for layer in layers}

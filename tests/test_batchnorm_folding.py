@@ -1,0 +1,56 @@
+"""Ranking's inference copy of a backbone: batch norms folded into convolutions, same maps."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from transferdet.models.backbone import Backbone
+from transferdet.models.backbones import build_backbone
+from transferdet.models.batchnorm_folding import fold_batch_norms
+
+
+def _plain_batch_norms(module: nn.Module) -> int:
+    return sum(type(m) is nn.BatchNorm2d for m in module.modules())
+
+
+def test_folding_removes_the_batch_norms_and_keeps_every_map():
+    backbone = build_backbone("torchvision:mobilenet_v2").eval()
+    generator = torch.Generator().manual_seed(0)
+    for module in backbone.modules():  # statistics far from the identity, so that folding shows
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.copy_(torch.rand(module.num_features, generator=generator) * 2 - 1)
+            module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
+    images = torch.randn(2, 3, 96, 128, generator=generator)
+    with torch.no_grad():
+        expected = backbone(images)
+        folded = fold_batch_norms(backbone)
+        got = folded(images)
+    assert _plain_batch_norms(backbone) == 52 and _plain_batch_norms(folded) == 0
+    assert folded.channels == backbone.channels and folded.mean == backbone.mean
+    assert list(got) == list(expected) == ["c1", "c2", "c3", "c4", "c5"]
+    for name, value in expected.items():
+        assert torch.allclose(got[name], value, rtol=1e-4, atol=1e-5 * float(value.abs().max())), name
+    with torch.no_grad():  # the original is left as it was
+        assert torch.equal(backbone(images)["c5"], expected["c5"])
+
+
+class _Branchy(nn.Module):
+    """A stage FX cannot trace (its control flow reads a tensor's value)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.norm = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(x)) if x.sum() > 0 else self.conv(x)
+
+
+def test_a_stage_fx_cannot_trace_is_kept_and_training_mode_is_refused():
+    stage = _Branchy()
+    backbone = Backbone([("s", stage)], {"s": "c1"}, {"c1": 4}, {"c1": 2})
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batch_norms(backbone)
+    folded = fold_batch_norms(backbone.eval())
+    assert folded.stages["s"] is stage
