@@ -67,7 +67,7 @@ def test_training_precision_defaults_and_the_older_amp_key():
     assert "amp" not in Recipe(iterations=5).model_dump()
 
 
-def test_p6_p7_stay_float32_under_bf16_autocast():
+def test_p6_p7_and_ssd_extras_stay_float32_under_bf16_autocast():
     # oneDNN's bf16 weight gradient of P7's 3 x 3 convolution on a 1 x 1 P6 map is garbage on
     # AVX512-BF16 and AMX CPUs, different on each call; FCOS and RetinaNet compute these two levels
     # in float32, so their gradients under bf16 autocast are exactly float32's
@@ -87,3 +87,31 @@ def test_p6_p7_stay_float32_under_bf16_autocast():
     reference = p7_gradient(low=False)
     for _ in range(5):
         assert torch.equal(p7_gradient(low=True), reference)
+
+    ssd = build_detector(build_backbone("timm:resnet10t"), DetectorConfig("ssd", 3)).backbone
+    maps = {"c3": torch.zeros(2, 128, 8, 8), "c4": torch.zeros(2, 256, 4, 4)}
+    maps["c5"] = torch.randn(2, 512, 2, 2).bfloat16().float()  # the second extra block sees a 1 x 1 map
+    ssd.body = _Fixed(maps)
+
+    def last_extra_gradient(low: bool) -> torch.Tensor:
+        ssd.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
+            out = ssd(torch.zeros(2, 3, 64, 64))
+        out[str(len(out) - 1)].float().square().sum().backward()
+        return ssd.extras[-1][2].weight.grad.clone()
+
+    reference = last_extra_gradient(low=False)
+    for _ in range(5):
+        assert torch.equal(last_extra_gradient(low=True), reference)
+
+
+class _Fixed(torch.nn.Module):
+    """A body that returns the same maps (in bf16 under autocast, as a bf16 body would)."""
+
+    def __init__(self, maps: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.maps = maps
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        low = torch.is_autocast_enabled("cpu")
+        return {k: v.bfloat16() if low else v for k, v in self.maps.items()}

@@ -115,7 +115,11 @@ class SSDFeatures(nn.Module):
         features = self.body(x)
         maps = [features[lv] for lv in self.levels]
         y = maps[-1]
-        for block in self.extras:
-            y = block(y)
-            maps.append(y)
+        # the extra maps shrink to 1 x 1, where oneDNN's bf16 weight gradient of a 3 x 3 convolution
+        # is wrong on CPUs (see Float32P6P7): like P6/P7 they run in float32, at next to no cost
+        with torch.autocast(y.device.type, enabled=False):
+            y = y.float()
+            for block in self.extras:
+                y = block(y)
+                maps.append(y)
         return OrderedDict((str(i), m) for i, m in enumerate(maps))
