@@ -54,3 +54,25 @@ def test_a_stage_fx_cannot_trace_is_kept_and_training_mode_is_refused():
         fold_batch_norms(backbone)
     folded = fold_batch_norms(backbone.eval())
     assert folded.stages["s"] is stage
+
+
+class _Shared(nn.Module):
+    """One batch norm called after two convolutions: folding it into one would change the other."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.norm = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.a(x)) + self.norm(self.b(x))
+
+
+def test_a_batch_norm_called_twice_is_left_alone():
+    stage = _Shared().eval()
+    stage.norm.running_mean.fill_(0.5)
+    backbone = Backbone([("s", stage)], {"s": "c1"}, {"c1": 4}, {"c1": 2}).eval()
+    folded = fold_batch_norms(backbone)
+    images = torch.randn(1, 3, 8, 8)
+    assert folded.stages["s"] is stage
+    with torch.no_grad():
+        assert torch.equal(folded(images)["c1"], backbone(images)["c1"])

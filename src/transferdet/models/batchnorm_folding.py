@@ -4,27 +4,66 @@ In eval mode a batch norm is a fixed per-channel affine map (Ioffe & Szegedy, "B
 Normalization", ICML 2015), so it can be merged into the preceding convolution's weights and bias;
 the network then reads and writes each feature map once less. On MobileNetV2 (batch 8 at 384 x 512,
 2 CPU cores, channels_last) this took the forward pass from 0.41 s to 0.24 s in float32 and from
-0.29 s to 0.17 s under bf16 autocast (ResNet-18: 0.48 -> 0.43 s). The rewriting is PyTorch's own
-(``torch.fx.experimental.optimization.fuse``: an FX trace, then ``fuse_conv_bn_eval`` on each
-convolution whose only reader is a plain ``BatchNorm2d``), applied stage by stage; a stage FX cannot
-trace is kept as it is. Ranking's features change by float32 rounding only.
+0.29 s to 0.17 s under bf16 autocast (ResNet-18: 0.48 -> 0.43 s).
+
+Each stage is copied and traced with torch.fx only to find the pairs: a ``Conv2d`` whose output
+goes to a plain ``BatchNorm2d`` alone, each module called once (the pattern of
+``torch.fx.experimental.optimization.fuse``). PyTorch's ``fuse_conv_bn_eval`` merges each pair into
+the convolution and the batch norm becomes an ``Identity``, in the copy's own module tree: the copy
+keeps its classes and needs no generated code, which made folding 3x cheaper than ``fuse`` (about
+0.07 s for MobileNetV2's stages against 0.23 s). A stage FX cannot trace is kept as it is.
+Ranking's features change by float32 rounding only.
 """
 
 from __future__ import annotations
 
 import copy
+from collections import Counter
 
 import torch
-from torch.fx.experimental.optimization import fuse
+from torch import fx, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from transferdet.models.backbone import Backbone
 
 
-def _folded_stage(stage: torch.nn.Module) -> torch.nn.Module:
+def _calls(node: object, root: nn.Module, kind: type[nn.Module]) -> bool:
+    """Whether ``node`` calls a submodule of exactly the type ``kind``."""
+    return (
+        isinstance(node, fx.Node)
+        and node.op == "call_module"
+        and type(root.get_submodule(node.target)) is kind  # subclasses (timm's BatchNormAct2d) do more
+    )
+
+
+def _replace(root: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent), child, module)
+
+
+def _folded_stage(stage: nn.Module) -> nn.Module:
+    """A copy of ``stage`` with its conv -> batch norm pairs folded, or ``stage`` itself when there
+    are none or FX cannot trace it."""
+    if not any(type(module) is nn.BatchNorm2d for module in stage.modules()):
+        return stage
+    folded = copy.deepcopy(stage)
     try:
-        return fuse(stage)
+        graph = fx.symbolic_trace(folded).graph
     except Exception:  # noqa: BLE001 - FX cannot trace every module; the stage itself computes the same
         return stage
+    called = Counter(node.target for node in graph.nodes if node.op == "call_module")
+    pairs = 0
+    for node in graph.nodes:
+        if not (_calls(node, folded, nn.BatchNorm2d) and _calls(node.args[0], folded, nn.Conv2d)):
+            continue
+        conv = node.args[0]
+        norm = folded.get_submodule(node.target)
+        if len(conv.users) > 1 or called[conv.target] > 1 or called[node.target] > 1 or not norm.track_running_stats:
+            continue
+        _replace(folded, conv.target, fuse_conv_bn_eval(folded.get_submodule(conv.target), norm))
+        _replace(folded, node.target, nn.Identity())
+        pairs += 1
+    return folded if pairs else stage
 
 
 def fold_batch_norms(backbone: Backbone) -> Backbone:
