@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from transferdet.errors import TransferdetError
@@ -13,21 +15,31 @@ class MetricInputError(TransferdetError, ValueError):
     """Input a transferability metric cannot score (one class, too few samples, NaN features...)."""
 
 
-def as_features(features: np.ndarray, name: str = "features") -> np.ndarray:
-    array = np.asarray(features, dtype=np.float64)
-    if array.ndim != 2:
-        raise MetricInputError(f"{name} must be an (N, D) array, got shape {array.shape}")
-    if array.shape[0] < 2:
-        raise MetricInputError(f"{name}: need at least 2 samples, got {array.shape[0]}")
-    # the extremes propagate NaN and infinities: two passes, no N x D temporary
-    largest = max(float(array.max()), -float(array.min()))
+def check_feature_shape(shape: tuple[int, ...], name: str = "features") -> None:
+    """An (N, D) matrix with at least two rows."""
+    if len(shape) != 2:
+        raise MetricInputError(f"{name} must be an (N, D) array, got shape {tuple(shape)}")
+    if shape[0] < 2:
+        raise MetricInputError(f"{name}: need at least 2 samples, got {shape[0]}")
+
+
+def check_largest(largest: float, bad_rows: Callable[[], int], name: str = "features") -> None:
+    """The features' largest magnitude is finite (else ``bad_rows()`` rows hold NaN or infinities)
+    and small enough for their Gram matrix not to overflow."""
     if not np.isfinite(largest):
-        bad = int((~np.isfinite(array)).any(axis=1).sum())
-        raise MetricInputError(f"{name}: {bad} row(s) hold NaN or infinite values")
+        raise MetricInputError(f"{name}: {bad_rows()} row(s) hold NaN or infinite values")
     if largest > MAX_MAGNITUDE:
         raise MetricInputError(
             f"{name}: values up to {largest:.3g} overflow their Gram matrix (limit {MAX_MAGNITUDE:g})"
         )
+
+
+def as_features(features: np.ndarray, name: str = "features") -> np.ndarray:
+    array = np.asarray(features, dtype=np.float64)
+    check_feature_shape(array.shape, name)
+    # the extremes propagate NaN and infinities: two passes, no N x D temporary
+    largest = max(float(array.max()), -float(array.min()))
+    check_largest(largest, lambda: int((~np.isfinite(array)).any(axis=1).sum()), name)
     return array
 
 

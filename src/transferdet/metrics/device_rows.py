@@ -14,26 +14,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from transferdet.metrics._checks import MAX_MAGNITUDE, MetricInputError
+from transferdet.metrics._checks import MetricInputError, check_feature_shape, check_largest
 from transferdet.metrics.rows import BLOCK_ROWS
 
 
 def device_features(features: torch.Tensor, name: str = "features") -> torch.Tensor:
     """``features`` as float64 on their device, with the checks :func:`~transferdet.metrics._checks.as_features`
     makes on the host (shape, at least 2 rows, finite, below the overflow limit)."""
-    if features.ndim != 2:
-        raise MetricInputError(f"{name} must be an (N, D) array, got shape {tuple(features.shape)}")
-    if features.shape[0] < 2:
-        raise MetricInputError(f"{name}: need at least 2 samples, got {features.shape[0]}")
+    check_feature_shape(tuple(features.shape), name)
     tensor = features.to(torch.float64)
-    largest = float(tensor.abs().max())
-    if not np.isfinite(largest):
-        bad = int((~torch.isfinite(tensor)).any(dim=1).sum())
-        raise MetricInputError(f"{name}: {bad} row(s) hold NaN or infinite values")
-    if largest > MAX_MAGNITUDE:
-        raise MetricInputError(
-            f"{name}: values up to {largest:.3g} overflow their Gram matrix (limit {MAX_MAGNITUDE:g})"
-        )
+    check_largest(float(tensor.abs().max()), lambda: int((~torch.isfinite(tensor)).any(dim=1).sum()), name)
     return tensor
 
 
