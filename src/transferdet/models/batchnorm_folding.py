@@ -7,11 +7,14 @@ the network then reads and writes each feature map once less. On MobileNetV2 (ba
 0.29 s to 0.17 s under bf16 autocast (ResNet-18: 0.48 -> 0.43 s).
 
 Each stage is copied and traced with torch.fx only to find the pairs: a ``Conv2d`` whose output
-goes to a plain ``BatchNorm2d`` alone, each module called once (the pattern of
+goes to a plain ``BatchNorm2d`` (or timm's ``BatchNormAct2d``, a batch norm with its activation,
+as in EfficientNet-Lite) alone, each module called once (the pattern of
 ``torch.fx.experimental.optimization.fuse``). PyTorch's ``fuse_conv_bn_eval`` merges each pair into
-the convolution and the batch norm becomes an ``Identity``, in the copy's own module tree: the copy
-keeps its classes and needs no generated code, which made folding 3x cheaper than ``fuse`` (about
-0.07 s for MobileNetV2's stages against 0.23 s). A stage FX cannot trace is kept as it is.
+the convolution and the batch norm becomes an ``Identity`` (or its own activation), in the copy's
+own module tree: the copy keeps its classes and needs no generated code, which made folding 3x
+cheaper than ``fuse`` (about 0.08 s for MobileNetV2's stages against 0.23 s). EfficientNet-Lite0's
+forward pass went from 0.42 to 0.27 s in float32 and from 0.25 to 0.19 s under bf16 (same batch).
+A stage FX cannot trace is kept as it is.
 Ranking's features change by float32 rounding only.
 """
 
@@ -21,19 +24,30 @@ import copy
 from collections import Counter
 
 import torch
+from timm.layers.norm_act import BatchNormAct2d
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from transferdet.models.backbone import Backbone
 
+NORMS = (nn.BatchNorm2d, BatchNormAct2d)  # exact types: other subclasses may do more than normalise
 
-def _calls(node: object, root: nn.Module, kind: type[nn.Module]) -> bool:
-    """Whether ``node`` calls a submodule of exactly the type ``kind``."""
-    return (
-        isinstance(node, fx.Node)
-        and node.op == "call_module"
-        and type(root.get_submodule(node.target)) is kind  # subclasses (timm's BatchNormAct2d) do more
-    )
+
+class _NormsAsLeaves(fx.Tracer):
+    """FX's tracer, with timm's ``BatchNormAct2d`` kept as one call (FX inlines modules outside torch.nn)."""
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        return type(module) is BatchNormAct2d or super().is_leaf_module(module, qualified_name)
+
+
+def _calls(node: object, root: nn.Module, kinds: tuple[type[nn.Module], ...]) -> bool:
+    """Whether ``node`` calls a submodule of exactly one of the types ``kinds``."""
+    return isinstance(node, fx.Node) and node.op == "call_module" and type(root.get_submodule(node.target)) in kinds
+
+
+def _without_norm(norm: nn.Module) -> nn.Module:
+    """What is left of ``norm`` once folded: nothing, or timm's dropout and activation after it."""
+    return nn.Sequential(norm.drop, norm.act) if type(norm) is BatchNormAct2d else nn.Identity()
 
 
 def _replace(root: nn.Module, name: str, module: nn.Module) -> None:
@@ -44,24 +58,24 @@ def _replace(root: nn.Module, name: str, module: nn.Module) -> None:
 def _folded_stage(stage: nn.Module) -> nn.Module:
     """A copy of ``stage`` with its conv -> batch norm pairs folded, or ``stage`` itself when there
     are none or FX cannot trace it."""
-    if not any(type(module) is nn.BatchNorm2d for module in stage.modules()):
+    if not any(type(module) in NORMS for module in stage.modules()):
         return stage
     folded = copy.deepcopy(stage)
     try:
-        graph = fx.symbolic_trace(folded).graph
+        graph = _NormsAsLeaves().trace(folded)
     except Exception:  # noqa: BLE001 - FX cannot trace every module; the stage itself computes the same
         return stage
     called = Counter(node.target for node in graph.nodes if node.op == "call_module")
     pairs = 0
     for node in graph.nodes:
-        if not (_calls(node, folded, nn.BatchNorm2d) and _calls(node.args[0], folded, nn.Conv2d)):
+        if not (_calls(node, folded, NORMS) and _calls(node.args[0], folded, (nn.Conv2d,))):
             continue
         conv = node.args[0]
         norm = folded.get_submodule(node.target)
         if len(conv.users) > 1 or called[conv.target] > 1 or called[node.target] > 1 or not norm.track_running_stats:
             continue
         _replace(folded, conv.target, fuse_conv_bn_eval(folded.get_submodule(conv.target), norm))
-        _replace(folded, node.target, nn.Identity())
+        _replace(folded, node.target, _without_norm(norm))
         pairs += 1
     return folded if pairs else stage
 
