@@ -4,7 +4,7 @@ with AMX tiles; fp32 on other CPUs). AVX512-BF16 alone is not enough: its dot-pr
 has the throughput of a float32 FMA, and on such a CPU (2 cores, Intel Xeon, AVX512-BF16 without
 AMX) bf16 autocast ran a ResNet-18 forward pass at 0.7x, a MobileNetV2 one at 1.6x and an FCOS
 training step at 0.73x the speed of float32. With AMX (2 cores, Intel Xeon): ranking's ResNet-18
-extraction 2.4x, an FCOS ResNet-18 training step 2.2x, with the same AP over 3 trials
+extraction 2.2-2.5x, an FCOS ResNet-18 training step 2.2x, with the same AP over 3 trials
 (benchmarks/RESULTS.md). Without AVX512-BF16, bf16 is emulated and 6-9x slower.
 
 Reduced precision is autocast (Micikevicius et al., "Mixed Precision Training", ICLR 2018: the
