@@ -49,9 +49,38 @@ def test_the_fpn_of_the_coco_protocols_has_its_norm():
     config = detector_config(recipe, "faster_rcnn_fpn", 3, [])
     model = build_detector(build_backbone("timm:resnet10t"), config)
     norms = [m for m in model.backbone.fpn.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert config.fpn_norm == "syncbn" and len(norms) == 8  # 4 lateral + 4 output convolutions, BN outside DDP
+    # 4 lateral + 4 output convolutions; outside DDP the recipe's SyncBN is plain BN, as in the backbone
+    assert config.norm == config.fpn_norm == "bn" and len(norms) == 8
     plain = build_detector(build_backbone("timm:resnet10t"), detector_config(load_recipe("quick"), "fcos", 3, []))
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.backbone.fpn.modules())
+
+
+def test_a_recipes_syncbn_is_decided_once_for_backbone_and_fpn(tmp_path):
+    """Inside a process group the recipe's SyncBN reaches the backbone and the FPN alike; a
+    detector asked for SyncBN gets it in both parts (its FPN used to turn it into BN on its own)."""
+    from transferdet.models.backbones import build_backbone
+    from transferdet.models.detectors import DetectorConfig, build_detector
+    from transferdet.train.assemble import detector_config
+
+    sync = build_detector(build_backbone("timm:resnet10t"), DetectorConfig("fcos", 3, norm="syncbn", fpn_norm="syncbn"))
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in sync.backbone.body.modules())
+    fpn_norms = [m for m in sync.backbone.fpn.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    # FCOS: an FPN over c3-c5, 3 lateral + 3 output convolutions
+    assert len(fpn_norms) == 6 and all(isinstance(m, torch.nn.SyncBatchNorm) for m in fpn_norms)
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        config = detector_config(load_recipe("coco_fpn_1x"), "faster_rcnn_fpn", 3, [])
+    finally:
+        torch.distributed.destroy_process_group()
+    assert config.norm == config.fpn_norm == "syncbn"
+
+
+def test_recipe_show_says_how_syncbn_runs_in_one_process(cli):
+    one = cli("recipe", "show", "coco_fpn_1x", "--json").json()
+    assert one["norm"] == "syncbn (bn in one process) in the backbone, syncbn (bn in one process) in the FPN"
+    eight = cli("recipe", "show", "coco_fpn_1x", "--world-size", "8", "--json").json()
+    assert eight["norm"] == "syncbn in the backbone, syncbn in the FPN"
+    assert cli("recipe", "show", "quick", "--json").json()["norm"].endswith("none in the FPN")
 
 
 def test_the_adamw_1x_protocol_spares_norms_and_position_embeddings_from_weight_decay():

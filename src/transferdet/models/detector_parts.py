@@ -14,13 +14,15 @@ from transferdet.models.backbone import Backbone
 
 def fpn_norm_layer(norm: str | None):  # noqa: ANN201 - a norm layer class or factory, or None
     """The norm after the FPN's lateral and output convolutions (detectron2's ``MODEL.FPN.NORM``):
-    none (torchvision's FPN), BN, SyncBN (BN outside a process group, where SyncBN cannot run) or
-    GroupNorm with 32 groups."""
+    none (torchvision's FPN), BN, SyncBN or GroupNorm with 32 groups. As the backbone's norm policy,
+    ``syncbn`` is taken as given (a recipe's is resolved for the number of processes by
+    :func:`~transferdet.models.norms.norm_for_processes`)."""
     if norm is None:
         return None
-    if norm in ("bn", "syncbn"):
-        distributed = norm == "syncbn" and torch.distributed.is_available() and torch.distributed.is_initialized()
-        return nn.SyncBatchNorm if distributed else nn.BatchNorm2d
+    if norm == "bn":
+        return nn.BatchNorm2d
+    if norm == "syncbn":
+        return nn.SyncBatchNorm
     if norm == "gn":
         return lambda channels: nn.GroupNorm(32, channels)
     raise ValueError(f"unknown FPN norm {norm!r} (choose from bn, syncbn, gn)")

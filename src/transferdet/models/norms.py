@@ -13,6 +13,14 @@ from transferdet.models.backbone import Backbone
 NORM_POLICIES = ("frozen_bn", "bn", "syncbn", "gn")
 
 
+def norm_for_processes(policy: str | None, distributed: bool) -> str | None:
+    """The norm ``policy`` a recipe asks for, as it can run: ``syncbn`` becomes plain ``bn`` in a
+    single process (with nothing to synchronise with, SyncBatchNorm refuses to train); every
+    other policy is kept. The one place where a recipe's SyncBN is decided, for the backbone and
+    the FPN alike."""
+    return "bn" if policy == "syncbn" and not distributed else policy
+
+
 def _replace_bn(module: nn.Module, make: Callable[[nn.BatchNorm2d], nn.Module]) -> nn.Module:
     for name, child in module.named_children():
         if isinstance(child, nn.BatchNorm2d):

@@ -13,6 +13,7 @@ from transferdet.data.transforms import TorchDetectionDataset, collate_detection
 from transferdet.models.anchors import auto_anchors, resized_box_shapes, ssd_scales
 from transferdet.models.backbones import build_backbone
 from transferdet.models.detectors import DetectorConfig, build_detector
+from transferdet.models.norms import norm_for_processes
 from transferdet.train.recipes import Recipe
 from transferdet.train.sampling import SeededAugmentation, StreamBatchSampler
 
@@ -26,14 +27,15 @@ def detector_config(recipe: Recipe, kind: str, num_classes: int, train_records: 
     size = max(recipe.min_size)
     shapes = resized_box_shapes(train_records, size, recipe.max_size)
     auto = recipe.anchors == "auto"
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()  # DDP's group
     return DetectorConfig(
         kind,
         num_classes,
         min_size=tuple(recipe.min_size),
         max_size=recipe.max_size,
         fpn_channels=recipe.fpn_channels,
-        norm=recipe.norm if recipe.norm != "syncbn" or torch.distributed.is_initialized() else "bn",
-        fpn_norm=recipe.fpn_norm,
+        norm=norm_for_processes(recipe.norm, distributed),
+        fpn_norm=norm_for_processes(recipe.fpn_norm, distributed),
         freeze_at=recipe.freeze_at,
         anchors=auto_anchors(shapes) if auto else None,
         ssd_scales=ssd_scales(shapes, size, 5) if auto else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from transferdet.models.norms import norm_for_processes
 from transferdet.train.recipes import Recipe
 from transferdet.train.schedule import learning_rate_factor, step_iterations, total_iterations
 
@@ -28,9 +29,7 @@ def effective_schedule(recipe: Recipe, world: int = 1, images: int | None = None
         else "none",
         "schedule": _lr_steps(recipe, lr, total),
         "frozen": recipe.frozen_parts(),
-        "norm": f"{recipe.norm} in the backbone"
-        + (" (BN in one process)" if recipe.norm == "syncbn" and world == 1 else "")
-        + (f", {recipe.fpn_norm} in the FPN" if recipe.fpn_norm else ", none in the FPN"),
+        "norm": f"{_norm(recipe.norm, world)} in the backbone, {_norm(recipe.fpn_norm, world)} in the FPN",
         "anchors": "the detector's standard anchors" if recipe.anchors == "default" else "fitted to the training boxes",
         "train_sizes": f"short side {_sizes(recipe.min_size)}, long side at most {recipe.max_size}",
         "test_size": recipe.test_size or recipe.min_size[-1],
@@ -38,6 +37,14 @@ def effective_schedule(recipe: Recipe, world: int = 1, images: int | None = None
         "precision": recipe.precision,
     }
     return view
+
+
+def _norm(policy: str | None, world: int) -> str:
+    """A recipe's norm as ``world`` processes run it (SyncBN is BN in one process)."""
+    if policy is None:
+        return "none"
+    runs = norm_for_processes(policy, world > 1)
+    return policy if runs == policy else f"{policy} ({runs} in one process)"
 
 
 def _sizes(sizes: list[int]) -> str:
