@@ -24,7 +24,11 @@ import math
 import sys
 from pathlib import Path
 
+from transferdet.bench.config import load_config
+from transferdet.models.specs import split_spec
+
 OUT = Path(__file__).resolve().parent / "out"
+CONFIG = Path(__file__).resolve().parent / "bench.yaml"
 MEASURES = ("kendall", "weighted_tau", "pearson", "top1_regret")
 
 
@@ -182,7 +186,9 @@ def pair_agreement(score_rows: list[dict], ap_rows: list[dict], sources: list[st
     return "\n".join(lines)
 
 
-PRETRAINED = ["mnv2-imagenet", "lite0-imagenet", "lite2-imagenet", "mnv2-thermal", "lite0-thermal"]
+def pretrained_sources(config: Path = CONFIG) -> list[str]:
+    """The bench's sources with trained weights (all but the randomly initialised), in its order."""
+    return [model.name for model in load_config(config).models if split_spec(model.spec)[1] not in (None, "random")]
 
 
 def main() -> None:
@@ -191,7 +197,7 @@ def main() -> None:
         with open(folder / name, encoding="utf-8") as handle:
             print(render(list(csv.DictReader(handle))) + "\n")
     with open(folder / "scores.csv", encoding="utf-8") as scores, open(folder / "ap.csv", encoding="utf-8") as aps:
-        agreement = pair_agreement(list(csv.DictReader(scores)), list(csv.DictReader(aps)), PRETRAINED)
+        agreement = pair_agreement(list(csv.DictReader(scores)), list(csv.DictReader(aps)), pretrained_sources())
     print(f"**pairs of pretrained sources ordered as fine-tuning orders them, at {FIXED[0]}, {FIXED[1]}**\n")
     print(agreement)
 
