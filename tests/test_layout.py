@@ -74,6 +74,7 @@ def test_files_and_functions_stay_small():
         (r"0\.485, 0\.456, 0\.406", "models/normalisation.py"),  # ImageNet's mean
         (r"hashlib\.sha256", "hashing.py"),  # content digests
         (r"\(\"test\", \"val\"", "data/split.py"),  # which split is held out
+        (r"torch\.autocast\(", "precision.py"),  # autocast, and where it is switched off
     ],
 )
 def test_each_decision_has_one_home(pattern, home):

@@ -72,3 +72,13 @@ def autocast(precision: str, device: str | torch.device) -> Iterator[None]:
         return
     with torch.autocast(torch.device(device).type, dtype=_TYPES[resolved]):
         yield
+
+
+@contextlib.contextmanager
+def in_float32(tensor: torch.Tensor) -> Iterator[torch.Tensor]:
+    """``tensor`` in float32 with autocast off on its device, whatever precision runs around it:
+    for the layers whose low-precision gradients are wrong (oneDNN's bf16 weight gradient of a
+    3 x 3 convolution on a 1 x 1 map: FCOS/RetinaNet's P6/P7, SSD's extra maps; see
+    ``models/detector_parts.py``)."""
+    with torch.autocast(tensor.device.type, enabled=False):
+        yield tensor.float()

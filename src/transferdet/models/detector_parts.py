@@ -10,6 +10,7 @@ from torch import nn
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool, LastLevelP6P7
 
 from transferdet.models.backbone import Backbone
+from transferdet.precision import in_float32
 
 
 def fpn_norm_layer(norm: str | None):  # noqa: ANN201 - a norm layer class or factory, or None
@@ -39,9 +40,8 @@ class Float32P6P7(LastLevelP6P7):
     def forward(
         self, p: list[torch.Tensor], c: list[torch.Tensor], names: list[str]
     ) -> tuple[list[torch.Tensor], list[str]]:
-        x = p[-1] if self.use_P5 else c[-1]
-        with torch.autocast(x.device.type, enabled=False):
-            p6 = self.p6(x.float())
+        with in_float32(p[-1] if self.use_P5 else c[-1]) as x:
+            p6 = self.p6(x)
             p7 = self.p7(nn.functional.relu(p6))
         return [*p, p6, p7], [*names, "p6", "p7"]
 
@@ -116,11 +116,9 @@ class SSDFeatures(nn.Module):
     def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         features = self.body(x)
         maps = [features[lv] for lv in self.levels]
-        y = maps[-1]
         # the extra maps shrink to 1 x 1, where oneDNN's bf16 weight gradient of a 3 x 3 convolution
         # is wrong on CPUs (see Float32P6P7): like P6/P7 they run in float32, at next to no cost
-        with torch.autocast(y.device.type, enabled=False):
-            y = y.float()
+        with in_float32(maps[-1]) as y:
             for block in self.extras:
                 y = block(y)
                 maps.append(y)
