@@ -51,6 +51,8 @@ class ImageMode(str, Enum):
     symlink = "symlink"
 
 
+DEVICE_HELP = "cpu, cuda, cuda:1 ... (default: cuda if available)."
+DeviceOption = Annotated[str | None, typer.Option(help=DEVICE_HELP)]
 FormatOption = Annotated[
     InputFormat,
     typer.Option("--format", "-f", help="Dataset format; 'auto' detects it from the files."),

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from transferdet.cli.common import err_console, out_console, progress_bar
+from transferdet.cli.common import DeviceOption, err_console, out_console, progress_bar
 from transferdet.devices import default_device
 from transferdet.models.specs import split_spec
 
@@ -36,7 +36,7 @@ def _zoo(device: str, smoke: bool) -> list:
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for everything the demo writes.")] = Path("transferdet-demo"),
     seed: Annotated[int, typer.Option(help="Seed of the target data and of the fine-tuning.")] = 0,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, ... (default: cuda if available).")] = None,
+    device: DeviceOption = None,
     smoke: Annotated[
         bool, typer.Option("--smoke", help="Every stage on a toy scale, to check an install (about a minute).")
     ] = False,

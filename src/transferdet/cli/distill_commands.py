@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from transferdet.cli.common import out_console, progress_bar
+from transferdet.cli.common import DeviceOption, out_console, progress_bar
 from transferdet.devices import default_device
 
 app = typer.Typer(
@@ -35,7 +35,7 @@ def teacher(
     batch_size: Annotated[int, typer.Option(help="Crops per step.")] = 32,
     flip: Annotated[float, typer.Option(help="Horizontal flip probability (0 for glyphs and text).")] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed of the data order, flips and initialisation.")] = 0,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, ... (default: cuda if available).")] = None,
+    device: DeviceOption = None,
 ) -> None:
     """Train the classification teacher on crops of the ground-truth boxes (with context) and
     report its accuracy on the test split's crops."""

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from transferdet.cli.common import (
+    DEVICE_HELP,
     AnnotationsOption,
     ClassNameOption,
     CsvColumnsOption,
@@ -73,11 +74,6 @@ MetricsOption = Annotated[
         "have it.",
     ),
 ]
-
-DEVICE_HELP = (
-    "cpu, cuda, cuda:1 ...: the forward passes and the metrics' passes over the features run there "
-    "(default: cuda if available)."
-)
 
 
 def _model_list(models: list[str], models_file: Path | None) -> list[str | ModelSpec]:
@@ -214,7 +210,10 @@ def rank(
     max_boxes_per_class: Annotated[int | None, typer.Option(help="Use at most this many boxes per class.")] = None,
     image_size: Annotated[int, typer.Option(help="Longer image side, in pixels, for the forward pass.")] = 512,
     seed: Annotated[int, typer.Option(help="Seed for sampling, random-init weights and splits.")] = 0,
-    device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help=f"{DEVICE_HELP} The forward passes and the metrics' passes over the features run there."),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
     background: BackgroundOption = None,
     precision: PrecisionOption = "fp32",

@@ -15,6 +15,7 @@ from transferdet.cli.common import (
     AnnotationsOption,
     ClassNameOption,
     CsvColumnsOption,
+    DeviceOption,
     FormatOption,
     ImagesOption,
     InputFormat,
@@ -27,7 +28,6 @@ from transferdet.devices import default_device
 from transferdet.errors import TransferdetError
 
 RunOption = Annotated[Path, typer.Option("--checkpoint", help="Training run folder (a `transferdet train --out`).")]
-DeviceOption = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")]
 RecipeOption = Annotated[
     str,
     typer.Option(

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from transferdet.cli.common import out_console
+from transferdet.cli.common import DeviceOption, out_console
 from transferdet.errors import TransferdetError
 
 app = typer.Typer(
@@ -132,7 +132,7 @@ def pretrain(
     batch_size: Annotated[int, typer.Option(help="Crops per step.")] = 64,
     crop_size: Annotated[int, typer.Option(help="Side of the square glyph crops, in pixels.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed of the crops and the initialisation.")] = 0,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, ... (default: cuda if available).")] = None,
+    device: DeviceOption = None,
     force: Annotated[bool, typer.Option("--force", help="Pretrain again even if the checkpoint exists.")] = False,
 ) -> None:
     """Pretrain a backbone offline by classifying glyph crops of a synthetic source domain.
