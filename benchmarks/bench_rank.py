@@ -85,6 +85,7 @@ def main() -> None:
             "cpu": platform.processor() or platform.machine(),
             "threads": torch.get_num_threads(),
             "native_bf16": precision.cpu_has_native_bf16(),
+            "bf16_probe_speedup": precision.bf16_probe_speedup() if precision.cpu_has_native_bf16() else None,
             "auto_picks": precision.resolve("auto", "cpu"),
         },
         "images": len(records),

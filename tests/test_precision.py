@@ -16,15 +16,32 @@ from transferdet.transfer.rank import RankSettings, rank
 
 
 @pytest.mark.parametrize(
-    ("avx512_bf16", "amx", "expected"),
-    [(True, True, "bf16"), (False, True, "bf16"), (True, False, "fp32"), (False, False, "fp32")],
+    ("avx512_bf16", "amx", "probe", "expected"),
+    [
+        (True, True, 0.5, "bf16"),  # AMX: bf16, whatever a probe would say (it is not run)
+        (False, True, 0.5, "bf16"),
+        (True, False, 1.8, "bf16"),  # AVX512-BF16 alone: the probe decides (an AMD EPYC measured 1.9)
+        (True, False, 0.9, "fp32"),  # (an Intel Xeon ran ResNet-18 at 0.7x in bf16)
+        (False, False, 9.0, "fp32"),  # no bf16 hardware: emulated, never faster
+    ],
 )
-def test_auto_on_a_cpu_uses_bf16_only_with_amx(monkeypatch, avx512_bf16, amx, expected):
-    # AVX512-BF16 alone measured slower than float32 for ResNet-18 and FCOS training (benchmarks/RESULTS.md)
+def test_auto_on_a_cpu_uses_bf16_where_it_is_faster(monkeypatch, avx512_bf16, amx, probe, expected):
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    probes = []
+    monkeypatch.setattr(precision, "bf16_probe_speedup", lambda: probes.append(1) or probe)
     assert precision.resolve("auto", "cpu") == expected
+    assert probes == ([1] if avx512_bf16 and not amx else [])
     assert precision.resolve("fp16", "cpu") == "fp16" and precision.resolve("fp32", "cuda") == "fp32"
+
+
+def test_the_bf16_probe_measures_once_and_leaves_the_seeded_random_state_alone():
+    torch.manual_seed(3)
+    state = torch.get_rng_state()
+    precision.bf16_probe_speedup.cache_clear()
+    speedup = precision.bf16_probe_speedup()
+    assert torch.equal(torch.get_rng_state(), state)
+    assert 0.0 < speedup < float("inf") and precision.bf16_probe_speedup() == speedup  # measured once
 
 
 def test_auto_on_a_gpu_prefers_bf16_where_supported(monkeypatch):
