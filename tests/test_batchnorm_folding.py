@@ -15,7 +15,11 @@ def _batch_norms(module: nn.Module) -> int:
     return sum(isinstance(m, nn.BatchNorm2d) for m in module.modules())
 
 
-@pytest.mark.parametrize(("spec", "norms"), [("torchvision:mobilenet_v2", 52), ("timm:efficientnet_lite0", 48)])
+@pytest.mark.parametrize(
+    ("spec", "norms"),
+    # ResNet's stem norm is a stage of its own after the conv1 stage: folded across the two stages
+    [("torchvision:mobilenet_v2", 52), ("timm:efficientnet_lite0", 48), ("timm:resnet18", 20)],
+)
 def test_folding_removes_the_batch_norms_and_keeps_every_map(spec, norms):
     # EfficientNet-Lite's are timm's BatchNormAct2d (a batch norm and its ReLU6): the activation stays
     backbone = build_backbone(spec).eval()
@@ -78,3 +82,15 @@ def test_a_batch_norm_called_twice_is_left_alone():
     assert folded.stages["s"] is stage
     with torch.no_grad():
         assert torch.equal(folded(images)["c1"], backbone(images)["c1"])
+
+
+def test_a_convolution_whose_map_is_an_output_keeps_the_norm_after_it():
+    conv, norm = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
+    norm.running_mean.fill_(0.5)
+    backbone = Backbone(
+        [("conv", conv), ("norm", norm)], {"conv": "c1", "norm": "c2"}, {"c1": 4, "c2": 4}, {"c1": 1, "c2": 1}
+    )
+    folded = fold_batch_norms(backbone.eval())
+    assert folded.stages["conv"] is conv and folded.stages["norm"] is norm  # c1 is the convolution's own map
+    plain = fold_batch_norms(Backbone([("conv", conv), ("norm", norm)], {"norm": "c1"}, {"c1": 4}, {"c1": 1}).eval())
+    assert _batch_norms(plain) == 0 and type(plain.stages["norm"]) is nn.Identity

@@ -42,7 +42,7 @@ from transferdet.transfer.features import BoxFeatures, extract_layers, sample_re
 from transferdet.transfer.scoring import Outcome, score_features
 
 # bumped when extraction changes what it computes, so that older cache entries are not reused
-EXTRACTOR_VERSION = 4  # 4: batch norms folded into convolutions (features move by float32 rounding)
+EXTRACTOR_VERSION = 5  # 4: batch norms folded into convolutions, 5: also across stages (float32 rounding)
 DEFAULT_METRICS = ("transrate", "logme", "tlogme", "h_score", "reg_h_score", "sfda", "etran", "gbc", "leep", "nce")
 MODEL_SIZE = "model_size"  # the backbone's parameter count: a static ranker
 IMAGENET_TOP1 = "imagenet_top1"  # the top-1 a model's entry states (models/model_card.py): another static ranker
