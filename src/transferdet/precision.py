@@ -87,10 +87,9 @@ def training_precision(precision: str, device: str | torch.device) -> str:
     """What a training step runs in: ``precision`` resolved as for a forward pass, except that
     ``auto`` stays fp32 on CPUs, even where bf16 is 1.8-2.2x faster with the same AP: oneDNN's
     bf16 weight gradient of a 3 x 3 convolution on a 1 x 1 map is wrong on these CPUs (Intel with
-    and without AMX, AMD EPYC),
-    and besides FCOS/RetinaNet's P6/P7 and SSD's extra maps (kept in float32) such maps occur in
-    a backbone's deep stages on small images. bf16 training on a CPU is a choice the user makes
-    (``--set precision=bf16``)."""
+    and without AMX, AMD EPYC), and besides FCOS/RetinaNet's P6/P7 and SSD's extra maps (kept in
+    float32) such maps occur in a backbone's deep stages on small images. bf16 training on a CPU
+    is a choice the user makes (``--set precision=bf16``)."""
     if precision == "auto" and not str(device).startswith("cuda"):
         return "fp32"
     return resolve(precision, device)
