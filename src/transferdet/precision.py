@@ -45,8 +45,8 @@ def bf16_probe_speedup() -> float:
     """float32 time over bf16-autocast time of one inference 3 x 3 convolution (64 channels, 8
     maps of 56 x 56, channels_last), best of 3 each after a warm-up call: about 0.1 s, measured
     once per process (a fact of the hardware). Its tensors come from a generator of its own, so
-    the global random state a seed fixed is not touched. Measured: 1.9 on an AMD EPYC whose
-    ResNet-18 extraction runs 1.7x faster in bf16."""
+    the global random state a seed fixed is not touched. Measured: 1.8-1.95 on an AMD EPYC whose
+    ResNet-18 extraction runs 1.7x faster in bf16 (``benchmarks/bench_rank.py`` prints it)."""
     generator = torch.Generator().manual_seed(0)
     weight = torch.randn(64, 64, 3, 3, generator=generator).contiguous(memory_format=torch.channels_last)
     maps = torch.randn(8, 64, 56, 56, generator=generator).contiguous(memory_format=torch.channels_last)
