@@ -6,7 +6,7 @@ On CPUs the instruction set does not settle it. With AMX tiles bf16 is fast (2 c
 ranking's ResNet-18 extraction 2.2-2.5x, an FCOS ResNet-18 training step 2.2x, the same AP over 3
 trials). With AVX512-BF16 alone it depends on the chip: on an Intel Xeon, a ResNet-18 forward pass
 ran at 0.7x, a MobileNetV2 one at 1.6x and an FCOS training step at 0.73x the speed of float32; on
-an AMD EPYC, ResNet-18 and MobileNetV2 extraction at 1.7x and the training step at 1.78x
+an AMD EPYC, extraction at 1.6-1.9x (ResNet-18, MobileNetV2, EfficientNet-Lite0) and the step at 1.78x
 (benchmarks/RESULTS.md). So there a probe measures it: one 3 x 3 convolution timed both ways, once
 per process (:func:`bf16_probe_speedup`). Without either, bf16 is emulated and 6-9x slower.
 
