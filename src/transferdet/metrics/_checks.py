@@ -51,7 +51,12 @@ def varying(features: np.ndarray, name: str = "features") -> np.ndarray:
         if (features[start : start + size] != features[0]).any():
             return features
         start, size = start + size, size * 4
-    raise MetricInputError(f"{name}: every column is constant (all {len(features)} rows are equal): nothing to score")
+    raise constant_features(len(features), name)
+
+
+def constant_features(rows: int, name: str = "features") -> MetricInputError:
+    """The error for features whose every column is constant, on the host or a device."""
+    return MetricInputError(f"{name}: every column is constant (all {rows} rows are equal): nothing to score")
 
 
 def as_labels(labels: np.ndarray, n: int, min_per_class: int = 1) -> np.ndarray:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from transferdet.metrics._checks import MetricInputError, check_feature_shape, check_largest
+from transferdet.metrics._checks import check_feature_shape, check_largest, constant_features
 from transferdet.metrics.rows import BLOCK_ROWS
 
 
@@ -47,9 +47,7 @@ class DeviceRows:
 
     def check_varying(self) -> None:
         if not bool((self.tensor != self.tensor[0]).any()):
-            raise MetricInputError(
-                f"features: every column is constant (all {self.n} rows are equal): nothing to score"
-            )
+            raise constant_features(self.n)
 
     def times(self, matrix: np.ndarray) -> np.ndarray:
         return self._down(self.tensor @ self._up(matrix))
