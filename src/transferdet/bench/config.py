@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from transferdet.bench.shelf import ShelfRule, ShelfSource, shelf_sources
 from transferdet.errors import TransferdetError
 from transferdet.hashing import json_digest
 from transferdet.models.detectors import DETECTORS
@@ -24,6 +25,7 @@ class DatasetEntry(BaseModel):
     name: str
     path: Path
     format: str = "auto"
+    tag: str | None = None  # a short name for the shelf's sources trained on it (default: the name)
 
 
 class BenchConfig(BaseModel):
@@ -56,6 +58,28 @@ class BenchConfig(BaseModel):
     threads_per_job: int | None = Field(None, ge=1)
     # modules or .py files imported before models are built (here and in every Ray worker)
     plugins: list[str] = Field(default_factory=list)
+    # intermediate-task sources the bench trains itself, each left out of its own dataset (bench/shelf.py)
+    shelf: ShelfRule | None = None
+    _base: Path | None = PrivateAttr(None)  # the config file's folder (relative paths, job identities)
+
+    @property
+    def base(self) -> Path | None:
+        return self._base
+
+    def shelf_sources(self) -> list[ShelfSource]:
+        if self.shelf is None:
+            return []
+        tags = {d.name: d.tag or d.name for d in self.datasets}
+        return shelf_sources(self.shelf, self.models, tags, self._base or Path.cwd())
+
+    def models_for(self, dataset: str) -> list[ModelEntry]:
+        """The sources ranked and fine-tuned on ``dataset``: the listed models, then the shelf's
+        (leaving out those trained on ``dataset``)."""
+        return self.models + [s.entry for s in self.shelf_sources() if s.trained_on != dataset]
+
+    def all_models(self) -> list[ModelEntry]:
+        """Every source of some target: the listed models, then the shelf's."""
+        return self.models + [s.entry for s in self.shelf_sources()]
 
     @field_validator("datasets", mode="before")
     @classmethod
@@ -90,7 +114,8 @@ class BenchConfig(BaseModel):
         unknown = [m for m in self.metrics if m not in KNOWN_SCORES]
         if unknown:
             raise ValueError(f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(KNOWN_SCORES)})")
-        for kind, names in (("dataset", [d.name for d in self.datasets]), ("model", [m.name for m in self.models])):
+        models = [m.name for m in self.models] + [s.entry.name for s in self.shelf_sources()]
+        for kind, names in (("dataset", [d.name for d in self.datasets]), ("model", models)):
             repeated = sorted({n for n in names if names.count(n) > 1})
             if repeated:
                 raise ValueError(f"{kind} name(s) used twice: {', '.join(repeated)}")
@@ -124,6 +149,7 @@ def load_config(path: Path) -> BenchConfig:
         if not dataset.path.is_absolute():
             dataset.path = base / dataset.path
     config.models = [model.with_base(base) for model in config.models]
+    config._base = base
     config.plugins = [str(base / p) if is_file(p) and not Path(p).is_absolute() else p for p in config.plugins]
     load_plugins(config.plugins)  # a broken plug-in fails here, before any job
     return config

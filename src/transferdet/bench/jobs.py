@@ -1,10 +1,13 @@
 """A benchmark's jobs: what to run (planned from the config) and how to run one.
 
-A ranking job scores one model on one dataset at one feature kind with every metric, on every
+A source job trains a shelf source (:mod:`~transferdet.bench.shelf`) into its run folder; a
+ranking job scores one model on one dataset at one feature kind with every metric, on every
 layer (all from one forward pass); a fine-tuning job trains one model on one dataset with one
-seed. Each kind's definition is a typed model (:class:`RankDefinition`, :class:`TrainDefinition`)
-whose JSON is stored with the job, and a job is identified by the hash of that JSON (without the
-device), so changing the config adds new jobs and leaves finished ones alone. :func:`run_job` is a
+seed. Each kind's definition is a typed model (:class:`RankDefinition`, :class:`TrainDefinition`,
+:class:`SourceDefinition`) whose JSON is stored with the job, and a job is identified by the hash
+of that JSON (without the device, and with paths under the config's folder written relative to it,
+so that a checkout elsewhere, such as a worktree, finds the same jobs), so changing the config adds
+new jobs and leaves finished ones alone. :func:`run_job` is a
 plain function of the job and the bench folder (no store), so that any executor (this process, a
 Ray worker) can run it.
 """
@@ -17,11 +20,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from transferdet.bench.config import BenchConfig, config_hash
+from transferdet.bench.config import BenchConfig, DatasetEntry, config_hash
 from transferdet.bench.store import Job
 from transferdet.devices import default_device
 from transferdet.models.model_card import ModelEntry
 from transferdet.plugins import load_plugins
+from transferdet.provenance import code_version
 from transferdet.runs import RunDir
 
 # settings added after stores existed: at these values they stay out of a job's identity
@@ -102,6 +106,44 @@ class TrainDefinition(BaseModel):
         )
 
 
+class SourceDefinition(TrainDefinition):
+    """A shelf source: a model fine-tuned on one dataset into the run folder ``out``, which the
+    fine-tuning and ranking jobs of other datasets then name as weights (``ARCH@out``)."""
+
+    kind: Literal["source"] = "source"  # type: ignore[assignment]
+    out: str
+
+
+def _train_definition(config: BenchConfig, dataset: DatasetEntry, model: ModelEntry, seed: int, device: str) -> dict:
+    return {
+        "data": DataRef(path=str(dataset.path), format=dataset.format),
+        "spec": model.spec,
+        "detector": config.detector,
+        "recipe": config.recipe,
+        "recipe_overrides": config.recipe_overrides,
+        "seed": seed,
+        "device": device,
+        "card": {k: v for k, v in model.card().items() if k in ("mean", "std")},
+        "plugins": list(config.plugins),
+    }
+
+
+def _source_jobs(config: BenchConfig, device: str) -> list[Job]:
+    datasets = {d.name: d for d in config.datasets}
+    return [
+        _job(
+            SourceDefinition(
+                **_train_definition(config, datasets[s.trained_on], s.start, config.seed, device), out=str(s.folder)
+            ),
+            s.trained_on,
+            s.entry.name,
+            None,
+            config.base,
+        )
+        for s in config.shelf_sources()
+    ]
+
+
 def _rank_definitions(config: BenchConfig, device: str) -> list[tuple[str, str, RankDefinition]]:
     """(dataset name, model name, definition) of every ranking job."""
     return [
@@ -126,7 +168,7 @@ def _rank_definitions(config: BenchConfig, device: str) -> list[tuple[str, str, 
             ),
         )
         for dataset in config.datasets
-        for model in config.models
+        for model in config.models_for(dataset.name)
         for features in config.features
         for background in config.backgrounds()
     ]
@@ -139,35 +181,43 @@ def feature_kind(definition: RankDefinition) -> str:
 
 
 def plan(config: BenchConfig, device: str) -> list[Job]:
-    """Every ranking job, then every fine-tuning job (models in config order, trials by seed)."""
-    jobs = [_job(d, dataset, model, None) for dataset, model, d in _rank_definitions(config, device)]
+    """Every shelf source job, then every ranking job, then every fine-tuning job (datasets and
+    models in config order, trials by seed)."""
+    jobs = _source_jobs(config, device)
+    jobs += [_job(d, dataset, model, None, config.base) for dataset, model, d in _rank_definitions(config, device)]
     for dataset in config.datasets:
-        for model in config.models:
+        for model in config.models_for(dataset.name):
             for trial in range(config.trials):
-                definition = TrainDefinition(
-                    data=DataRef(path=str(dataset.path), format=dataset.format),
-                    spec=model.spec,
-                    detector=config.detector,
-                    recipe=config.recipe,
-                    recipe_overrides=config.recipe_overrides,
-                    seed=config.seed + trial,
-                    device=device,
-                    card={k: v for k, v in model.card().items() if k in ("mean", "std")},
-                    plugins=list(config.plugins),
-                )
-                jobs.append(_job(definition, dataset.name, model.name, trial))
+                definition = TrainDefinition(**_train_definition(config, dataset, model, config.seed + trial, device))
+                jobs.append(_job(definition, dataset.name, model.name, trial, config.base))
     return jobs
 
 
-def _job(definition: RankDefinition | TrainDefinition, dataset: str, model: str, trial: int | None) -> Job:
-    content = definition.model_dump(mode="json")
+def _relative(value: Any, base: str) -> Any:
+    """``value`` with every path under ``base`` (a folder, ending in a separator) made relative to it."""
+    if isinstance(value, str):
+        return value.replace(base, "")
+    if isinstance(value, dict):
+        return {k: _relative(v, base) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relative(v, base) for v in value]
+    return value
+
+
+def _digest(content: dict[str, Any]) -> str:
     # the device does not change what a job computes: keep it out of the identity (and a setting
     # added later, left at its default, out of it too, so that stores made before it stay valid)
     identity = {k: v for k, v in content.items() if k != "device"}
-    digest = config_hash({k: v for k, v in identity.items() if not (k in LATER_DEFAULTS and LATER_DEFAULTS[k] == v)})
+    return config_hash({k: v for k, v in identity.items() if not (k in LATER_DEFAULTS and LATER_DEFAULTS[k] == v)})
+
+
+def _job(definition: BaseModel, dataset: str, model: str, trial: int | None, base: Path | None) -> Job:
+    content = definition.model_dump(mode="json")
+    legacy = _digest(content)  # the identity before paths were made relative (stores made until then)
+    digest = legacy if base is None else _digest(_relative(content, str(base).rstrip("/") + "/"))
     rank = definition.kind == "rank"
     layer, features = (",".join(definition.layers), feature_kind(definition)) if rank else (None, None)
-    return Job(digest, definition.kind, dataset, model, trial, layer, features, content)
+    return Job(digest, definition.kind, dataset, model, trial, layer, features, content, legacy)
 
 
 def run_dir(bench_dir: Path, job: Job) -> Path:
@@ -180,8 +230,21 @@ def run_job(job: Job, bench_dir: Path) -> dict[str, Any]:
     from there (resuming is exact, so the result equals an uninterrupted run)."""
     load_plugins(job.definition.get("plugins", []))  # in this process (a Ray worker's too), once
     if job.kind == "rank":
-        return {"scores": _rank(RankDefinition.model_validate(job.definition), bench_dir)}
-    return _train(TrainDefinition.model_validate(job.definition), run_dir(bench_dir, job))
+        result = {"scores": _rank(RankDefinition.model_validate(job.definition), bench_dir)}
+    elif job.kind == "source":
+        source = SourceDefinition.model_validate(job.definition)
+        # its own AP stays in its run folder: the store's AP rows are of fine-tunes on targets
+        resumed_from = _train(source, Path(source.out))["resumed_from"]
+        result = {"artifact": RunDir(Path(source.out)).checkpoint_digest(), "resumed_from": resumed_from}
+    else:
+        result = _train(TrainDefinition.model_validate(job.definition), run_dir(bench_dir, job))
+    return result | {"code": code_version()}
+
+
+def source_missing(job: Job) -> bool:
+    """A source job whose run folder holds no finished run (a fresh checkout: run folders are not
+    committed): it runs again, whatever the store says."""
+    return job.kind == "source" and RunDir(Path(job.definition["out"])).read_metrics() is None
 
 
 def _rank(definition: RankDefinition, bench_dir: Path) -> list[dict]:

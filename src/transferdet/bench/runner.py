@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from transferdet.bench.config import BenchConfig
-from transferdet.bench.jobs import plan, run_job
+from transferdet.bench.jobs import plan, run_job, source_missing
 from transferdet.bench.store import STORE_FILE, Job, Store
 from transferdet.errors import TransferdetError
+from transferdet.provenance import code_version, installed_packages
 
 EXECUTORS = ("local", "ray")
+KINDS = ("source", "rank", "train")
 MAX_ATTEMPTS = 3  # runs of one job in one sweep before it is recorded as failed
 
 # (event, job, detail): event is "start", "retry", "lost" (to be run again), "done" or "failed"
@@ -31,9 +33,11 @@ JobCallback = Callable[[str, Job, str], None]
 @dataclass
 class BenchOutcome:
     planned: int
-    skipped: int  # already done before this run
+    skipped: int  # already done before this run (or left for another run by ``kinds``)
     ran: int
     failed: list[tuple[Job, str]]
+    code_versions: dict[str, dict[str, int]]  # kind -> code version -> done jobs, after this run
+    changed_sources: list[str]  # shelf sources rebuilt with other weights than the store's jobs saw
 
 
 def run_bench(
@@ -43,33 +47,56 @@ def run_bench(
     address: str | None = None,
     device: str = "auto",
     on_job: JobCallback | None = None,
+    kinds: tuple[str, ...] = KINDS,
 ) -> BenchOutcome:
-    """Run what is missing of ``config``'s jobs into ``out`` (its store is ``out/results.sqlite``)."""
+    """Run what is missing of ``config``'s jobs into ``out`` (its store is ``out/results.sqlite``):
+    shelf sources first (a source whose run folder is missing runs again, whatever ``kinds``
+    says: other jobs need it), then ranking and fine-tuning jobs of the ``kinds`` asked for.
+    Each job records the code version that ran it; the store keeps each version's packages."""
     if executor not in EXECUTORS:
         raise TransferdetError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
     jobs = plan(config, device)
     with Store(out / STORE_FILE) as store:
         store.add_jobs(jobs)
-        store.set_meta("config", config.model_dump(mode="json"))
+        store.set_meta("config", config.model_dump(mode="json") | {"models": _entries(config)})
         store.set_meta("job_ids", [j.id for j in jobs])
-        status = store.status([j.id for j in jobs])
-        todo = [j for j in jobs if status.get(j.id) != "done"]
-        if executor == "local":
-            failed = _run_local(todo, out, store, config.threads_per_job, on_job)
-        else:
-            failed = _run_ray(todo, out, store, address, config.threads_per_job or 1, on_job)
-    return BenchOutcome(len(jobs), len(jobs) - len(todo), len(todo), failed)
+        store.set_meta(f"environment {code_version()}", installed_packages())
+        todo = pending(jobs, store, kinds)
+        before = {j.id: store.artifact(j.id) for j in todo if j.kind == "source"}
+        phases = [[j for j in todo if j.kind == "source"], [j for j in todo if j.kind != "source"]]
+        failed = []
+        for phase in phases:
+            if executor == "local":
+                failed += _run_local(phase, out, store, config.threads_per_job, on_job)
+            else:
+                failed += _run_ray(phase, out, store, address, config.threads_per_job or 1, on_job)
+        changed = [j.model for j in todo if before.get(j.id) and store.artifact(j.id) != before[j.id]]
+        versions = store.code_versions([j.id for j in jobs])
+    return BenchOutcome(len(jobs), len(jobs) - len(todo), len(todo), failed, versions, changed)
 
 
-def jobs_to_run(config: BenchConfig, out: Path, device: str = "auto") -> int:
-    """How many of ``config``'s jobs are not done in ``out``'s store (for a progress bar)."""
+def _entries(config: BenchConfig) -> list[dict[str, Any]]:
+    """Every source of some target, as the report reads them (the shelf's included)."""
+    return [m.model_dump(mode="json", exclude_none=True) for m in config.all_models()]
+
+
+def pending(jobs: list[Job], store: Store, kinds: tuple[str, ...] = KINDS) -> list[Job]:
+    """The jobs to run: not done (or a shelf source without its run folder), of the ``kinds`` asked for."""
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise TransferdetError(f"unknown job kind(s) {', '.join(unknown)} (choose from {', '.join(KINDS)})")
+    status = store.status([j.id for j in jobs])
+    return [
+        j for j in jobs if source_missing(j) or (j.kind in kinds and j.kind != "source" and status.get(j.id) != "done")
+    ]
+
+
+def jobs_to_run(config: BenchConfig, out: Path, device: str = "auto", kinds: tuple[str, ...] = KINDS) -> int:
+    """How many of ``config``'s jobs a run would run now (for a progress bar)."""
     jobs = plan(config, device)
-    path = out / STORE_FILE
-    if not path.is_file():
-        return len(jobs)
-    with Store(path) as store:
-        status = store.status([j.id for j in jobs])
-    return sum(status.get(j.id) != "done" for j in jobs)
+    with Store(out / STORE_FILE) as store:
+        store.add_jobs(jobs)
+        return len(pending(jobs, store, kinds))
 
 
 def _error_text(error: BaseException) -> str:

@@ -38,7 +38,7 @@ SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,            -- rank | train
+    kind TEXT NOT NULL,            -- rank | train | source
     dataset TEXT NOT NULL,
     model TEXT NOT NULL,
     trial INTEGER,
@@ -54,7 +54,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     seconds REAL,
     host TEXT,
     resumed_from INTEGER,          -- a fine-tuning job's checkpoint iteration when it last resumed
-    error TEXT
+    error TEXT,
+    code TEXT,                     -- the code version that computed the results (provenance.py)
+    artifact TEXT                  -- digest of what the job leaves on disk (a shelf source's checkpoint)
 );
 """
     + SCORES_TABLE
@@ -90,6 +92,7 @@ class Job:
     layer: str | None
     features: str | None
     definition: dict[str, Any]
+    legacy_id: str | None = None  # its identity in stores made before identities were made path-free
 
     @property
     def config_hash(self) -> str:
@@ -109,6 +112,8 @@ class Store:
         self._db.executescript(SCHEMA)
         self._add_column("scores", "reason", "TEXT")  # a store made before metrics could fail one by one
         self._add_column("jobs", "resumed_from", "INTEGER")  # ... and before it said where a job resumed
+        self._add_column("jobs", "code", "TEXT")  # ... and before it recorded the code version
+        self._add_column("jobs", "artifact", "TEXT")  # ... and before a job could leave an artifact
         self._key_scores_by_layer()  # ... and before a ranking job covered several layers
         self._db.commit()
 
@@ -143,8 +148,12 @@ class Store:
             yield self._db
 
     def add_jobs(self, jobs: list[Job]) -> None:
-        """Register jobs not yet in the store (a job already there keeps its status and results)."""
+        """Register jobs not yet in the store (a job already there keeps its status and results).
+        A job stored under its legacy identity is renamed to its current one first."""
         with self._transaction() as db:
+            for job in jobs:
+                if job.legacy_id and job.legacy_id != job.id:
+                    self._rename(db, job.legacy_id, job.id)
             db.executemany(
                 "INSERT OR IGNORE INTO jobs (id, kind, dataset, model, trial, layer, features, config_hash, definition)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -163,6 +172,16 @@ class Store:
                     for j in jobs
                 ],
             )
+
+    @staticmethod
+    def _rename(db: sqlite3.Connection, old: str, new: str) -> None:
+        if db.execute("SELECT 1 FROM jobs WHERE id=?", (new,)).fetchone() is not None:
+            return
+        if db.execute("SELECT 1 FROM jobs WHERE id=?", (old,)).fetchone() is None:
+            return
+        db.execute("UPDATE jobs SET id=?, config_hash=? WHERE id=?", (new, new, old))
+        db.execute("UPDATE scores SET job_id=? WHERE job_id=?", (new, old))
+        db.execute("UPDATE ap SET job_id=? WHERE job_id=?", (new, old))
 
     def status(self, job_ids: list[str]) -> dict[str, str]:
         rows = self._db.execute(f"SELECT id, status FROM jobs WHERE id IN ({','.join('?' * len(job_ids))})", job_ids)
@@ -201,8 +220,8 @@ class Store:
             )
             db.execute(
                 "UPDATE jobs SET status='done', completions=completions+1, finished=?, seconds=?, error=NULL,"
-                " resumed_from=? WHERE id=?",
-                (time.time(), seconds, result.get("resumed_from"), job.id),
+                " resumed_from=?, code=?, artifact=? WHERE id=?",
+                (time.time(), seconds, result.get("resumed_from"), result.get("code"), result.get("artifact"), job.id),
             )
 
     def failed(self, job_id: str, error: str, seconds: float) -> None:
@@ -236,6 +255,23 @@ class Store:
             marks = ",".join("?" * len(job_ids))
             rows = self._db.execute(query + f" AND t.job_id IN ({marks}) ORDER BY t.rowid", job_ids)
         return [dict(r) for r in rows]
+
+    def artifact(self, job_id: str) -> str | None:
+        row = self._db.execute("SELECT artifact FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def code_versions(self, job_ids: list[str]) -> dict[str, dict[str, int]]:
+        """Done jobs per kind and code version (``unrecorded`` for jobs from before it was recorded)."""
+        marks = ",".join("?" * len(job_ids))
+        rows = self._db.execute(
+            f"SELECT kind, COALESCE(code, 'unrecorded'), COUNT(*) FROM jobs WHERE status='done' AND id IN ({marks})"
+            " GROUP BY kind, code ORDER BY kind, MIN(finished)",
+            job_ids,
+        )
+        versions: dict[str, dict[str, int]] = {}
+        for kind, code, count in rows:
+            versions.setdefault(kind, {})[code] = count
+        return versions
 
     def set_meta(self, key: str, value: Any) -> None:
         with self._transaction() as db:

@@ -19,8 +19,9 @@ a baseline), detector, recipe, recipe_overrides, trials, seed, metrics, layers (
 pass), features, image_size, max_images, max_boxes_per_class, background (RoIs per image as an extra
 class; default 2 on single-class data; a list ranks with each, kept apart as local+bgN), precision
 (of the ranking forward passes: fp32, bf16, fp16 or auto), target (AP, AP50 or AP75), threads_per_job
-(torch and BLAS threads per job; on Ray also the CPUs each job reserves). Relative paths are taken
-from the config file's folder."""
+(torch and BLAS threads per job; on Ray also the CPUs each job reserves), shelf ({start_from: {key: model
+name}, datasets: [names], folder}: intermediate-task sources the bench fine-tunes itself, each a
+source for every dataset but its own). Relative paths are taken from the config file's folder."""
 
 
 def correlation_console_table(data: ReportData) -> Table:
@@ -53,8 +54,8 @@ def job_progress(bar: Progress, task: TaskID):  # noqa: ANN201
 
     def on_job(event: str, job: Job, detail: str) -> None:
         if event in ("start", "retry"):
-            verb = "ranking" if job.kind == "rank" else "fine-tuning"
-            where = f"{job.layer}, " if job.layer else f"trial {job.trial}, "
+            verb = {"rank": "ranking", "source": "training shelf source"}.get(job.kind, "fine-tuning")
+            where = f"{job.layer}, " if job.layer else "" if job.trial is None else f"trial {job.trial}, "
             again = f", {detail}" if event == "retry" else ""
             bar.update(task, description=f"{verb} {job.model} ({where}{job.dataset}{again})")
         elif event == "lost":  # to be run again
@@ -67,6 +68,18 @@ def job_progress(bar: Progress, task: TaskID):  # noqa: ANN201
     return on_job
 
 
+def _tell_provenance(outcome) -> None:  # noqa: ANN001 - a BenchOutcome
+    """Say which code versions made the store's results, and any shelf source rebuilt differently."""
+    for kind, versions in outcome.code_versions.items():
+        if len(versions) > 1:
+            listed = ", ".join(f"{code[:12]} ({count})" for code, count in versions.items())
+            err_console.print(f"note: the store's {kind} jobs come from {len(versions)} code versions: {listed}")
+    for name in outcome.changed_sources:
+        err_console.print(
+            f"[yellow]warning[/]: shelf source {name} was rebuilt with other weights than the store's jobs used"
+        )
+
+
 def bench(
     config: Annotated[Path, typer.Argument(help="The benchmark's CONFIG.yaml (see below).", metavar="CONFIG.yaml")],
     out: Annotated[Path, typer.Option(help="Folder for the store (results.sqlite), runs and report.")],
@@ -77,6 +90,13 @@ def bench(
     device: Annotated[
         str, typer.Option(help="Device for every job: auto (cuda where a GPU is), cpu or cuda.")
     ] = "auto",
+    kinds: Annotated[
+        str,
+        typer.Option(
+            help="Job kinds to run now, comma-separated: source (shelf sources), rank, train. Shelf sources whose "
+            "run folder is missing always run (the other jobs need them)."
+        ),
+    ] = "source,rank,train",
 ) -> None:
     """Rank every model on every dataset and fine-tune each, store all results in OUT/results.sqlite,
     and write the report. Re-running runs only what is missing (jobs not yet done, failed or killed).
@@ -86,13 +106,16 @@ def bench(
     from transferdet.bench.runner import jobs_to_run, run_bench
 
     settings = load_config(config)
+    wanted = tuple(k.strip() for k in kinds.split(",") if k.strip())
     with progress_bar() as bar:
-        task = bar.add_task("bench jobs", total=jobs_to_run(settings, out, device))
+        task = bar.add_task("bench jobs", total=jobs_to_run(settings, out, device, wanted))
         on_job = job_progress(bar, task)
-        outcome = run_bench(settings, out, executor, address, device, on_job)
+        outcome = run_bench(settings, out, executor, address, device, on_job, wanted)
     err_console.print(
-        f"{outcome.planned} jobs: {outcome.skipped} already done, {outcome.ran} run now, {len(outcome.failed)} failed"
+        f"{outcome.planned} jobs: {outcome.skipped} done or left for later, {outcome.ran} run now, "
+        f"{len(outcome.failed)} failed"
     )
+    _tell_provenance(outcome)
     data = load_report_data(out)  # once: its bootstrap takes seconds
     md, page = build_report(out, data)
     out_console.print(correlation_console_table(data))
