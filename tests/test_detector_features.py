@@ -16,8 +16,10 @@ from transferdet.data import formats
 from transferdet.errors import TransferdetError
 from transferdet.models.backbones import build_backbone
 from transferdet.models.specs import parse_spec
+from transferdet.run_detector import load_detector
 from transferdet.runs import RunDir
-from transferdet.train.engine import TrainJob, train
+from transferdet.train.engine import train
+from transferdet.train.job import TrainJob
 from transferdet.train.recipes import load_recipe
 from transferdet.transfer.features import extract_box_features
 from transferdet.transfer.rank import RankSettings, rank
@@ -35,7 +37,7 @@ def faster_rcnn_run(synthetic, tmp_path_factory) -> Path:
 
 
 def test_fpn_levels_fpn_ms_and_fc7_of_a_trained_detector(synthetic, faster_rcnn_run):
-    model, _ = RunDir(faster_rcnn_run).load_detector()
+    model, _ = load_detector(RunDir(faster_rcnn_run))
     body = model.backbone.body
     records = formats.read(synthetic).records("train")[:2]
     boxes = sum(r.num_boxes for r in records)
@@ -85,7 +87,7 @@ def test_detector_layers_on_a_plain_backbone_say_what_they_need(synthetic, tmp_p
 def test_backbone_and_detector_layers_come_from_one_pass(synthetic, faster_rcnn_run, forward_passes):
     from transferdet.transfer.features import extract_layers
 
-    model, _ = RunDir(faster_rcnn_run).load_detector()
+    model, _ = load_detector(RunDir(faster_rcnn_run))
     body = model.backbone.body
     records = formats.read(synthetic).records("train")[:3]
     layers = ["c4", "p3", "fpn_ms", "fc7"]

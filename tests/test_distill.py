@@ -276,7 +276,8 @@ def test_distilled_run_resumed_after_a_stop_equals_an_uninterrupted_one(syntheti
     """The resumed run starts with no remembered teacher logits and must still reach the same weights."""
     from transferdet.distill.distiller import DistillSettings
     from transferdet.errors import TransferdetError
-    from transferdet.train.engine import TrainJob, train
+    from transferdet.train.engine import train
+    from transferdet.train.job import TrainJob
     from transferdet.train.recipes import load_recipe
 
     recipe = load_recipe("quick", ["iterations=6", "batch_size=2", "checkpoint_every=3", "num_workers=0", "flip=0.5"])

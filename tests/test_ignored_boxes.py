@@ -71,7 +71,8 @@ def test_conversions_keep_the_flags_where_the_format_can(tmp_path, source, targe
 
 
 def test_training_leaves_crowd_regions_out_and_keeps_difficult_objects(tmp_path):
-    from transferdet.train.engine import TrainJob, _data
+    from transferdet.train.engine import _data
+    from transferdet.train.job import TrainJob
     from transferdet.train.recipes import load_recipe
 
     records = {}

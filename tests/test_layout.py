@@ -80,3 +80,88 @@ def test_files_and_functions_stay_small():
 def test_each_decision_has_one_home(pattern, home):
     found = sorted(str(p.relative_to(SRC)) for p in SOURCES if re.search(pattern, p.read_text()))
     assert found == [home]
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports, from every import statement (module level,
+    function-local and ``TYPE_CHECKING`` ones alike). ``from a import b`` names module ``a.b`` where
+    there is one, else ``a``. A parent package's ``__init__``, which Python runs first, is not an
+    edge: re-exports in an ``__init__`` would otherwise tie every package to its modules."""
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+
+    def resolve(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        named = []
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                named += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                named += [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+        graph[module] = {r for n in named if (r := resolve(n)) and r != module}
+    return graph
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(graph.get(node, ())):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                circles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(circles)
+
+
+def test_no_module_imports_itself_round_a_circle_lazy_imports_included():
+    assert import_circles(import_graph(SRC)) == []
+
+
+def test_a_lazy_circle_is_flagged(tmp_path: Path):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("from pkg.sub.low import x\n")
+    (package / "sub" / "low.py").write_text("x = 1\n")
+    (package / "a.py").write_text("from pkg.sub import low\n")
+    (package / "b.py").write_text("def f():\n    from pkg.a import g\n")
+    (package / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import b\n")
+    (package / "sub" / "low.py").write_text("x = 1\ndef f():\n    from ..c import y\n")
+    (package / "d.py").write_text("import pkg.sub\n")  # the package's __init__ alone: no circle through it
+    (package / "a.py").write_text("from pkg.sub import low\n")
+    graph = import_graph(package)
+    assert graph["pkg.b"] == {"pkg.a"} and graph["pkg.c"] == {"pkg.b"} and graph["pkg.sub.low"] == {"pkg.c"}
+    assert import_circles(graph) == [["pkg.a", "pkg.b", "pkg.c", "pkg.sub.low"]]

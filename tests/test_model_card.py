@@ -18,8 +18,10 @@ from transferdet.errors import TransferdetError
 from transferdet.models.backbones import build_backbone
 from transferdet.models.model_card import ModelEntry
 from transferdet.models.specs import parse_spec
+from transferdet.run_detector import load_detector
 from transferdet.runs import RunDir
-from transferdet.train.engine import TrainJob, train
+from transferdet.train.engine import train
+from transferdet.train.job import TrainJob
 from transferdet.train.recipes import load_recipe
 from transferdet.transfer.rank import RankSettings, rank
 
@@ -82,7 +84,7 @@ def test_a_run_reloads_with_the_normalisation_it_was_trained_with(synthetic, tmp
     spec = replace(parse_spec("timm:resnet10t@random"), mean=(0.5,) * 3, std=(0.25,) * 3)
     recipe = load_recipe("quick", ["iterations=1", "batch_size=2", "num_workers=0", "min_size=[64]", "max_size=64"])
     train(TrainJob(synthetic, spec, "fcos", recipe, tmp_path / "run", device="cpu"))
-    detector, _ = RunDir(tmp_path / "run").load_detector()
+    detector, _ = load_detector(RunDir(tmp_path / "run"))
     assert detector.transform.image_mean == [0.5] * 3 and detector.transform.image_std == [0.25] * 3
     assert detector.backbone.body.mean == (0.5,) * 3  # what ranking from ARCH@RUN_DIR normalises with
     assert RunDir(tmp_path / "run").manifest()["job"]["backbone"] == "timm:resnet10t@random"
@@ -114,7 +116,7 @@ def test_a_detector_run_is_a_source_for_fine_tuning(synthetic, tmp_path):
     spec = replace(parse_spec("timm:resnet10t@random"), mean=(0.5,) * 3, std=(0.25,) * 3)
     small = ["iterations=1", "batch_size=2", "num_workers=0", "min_size=[64]", "max_size=64"]
     train(TrainJob(synthetic, spec, "fcos", load_recipe("quick", small), tmp_path / "source", device="cpu"))
-    trained, _ = RunDir(tmp_path / "source").load_detector()
+    trained, _ = load_detector(RunDir(tmp_path / "source"))
     body = build_backbone(f"timm:resnet10t@{tmp_path / 'source'}")
     expected = trained.backbone.body.state_dict()
     assert all(torch.equal(v, expected[k]) for k, v in body.state_dict().items() if k in expected)

@@ -16,7 +16,8 @@ import torch
 
 from transferdet.errors import TransferdetError
 from transferdet.train import engine
-from transferdet.train.engine import TrainJob, train
+from transferdet.train.engine import train
+from transferdet.train.job import TrainJob
 from transferdet.train.recipes import RECIPES, load_recipe
 from transferdet.train.schedule import learning_rate_factor
 

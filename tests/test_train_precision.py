@@ -12,7 +12,8 @@ import torch
 from transferdet import precision
 from transferdet.models.backbones import build_backbone
 from transferdet.models.detectors import DetectorConfig, build_detector
-from transferdet.train.engine import TrainJob, train
+from transferdet.train.engine import train
+from transferdet.train.job import TrainJob
 from transferdet.train.recipes import Recipe, load_recipe
 
 SMALL = ["iterations=8", "batch_size=2", "checkpoint_every=4", "num_workers=0", "warmup_iterations=2"]

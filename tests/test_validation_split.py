@@ -9,7 +9,8 @@ from transferdet.data.dataset import DetectionDataset
 from transferdet.data.loader import load_dataset
 from transferdet.data.split import CARVED_VALIDATION, validation_split
 from transferdet.train import loop
-from transferdet.train.engine import TrainJob, train
+from transferdet.train.engine import train
+from transferdet.train.job import TrainJob
 from transferdet.train.recipes import load_recipe
 
 

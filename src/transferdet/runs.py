@@ -94,32 +94,9 @@ class RunDir:
         path = self.path / self.MANIFEST
         return json.loads(path.read_text(encoding="utf-8"))["job"] if path.is_file() else None
 
-    def backbone_arch(self) -> str:
-        """The architecture (``ARCH``, no weights) the run trained."""
-        from transferdet.models.specs import split_spec
-
-        return split_spec(self.manifest()["job"]["backbone"])[0]
-
-    def require_arch(self, arch: str, spec: object) -> None:
-        """An error naming ``spec`` unless the run trained ``arch`` (a source ``ARCH@RUN_DIR``)."""
-        trained = self.backbone_arch()
-        if trained != arch:
-            raise TransferdetError(f"{spec}: the run in {self.path} trained {trained}, not {arch}")
-
-    def load_detector(self, device: str = "cpu") -> tuple[torch.nn.Module, list[str]]:
-        """The run's detector with its checkpointed weights, in eval mode, and its classes."""
-        from transferdet.models.backbones import build_backbone
-        from transferdet.models.detectors import DetectorConfig, build_detector
-        from transferdet.models.specs import parse_spec
-
-        record = self.manifest()["detector"]
-        config = DetectorConfig.from_record(record)
-        body = build_backbone(parse_spec(self.backbone_arch()))
-        if "mean" in record:  # the normalisation it was trained with (runs before it was recorded: the default)
-            body.mean, body.std = tuple(record["mean"]), tuple(record["std"])
-        model = build_detector(body, config)
-        model.load_state_dict(self.load_checkpoint(device)["model"])
-        return model.to(device).eval(), list(record["classes"])
+    def backbone_spec(self) -> str:
+        """The backbone spec (``ARCH@WEIGHTS``) the run trained from."""
+        return self.manifest()["job"]["backbone"]
 
     # --- checkpoint, log, metrics ---------------------------------------------------------------
 

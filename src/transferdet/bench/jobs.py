@@ -91,7 +91,7 @@ class TrainDefinition(BaseModel):
     plugins: list[str] = []
 
     def train_job(self, out: Path):  # noqa: ANN201 - a TrainJob
-        from transferdet.train.engine import TrainJob
+        from transferdet.train.job import TrainJob
         from transferdet.train.recipes import load_recipe
 
         return TrainJob(

@@ -125,7 +125,7 @@ def train(
 ) -> None:
     """Fine-tune a detector on a backbone with a named recipe; evaluate with COCO metrics."""
     from transferdet.distill.distiller import DistillSettings
-    from transferdet.train.engine import TrainJob
+    from transferdet.train.job import TrainJob
     from transferdet.train.recipes import recipe_detector
     from transferdet.train.trials import train_trials
 
@@ -170,10 +170,11 @@ def eval_(
     from transferdet.data.loader import load_dataset
     from transferdet.data.split import held_out_split
     from transferdet.evaluate.predict import evaluate_records
+    from transferdet.run_detector import load_detector
     from transferdet.runs import RunDir
 
     device = default_device(device)
-    model, classes = RunDir(checkpoint).load_detector(device)
+    model, classes = load_detector(RunDir(checkpoint), device)
     dataset = load_dataset(data, format.value, read_options(images, annotations, csv_columns, class_name))
     if dataset.classes != classes:
         raise TransferdetError(f"{data}: classes {dataset.classes} differ from the run's {classes}")
@@ -203,11 +204,12 @@ def predict(
 ) -> None:
     """Run a trained detector on images; write PNGs with the predictions drawn, and their JSON."""
     from transferdet.evaluate.predict import image_files, predict_images
+    from transferdet.run_detector import load_detector
     from transferdet.runs import RunDir
 
     device = default_device(device)
     files = image_files(images)
-    model, classes = RunDir(checkpoint).load_detector(device)
+    model, classes = load_detector(RunDir(checkpoint), device)
     with progress_bar() as bar:
         task = bar.add_task("predict", total=len(files))
         predict_images(model, classes, files, out, score_threshold, device, lambda n: bar.update(task, completed=n))

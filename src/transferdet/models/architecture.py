@@ -1,5 +1,6 @@
 """What an adapter makes of an architecture: the :class:`Backbone`, the names and shapes its
-checkpoints use, and where its classifier head sits."""
+checkpoints use, and where its classifier head sits. The adapters (timm, torchvision) build it;
+:mod:`~transferdet.models.adapters` picks the adapter."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from dataclasses import dataclass
 import torch
 
 from transferdet.models.backbone import Backbone
-from transferdet.models.specs import ModelSpec
 
 
 @dataclass
@@ -27,14 +27,3 @@ class Architecture:
     backbone_keys: list[str]
     assign: Callable[[dict[str, torch.Tensor]], None]
     head: str | None = None
-
-
-def build_architecture(spec: ModelSpec) -> Architecture:
-    """The architecture ``spec`` names, from the adapter of its library (no checkpoint read)."""
-    if spec.library == "timm":
-        from transferdet.models.timm_adapter import timm_architecture
-
-        return timm_architecture(spec)
-    from transferdet.models.torchvision_adapter import torchvision_architecture
-
-    return torchvision_architecture(spec)

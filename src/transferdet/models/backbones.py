@@ -18,12 +18,13 @@ import torch
 from torch import nn
 
 from transferdet.errors import TransferdetError
-from transferdet.models.architecture import Architecture, build_architecture
+from transferdet.models.adapters import build_architecture
+from transferdet.models.architecture import Architecture
 from transferdet.models.backbone import Backbone
 from transferdet.models.checkpoints import Checkpoint, LoadReport, match_tensors, read_checkpoint
 from transferdet.models.detectron2_names import to_resnet_names
 from transferdet.models.normalisation import stated_normalisation
-from transferdet.models.specs import ModelSpec, parse_spec
+from transferdet.models.specs import ModelSpec, parse_spec, require_trained_arch
 
 
 def _describe(checkpoint: Checkpoint) -> str:
@@ -79,7 +80,7 @@ def _load_run_body(spec: ModelSpec, backbone: Backbone) -> None:
     from transferdet.runs import RunDir
 
     run = RunDir(spec.checkpoint)
-    run.require_arch(spec.arch, spec)
+    require_trained_arch(run, spec)
     prefix = "backbone.body."
     state = {k[len(prefix) :]: v for k, v in run.load_checkpoint()["model"].items() if k.startswith(prefix)}
     missing, unexpected = backbone.load_state_dict(state, strict=False)

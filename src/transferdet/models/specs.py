@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transferdet.errors import TransferdetError
+
+if TYPE_CHECKING:
+    from transferdet.runs import RunDir
 
 LIBRARIES = ("timm", "torchvision")
 
@@ -36,7 +40,7 @@ class ModelSpec:
     def is_detector_run(self) -> bool:
         """WEIGHTS is a ``transferdet train`` run folder: a whole trained detector, whose FPN levels
         and box head can be ranked too."""
-        from transferdet.runs import RunDir  # runs builds detectors from these modules
+        from transferdet.runs import RunDir
 
         folder = self.checkpoint
         return folder is not None and RunDir.is_run(folder)
@@ -49,6 +53,18 @@ def split_spec(text: str) -> tuple[str, str | None]:
     """``"ARCH@WEIGHTS"`` -> ``("ARCH", "WEIGHTS")``; ``"ARCH"`` -> ``("ARCH", None)``."""
     arch, sep, weights = text.partition("@")
     return arch, (weights if sep else None)
+
+
+def trained_arch(run: RunDir) -> str:
+    """The architecture (``ARCH``, no weights) a training run trained."""
+    return split_spec(run.backbone_spec())[0]
+
+
+def require_trained_arch(run: RunDir, spec: ModelSpec) -> None:
+    """An error naming ``spec`` unless ``run`` trained its architecture (a source ``ARCH@RUN_DIR``)."""
+    trained = trained_arch(run)
+    if trained != spec.arch:
+        raise TransferdetError(f"{spec}: the run in {run.path} trained {trained}, not {spec.arch}")
 
 
 def parse_spec(text: str | ModelSpec) -> ModelSpec:

@@ -3,8 +3,6 @@ optimizer (learning rate scaled to the total batch), and the seeded training dat
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 
@@ -14,11 +12,9 @@ from transferdet.models.anchors import auto_anchors, resized_box_shapes, ssd_sca
 from transferdet.models.backbones import build_backbone
 from transferdet.models.detectors import DetectorConfig, build_detector
 from transferdet.models.norms import norm_for_processes
+from transferdet.train.job import TrainJob
 from transferdet.train.recipes import Recipe
 from transferdet.train.sampling import SeededAugmentation, StreamBatchSampler
-
-if TYPE_CHECKING:
-    from transferdet.train.engine import TrainJob
 
 
 def detector_config(recipe: Recipe, kind: str, num_classes: int, train_records: list[ImageRecord]) -> DetectorConfig:

@@ -8,54 +8,25 @@ uninterrupted run. Under ``torchrun`` every process runs :func:`train` and rank 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import torch
 
 from transferdet.data.dataset import DetectionDataset, ImageRecord
-from transferdet.data.formats.base import ReadOptions
 from transferdet.data.loader import load_dataset
 from transferdet.data.split import held_out_split, training_split, validation_split
-from transferdet.devices import default_device
-from transferdet.distill.distiller import Distiller, DistillSettings
+from transferdet.distill.distiller import Distiller
 from transferdet.distill.teacher import Teacher
 from transferdet.errors import TransferdetError
-from transferdet.models.specs import ModelSpec
 from transferdet.runs import RunDir
 from transferdet.train import distributed
 from transferdet.train.assemble import build_model, build_optimizer, training_loader
 from transferdet.train.evaluation import evaluate, weights_checksum
+from transferdet.train.job import TrainJob
 from transferdet.train.loop import IterationCallback, Session, run_loop
-from transferdet.train.recipes import Recipe
 from transferdet.train.schedule import Plateau, total_iterations
 from transferdet.train.state import restore_training_state
-
-
-@dataclass
-class TrainJob:
-    data: Path
-    backbone: str | ModelSpec  # a ModelSpec may carry a stated input normalisation
-    detector: str
-    recipe: Recipe
-    out: Path
-    seed: int = 0
-    device: str = field(default_factory=default_device)
-    format: str = "auto"
-    train_split: str | None = None
-    test_split: str | None = None
-    options: ReadOptions = field(default_factory=ReadOptions)
-    distill: DistillSettings | None = None  # classifier-to-detector distillation from a teacher
-
-    def record(self, iterations: int) -> dict[str, Any]:
-        """The job as the run's manifest keeps it."""
-        plain = {k: str(v) for k, v in asdict(self).items() if k not in ("recipe", "options", "distill")}
-        plain["backbone"] = str(self.backbone)  # a ModelSpec's text (its stated mean/std: the detector record)
-        return {**plain, "distill": self.distill_record(), "iterations": iterations}
-
-    def distill_record(self) -> dict[str, Any] | None:
-        return None if self.distill is None else {**asdict(self.distill), "teacher": str(self.distill.teacher)}
 
 
 def train(job: TrainJob, resume: bool = False, on_iteration: IterationCallback | None = None) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from typing import Any
 
 from transferdet.errors import TransferdetError
 from transferdet.runs import RunDir
-from transferdet.train.engine import TrainJob, train
+from transferdet.train.engine import train
+from transferdet.train.job import TrainJob
 
 SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 # (trial, iteration, total iterations, scalars)

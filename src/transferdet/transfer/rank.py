@@ -30,11 +30,12 @@ from transferdet.hashing import file_digest
 from transferdet.metrics import METRICS
 from transferdet.metrics.suite import BASELINES as SUITE_BASELINES
 from transferdet.metrics.suite import SOURCE_METRICS
-from transferdet.models.architecture import build_architecture
+from transferdet.models.adapters import build_architecture
 from transferdet.models.backbone import Backbone
 from transferdet.models.backbones import build_backbone
 from transferdet.models.normalisation import sidecar_path
-from transferdet.models.specs import ModelSpec, parse_spec
+from transferdet.models.specs import ModelSpec, parse_spec, require_trained_arch
+from transferdet.run_detector import load_detector
 from transferdet.runs import RunDir
 from transferdet.transfer import cache
 from transferdet.transfer.background import BACKGROUND, default_background, with_background
@@ -151,8 +152,8 @@ def _network(spec: ModelSpec, run: RunDir | None, seed: int) -> tuple[Backbone, 
     torch.manual_seed(seed)  # random-init weights are part of the spec's meaning
     if run is None:
         return build_backbone(spec), None
-    detector, _ = run.load_detector()
-    run.require_arch(spec.arch, spec)
+    detector, _ = load_detector(run)
+    require_trained_arch(run, spec)
     body = detector.backbone.body
     if spec.mean is not None and spec.std is not None:
         body.mean, body.std = spec.mean, spec.std

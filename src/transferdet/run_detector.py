@@ -1,0 +1,25 @@
+"""A training run's detector, rebuilt from its folder: the architecture its manifest names, the
+detector its record describes, the weights of its checkpoint. Above both :mod:`transferdet.runs`
+(the folder's files) and :mod:`transferdet.models` (what builds the modules), which import
+neither this nor each other's upper parts."""
+
+from __future__ import annotations
+
+import torch
+
+from transferdet.models.backbones import build_backbone
+from transferdet.models.detectors import DetectorConfig, build_detector
+from transferdet.models.specs import parse_spec, trained_arch
+from transferdet.runs import RunDir
+
+
+def load_detector(run: RunDir, device: str = "cpu") -> tuple[torch.nn.Module, list[str]]:
+    """The run's detector with its checkpointed weights, in eval mode, and its classes."""
+    record = run.manifest()["detector"]
+    config = DetectorConfig.from_record(record)
+    body = build_backbone(parse_spec(trained_arch(run)))
+    if "mean" in record:  # the normalisation it was trained with (runs before it was recorded: the default)
+        body.mean, body.std = tuple(record["mean"]), tuple(record["std"])
+    model = build_detector(body, config)
+    model.load_state_dict(run.load_checkpoint(device)["model"])
+    return model.to(device).eval(), list(record["classes"])

@@ -1,0 +1,39 @@
+"""A training job: what to train (data, backbone, detector, recipe, seed, device, distillation)
+and where (``out``), as the run's manifest records it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transferdet.data.formats.base import ReadOptions
+from transferdet.devices import default_device
+from transferdet.distill.distiller import DistillSettings
+from transferdet.models.specs import ModelSpec
+from transferdet.train.recipes import Recipe
+
+
+@dataclass
+class TrainJob:
+    data: Path
+    backbone: str | ModelSpec  # a ModelSpec may carry a stated input normalisation
+    detector: str
+    recipe: Recipe
+    out: Path
+    seed: int = 0
+    device: str = field(default_factory=default_device)
+    format: str = "auto"
+    train_split: str | None = None
+    test_split: str | None = None
+    options: ReadOptions = field(default_factory=ReadOptions)
+    distill: DistillSettings | None = None  # classifier-to-detector distillation from a teacher
+
+    def record(self, iterations: int) -> dict[str, Any]:
+        """The job as the run's manifest keeps it."""
+        plain = {k: str(v) for k, v in asdict(self).items() if k not in ("recipe", "options", "distill")}
+        plain["backbone"] = str(self.backbone)  # a ModelSpec's text (its stated mean/std: the detector record)
+        return {**plain, "distill": self.distill_record(), "iterations": iterations}
+
+    def distill_record(self) -> dict[str, Any] | None:
+        return None if self.distill is None else {**asdict(self.distill), "teacher": str(self.distill.teacher)}
