@@ -32,3 +32,20 @@ def competition_ranks(scores: Sequence[float], rtol: float = TIE_RTOL) -> list[i
 def tied_for_first(scores: Sequence[float], rtol: float = TIE_RTOL) -> list[int]:
     """Indices of the scores that share rank 1, in their given order."""
     return [i for i, r in enumerate(competition_ranks(scores, rtol)) if r == 1]
+
+
+def rank_rows(rows: list[dict], group: tuple[str, ...]) -> list[dict]:
+    """``rows`` (dicts with a ``score``) with ``rank`` among the rows that agree on the ``group``
+    keys (1 = highest score; tied scores share it) and ``tied``; None and False where ``score`` is None."""
+    groups: dict[tuple, list[int]] = {}
+    for index, row in enumerate(rows):
+        if row["score"] is not None:
+            groups.setdefault(tuple(row[k] for k in group), []).append(index)
+    ranked: dict[int, tuple[int | None, bool]] = {}
+    for members in groups.values():
+        ranks = competition_ranks([rows[i]["score"] for i in members])
+        ranked |= {i: (r, ranks.count(r) > 1) for i, r in zip(members, ranks, strict=True)}
+    return [
+        dict(row, rank=ranked.get(i, (None, False))[0], tied=ranked.get(i, (None, False))[1])
+        for i, row in enumerate(rows)
+    ]

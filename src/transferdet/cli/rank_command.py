@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from transferdet.cli.common import (
     DEVICE_HELP,
@@ -24,9 +23,11 @@ from transferdet.cli.common import (
     progress_bar,
     read_options,
 )
+from transferdet.cli.score_table import model_labels, score_tables, short_spec
 from transferdet.devices import default_device
 from transferdet.errors import TransferdetError
 from transferdet.models.specs import ModelSpec
+from transferdet.ties import TIE_RTOL
 
 LayerOption = Annotated[
     str,
@@ -103,76 +104,54 @@ def _model_list(models: list[str], models_file: Path | None) -> list[str | Model
     return specs
 
 
-def _short(spec: str) -> str:
-    """A spec as shown in the table: the checkpoint by its file name."""
-    from transferdet.models.specs import split_spec
-
-    arch, weights = split_spec(spec)
-    return arch if weights is None else f"{arch}@{Path(weights).name}"
-
-
-def _table(rows: list[dict], models: list[str], metrics: list[str]) -> Table:
-    """Models (x layers, when several) by metrics, each score with its rank among the models on
-    the same layer."""
-    layers = list(dict.fromkeys(r["layer"] for r in rows))
-    table = Table(title="Transferability (higher is better; rank in brackets)")
-    table.add_column("model")
-    if len(layers) > 1:
-        table.add_column("layer")
-    shown = [m for m in metrics if any(r["metric"] == m for r in rows)]
-    for metric in shown:
-        table.add_column(metric, justify="right")
-    score = {(r["model"], r["layer"], r["metric"]): r["score"] for r in rows if r["score"] is not None}
-    failed = {(r["model"], r["layer"], r["metric"]) for r in rows if r["score"] is None}
-    for layer in layers:
-        order = {}
-        for metric in shown:
-            ranked = sorted(
-                (s for s in models if (s, layer, metric) in score), key=lambda s: -score[(s, layer, metric)]
-            )
-            order[metric] = {s: i + 1 for i, s in enumerate(ranked)}
-        for spec in models:
-            cells = []
-            for metric in shown:
-                key = (spec, layer, metric)
-                if key not in score:
-                    cells.append("[dim]failed*" if key in failed else "[dim]n/a")
-                    continue
-                text = f"{score[key]:.4g} ({order[metric][spec]})"
-                cells.append(f"[bold green]{text}" if order[metric][spec] == 1 else text)
-            table.add_row(_short(spec), *([layer] if len(layers) > 1 else []), *cells)
-    return table
-
-
 def write_scores(rows: list[dict], out: Path) -> None:
     from transferdet.atomic import atomic_write_bytes
 
     atomic_write_bytes(out / "scores.json", json.dumps(rows, indent=1).encode())
     buffer = io.StringIO()
     writer = csv.DictWriter(
-        buffer, fieldnames=["model", "layer", "features", "metric", "score", "status", "reason", "note"]
+        buffer, fieldnames=["model", "layer", "features", "metric", "score", "rank", "tied", "status", "reason", "note"]
     )
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_bytes(out / "scores.csv", buffer.getvalue().encode())
 
 
-def _recommended(rows: list[dict], specs: list[str], wanted: list[str]) -> str | None:
+def _first_by(rows: list[dict], metric: str, layer: str) -> list[str] | None:
+    """The models that share rank 1 by ``metric`` on ``layer`` (None when it scored none)."""
+    firsts = [r["model"] for r in rows if r["metric"] == metric and r["layer"] == layer and r["rank"] == 1]
+    return firsts or None
+
+
+def _pick_text(metric: str, firsts: list[str], labels: dict[str, str]) -> str:
+    names = [labels[m] for m in firsts]
+    return f"{metric} picks {names[0]}" if len(names) == 1 else f"{metric} ties {' and '.join(names)}"
+
+
+def recommended_line(
+    rows: list[dict], specs: list[str], wanted: list[str], labels: dict[str, str] | None = None
+) -> str | None:
     """The model the first metric asked for ranks first (on the first layer), with what the
-    baselines pick beside it."""
+    baselines pick beside it; a tie for first is said as one, never as a pick. Models go by the
+    table's labels, the pick also by its spec."""
     from transferdet.transfer.rank import BASELINES
 
-    layer = rows[0]["layer"] if rows else None
-    best = {}
-    for metric in wanted:
-        scored = [r for r in rows if r["metric"] == metric and r["layer"] == layer and r["score"] is not None]
-        if scored:
-            best[metric] = _short(max(scored, key=lambda r: r["score"])["model"])
-    lead = next((m for m in wanted if m not in BASELINES and m in best), None)
-    if lead is None or len(specs) < 2:
+    if len(specs) < 2 or not rows:
         return None
-    beside = ", ".join(f"{m} picks {best[m]}" for m in BASELINES if m in best)
-    return f"recommended: {best[lead]} (first by {lead} on {layer}" + (f"; {beside})" if beside else ")")
+    labels = labels or model_labels(specs)[0]
+    layer = rows[0]["layer"]
+    lead = next((m for m in wanted if m not in BASELINES and _first_by(rows, m, layer)), None)
+    if lead is None:
+        return None
+    firsts = _first_by(rows, lead, layer)
+    picks = [_pick_text(m, f, labels) for m in BASELINES if m in wanted and (f := _first_by(rows, m, layer))]
+    tail = f"; {'; '.join(picks)})" if picks else ")"
+    if len(firsts) == 1:
+        spec = short_spec(firsts[0])
+        named = spec if labels[firsts[0]] == spec else f"{labels[firsts[0]]} = {spec}"
+        return f"recommended: {named} (first by {lead} on {layer}" + tail
+    tie = f"{' and '.join(labels[m] for m in firsts)} tie for first by {lead} on {layer} (within {TIE_RTOL:g})"
+    return "recommended: no single pick: " + tie + tail
 
 
 def _show(rows: list[dict], specs: list[str], wanted: list[str], out: Path | None, as_json: bool) -> None:
@@ -181,14 +160,18 @@ def _show(rows: list[dict], specs: list[str], wanted: list[str], out: Path | Non
     if as_json:
         print(json.dumps(rows))
         return
-    out_console.print(_table(rows, specs, wanted))
+    tables, legend, labels = score_tables(rows, specs, wanted, out_console.width)
+    for table in tables:
+        out_console.print(table)
+    for line in legend:
+        out_console.print(line, overflow="fold")
     for row in rows:
         if row["reason"]:
             where = f" ({row['layer']})" if len({r["layer"] for r in rows}) > 1 else ""
-            out_console.print(f"[dim]*[/dim] {_short(row['model'])}{where}: {row['reason']}")
+            out_console.print(f"[dim]*[/dim] {short_spec(row['model'])}{where}: {row['reason']}")
     for note in dict.fromkeys(r["note"] for r in rows if r["note"]):
         err_console.print(f"warning: {note}")
-    recommended = _recommended(rows, specs, wanted)
+    recommended = recommended_line(rows, specs, wanted, labels)
     if recommended:
         out_console.print(recommended)
     missing = [m for m in ("leep", "nce") if m in wanted and not any(r["metric"] == m for r in rows)]

@@ -37,6 +37,7 @@ from transferdet.models.normalisation import sidecar_path
 from transferdet.models.specs import ModelSpec, parse_spec, require_trained_arch
 from transferdet.run_detector import load_detector
 from transferdet.runs import RunDir
+from transferdet.ties import rank_rows
 from transferdet.transfer import cache
 from transferdet.transfer.background import BACKGROUND, default_background, with_background
 from transferdet.transfer.features import BoxFeatures, extract_layers, sample_records
@@ -262,10 +263,12 @@ def rank(
     cache_dir: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> list[dict]:
-    """Rows ``{"model", "layer", "features", "metric", "score", "status", "reason", "note"}``, one
-    per model, layer and metric; ``model`` is the spec as given (a ``ModelSpec`` as its text);
-    ``score`` is None (``status`` failed) where the metric cannot score these features, ``reason``
-    says why; ``note`` says what a metric left out (a class with too few boxes)."""
+    """Rows ``{"model", "layer", "features", "metric", "score", "status", "reason", "note", "rank",
+    "tied"}``, one per model, layer and metric (``rank`` among the models, ties shared:
+    :func:`~transferdet.ties.rank_rows`);
+    ``model`` is the spec as given (a ``ModelSpec`` as its text); ``score`` is None (``status``
+    failed) where the metric cannot score these features, ``reason`` says why; ``note`` says what a
+    metric left out (a class with too few boxes)."""
     settings = settings or RankSettings()
     wanted = list(metrics or DEFAULT_SCORES)
     unknown = [m for m in wanted if m not in KNOWN_SCORES]
@@ -281,4 +284,4 @@ def rank(
         static = static_scores(spec, wanted)  # once per model, whatever the number of layers
         for layer, features in model_features(spec, target, settings, cache_dir, report).items():
             rows += _rows(name, layer, settings, features, wanted, target.classes, static)
-    return rows
+    return rank_rows(rows, ("layer", "features", "metric"))
