@@ -180,7 +180,14 @@ def test_correlation_measures_against_scipy() -> None:
     assert measures["top1_regret"] == 0.0
     assert top1_regret(np.array([3.0, 1.0, 2.0]), np.array([0.2, 0.5, 0.4])) == pytest.approx(0.3)
     constant = correlation_measures(np.ones(3), np.array([0.1, 0.2, 0.3]))
-    assert np.isnan(constant["kendall"]) and constant["top1_regret"] == pytest.approx(0.2)
+    # a constant score ties all three: the regret of a random pick among them, 0.3 - 0.2
+    assert np.isnan(constant["kendall"]) and constant["top1_regret"] == pytest.approx(0.1)
+
+
+def test_a_tied_pick_costs_the_mean_regret_over_the_tied_candidates() -> None:
+    ap = np.array([0.3, 0.5, 0.1])
+    assert top1_regret(np.array([2.0, 2.0 * (1 - 1e-12), 1.0]), ap) == pytest.approx(0.5 - 0.4)
+    assert top1_regret(np.array([2.0, 2.0 * (1 - 1e-6), 1.0]), ap) == pytest.approx(0.2)  # not a tie
 
 
 def test_pooled_correlation_standardises_each_dataset() -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from transferdet.bench.config import load_config
 from transferdet.models.specs import split_spec
+from transferdet.ties import tied
 
 OUT = Path(__file__).resolve().parent / "out"
 CONFIG = Path(__file__).resolve().parent / "bench.yaml"
@@ -151,7 +152,7 @@ def _mean_ap(ap_rows: list[dict], key: str = "AP50") -> dict[tuple[str, str], fl
 
 def pair_agreement(score_rows: list[dict], ap_rows: list[dict], sources: list[str]) -> str:
     """For each score at :data:`FIXED`, the share of pairs of ``sources`` (within a target) that it
-    orders as fine-tuning does (a tie orders nothing), split into pairs of one architecture (the
+    orders as fine-tuning does (a tie within ``ties.TIE_RTOL`` orders nothing), split into pairs of one architecture (the
     name's part before the first ``-``) and pairs of two: does a score tell good weights apart, or
     architectures?"""
     ap = _mean_ap(ap_rows)
@@ -171,10 +172,11 @@ def pair_agreement(score_rows: list[dict], ap_rows: list[dict], sources: list[st
                 for b in sources[i + 1 :]:
                     if a in score and b in score and ap[(target, a)] != ap[(target, b)]:
                         kind = "same" if a.split("-")[0] == b.split("-")[0] else "across"
+                        together = tied(score[a], score[b])  # within the tolerance rank uses
                         product = (score[a] - score[b]) * (ap[(target, a)] - ap[(target, b)])
-                        counts[kind][0] += int(product > 0)
+                        counts[kind][0] += int(product > 0 and not together)
                         counts[kind][1] += 1
-                        counts[kind][2] += int(product == 0)
+                        counts[kind][2] += int(together)
     lines = ["| score | same architecture | across architectures |", "|---|---|---|"]
     for metric, counts in found.items():
         cells = [

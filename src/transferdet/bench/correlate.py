@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from transferdet.ties import tied_for_first
+
 POOLED = "(pooled)"
 
 
@@ -41,8 +43,11 @@ class Correlation:
 
 
 def top1_regret(scores: np.ndarray, ap: np.ndarray) -> float:
-    """AP of the best model minus AP of the model with the highest score (ties: the first)."""
-    return float(ap.max() - ap[int(np.argmax(scores))])
+    """AP of the best model minus AP of the model with the highest score; where several tie for
+    the highest (:mod:`~transferdet.ties`), the mean AP over them: a tie picks none of them, so
+    its expected regret is that of a random choice among them."""
+    picked = tied_for_first([float(s) for s in scores])
+    return float(ap.max() - np.mean(np.asarray(ap)[picked]))
 
 
 def _nan_safe(value: float) -> float:
