@@ -152,9 +152,9 @@ def _mean_ap(ap_rows: list[dict], key: str = "AP50") -> dict[tuple[str, str], fl
 
 def pair_agreement(score_rows: list[dict], ap_rows: list[dict], sources: list[str]) -> str:
     """For each score at :data:`FIXED`, the share of pairs of ``sources`` (within a target) that it
-    orders as fine-tuning does (a tie within ``ties.TIE_RTOL`` orders nothing), split into pairs of one architecture (the
-    name's part before the first ``-``) and pairs of two: does a score tell good weights apart, or
-    architectures?"""
+    orders as fine-tuning does (a tie within ``ties.TIE_RTOL`` orders nothing), split into pairs of
+    one architecture (the name's part before the first ``-``) and pairs of two: does a score tell
+    good weights apart, or architectures?"""
     ap = _mean_ap(ap_rows)
     found: dict[str, dict[str, list[int]]] = {}
     by_key = {(r["dataset"], r["model"], r["layer"], r["features"], r["metric"]): r for r in score_rows}
