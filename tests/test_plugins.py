@@ -30,6 +30,23 @@ def test_rank_ranks_the_plugged_in_backbone(cli, synthetic):
     assert scores[(SPEC, "logme")] is not None and scores[(SPEC, "knn")] is not None
 
 
+def test_plugin_after_the_command_and_in_a_models_file(cli, synthetic, tmp_path):
+    args = ["--image-size", "64", "--max-images", "6", "--metrics", "logme", "--no-cache", "--device", "cpu", "--json"]
+    after = cli("rank", "--plugin", TOY, "--data", synthetic, "--models", f"{SPEC},timm:resnet10t", *args)
+    assert after.code == 0, after.err
+    models_file = tmp_path / "models.yaml"
+    models_file.write_text(f"plugins: [{TOY.name}, marker.py]\nmodels: [{SPEC}, 'timm:resnet10t']\n")
+    (tmp_path / TOY.name).symlink_to(TOY)  # relative to the models file
+    (tmp_path / "marker.py").write_text("import pathlib\npathlib.Path(__file__).with_suffix('.imported').touch()\n")
+    listed = cli("rank", "--data", synthetic, "--models-file", models_file, *args)
+    assert listed.code == 0, listed.err
+    assert {r["model"] for r in listed.json()} == {SPEC, "timm:resnet10t"}
+    assert (tmp_path / "marker.imported").is_file()  # the file's own plug-in was imported
+    models_file.write_text("plugins: my_net.py\nmodels: [timm:resnet10t]\n")
+    bad = cli("rank", "--data", synthetic, "--models-file", models_file, *args)
+    assert bad.code == 2 and "plugins: expected a list" in bad.err
+
+
 @pytest.mark.parametrize("detector", ["mask_rcnn_fpn", "retinanet"])
 def test_train_fits_the_plugged_in_backbone_under_the_adamw_1x_recipe(cli, synthetic, tmp_path, detector):
     settings = [part for item in TINY for part in ("--set", item)]

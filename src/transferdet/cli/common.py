@@ -87,6 +87,19 @@ SplitSeedOption = Annotated[
     int, typer.Option("--split-seed", help="Seed of the 80/20 train/test split made for data without splits.")
 ]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace DST if it already exists.")]
+PLUGIN_HELP = (
+    "Import a module or .py file first (repeatable), e.g. one that registers a timm model, so that timm:NAME "
+    "works here; before or after the command name alike."
+)
+PluginOption = Annotated[list[str], typer.Option("--plugin", help=PLUGIN_HELP)]
+
+
+def use_plugins(plugins: list[str]) -> None:
+    """Import the command's ``--plugin`` modules (each once per process)."""
+    if plugins:
+        from transferdet.plugins import load_plugins
+
+        load_plugins(plugins)
 
 
 def read_options(

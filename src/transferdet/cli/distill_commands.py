@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from transferdet.cli.common import DeviceOption, out_console, progress_bar
+from transferdet.cli.common import DeviceOption, PluginOption, out_console, progress_bar, use_plugins
 from transferdet.devices import default_device
 
 app = typer.Typer(
@@ -36,9 +36,11 @@ def teacher(
     flip: Annotated[float, typer.Option(help="Horizontal flip probability (0 for glyphs and text).")] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed of the data order, flips and initialisation.")] = 0,
     device: DeviceOption = None,
+    plugin: PluginOption = [],  # noqa: B006 - typer reads the default
 ) -> None:
     """Train the classification teacher on crops of the ground-truth boxes (with context) and
     report its accuracy on the test split's crops."""
+    use_plugins(plugin)
     from transferdet.distill.teacher_training import TeacherConfig, train_teacher
 
     config = TeacherConfig(

@@ -18,10 +18,12 @@ from transferdet.cli.common import (
     FormatOption,
     ImagesOption,
     InputFormat,
+    PluginOption,
     err_console,
     out_console,
     progress_bar,
     read_options,
+    use_plugins,
 )
 from transferdet.cli.score_table import model_labels, score_tables, short_spec
 from transferdet.devices import default_device
@@ -45,7 +47,8 @@ ModelsFileOption = Annotated[
     Path | None,
     typer.Option(
         help="YAML file listing models: specs, or mappings {spec, mean, std, imagenet_top1} stating the input "
-        "normalisation the weights expect and the card's ImageNet top-1 (ranked as a baseline)."
+        "normalisation the weights expect and the card's ImageNet top-1 (ranked as a baseline); as a mapping "
+        "{models: [...], plugins: [my_net.py]} it also names the plug-ins its models need."
     ),
 ]
 BackgroundOption = Annotated[
@@ -77,6 +80,16 @@ MetricsOption = Annotated[
 ]
 
 
+def _file_plugins(plugins: object, models_file: Path) -> None:
+    """Import a models file's ``plugins:`` (module names, or .py files relative to the file)."""
+    from transferdet.plugins import is_file, load_plugins
+
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise TransferdetError(f"{models_file}: plugins: expected a list of module names or .py files")
+    base = models_file.resolve().parent
+    load_plugins([str(base / p) if is_file(p) and not Path(p).is_absolute() else p for p in plugins])
+
+
 def _model_list(models: list[str], models_file: Path | None) -> list[str | ModelSpec]:
     """Specs from ``--models`` and the models file, whose entries may state a model card's input
     normalisation and ImageNet top-1 (:mod:`~transferdet.models.model_card`)."""
@@ -88,6 +101,8 @@ def _model_list(models: list[str], models_file: Path | None) -> list[str | Model
         from transferdet.models.model_card import ModelEntry
 
         content = load_yaml(models_file)
+        if isinstance(content, dict):  # a complete config: the plug-ins its models need come with it
+            _file_plugins(content.get("plugins", []), models_file)
         listed = content.get("models") if isinstance(content, dict) else content
         if not isinstance(listed, list):
             raise TransferdetError(f"{models_file}: expected a list of model specs (or 'models: [...]')")
@@ -209,8 +224,10 @@ def rank(
     annotations: AnnotationsOption = None,
     csv_columns: CsvColumnsOption = None,
     class_name: ClassNameOption = "object",
+    plugin: PluginOption = [],  # noqa: B006 - typer reads the default
 ) -> None:
     """Rank backbones by transferability metrics on per-box features, in minutes, no fine-tuning."""
+    use_plugins(plugin)
     from transferdet.transfer import cache
     from transferdet.transfer.rank import DEFAULT_SCORES, RankSettings
     from transferdet.transfer.rank import rank as rank_models

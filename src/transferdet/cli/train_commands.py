@@ -19,10 +19,12 @@ from transferdet.cli.common import (
     FormatOption,
     ImagesOption,
     InputFormat,
+    PluginOption,
     err_console,
     out_console,
     progress_bar,
     read_options,
+    use_plugins,
 )
 from transferdet.devices import default_device
 from transferdet.errors import TransferdetError
@@ -122,8 +124,10 @@ def train(
     annotations: AnnotationsOption = None,
     csv_columns: CsvColumnsOption = None,
     class_name: ClassNameOption = "object",
+    plugin: PluginOption = [],  # noqa: B006 - typer reads the default
 ) -> None:
     """Fine-tune a detector on a backbone with a named recipe; evaluate with COCO metrics."""
+    use_plugins(plugin)
     from transferdet.distill.distiller import DistillSettings
     from transferdet.train.job import TrainJob
     from transferdet.train.recipes import recipe_detector
@@ -165,8 +169,10 @@ def eval_(
     annotations: AnnotationsOption = None,
     csv_columns: CsvColumnsOption = None,
     class_name: ClassNameOption = "object",
+    plugin: PluginOption = [],  # noqa: B006 - typer reads the default
 ) -> None:
     """Evaluate a trained run on a dataset: COCO AP/AR, VOC07 AP50 and per-class AP."""
+    use_plugins(plugin)
     from transferdet.data.loader import load_dataset
     from transferdet.data.split import held_out_split
     from transferdet.evaluate.predict import evaluate_records
@@ -201,8 +207,10 @@ def predict(
     out: Annotated[Path, typer.Option(help="Folder for the drawn predictions and predictions.json.")],
     score_threshold: Annotated[float, typer.Option(help="Draw and keep detections scoring at least this.")] = 0.5,
     device: DeviceOption = None,
+    plugin: PluginOption = [],  # noqa: B006 - typer reads the default
 ) -> None:
     """Run a trained detector on images; write PNGs with the predictions drawn, and their JSON."""
+    use_plugins(plugin)
     from transferdet.evaluate.predict import image_files, predict_images
     from transferdet.run_detector import load_detector
     from transferdet.runs import RunDir

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from transferdet.cli.common import DeviceOption, out_console
+from transferdet.cli.common import DeviceOption, PluginOption, out_console, use_plugins
 from transferdet.errors import TransferdetError
 
 app = typer.Typer(
@@ -48,10 +48,12 @@ def list_(
 def inspect(
     spec: Annotated[str, typer.Argument(help="Model spec ARCH[@WEIGHTS], e.g. timm:resnet50@moco_v2.pth.tar.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    plugin: PluginOption = [],  # noqa: B006 - typer reads the default
 ) -> None:
     """Show the checkpoint's detected layout, how its keys matched, parameters and feature maps.
 
     Exits with status 2, naming the unmatched keys, when the load is not clean."""
+    use_plugins(plugin)
     from transferdet.models.backbones import build_backbone
 
     backbone = build_backbone(spec, strict=False)
@@ -107,9 +109,11 @@ def convert(
         str, typer.Option(help="Architecture of a bare checkpoint file (a ResNet for detectron2).")
     ] = "torchvision:resnet50",
     non_strict: NonStrictOption = False,
+    plugin: PluginOption = [],  # noqa: B006 - typer reads the default
 ) -> None:
     """Export backbone weights, e.g. a MoCo/DenseCL ResNet to detectron2's .pkl layout
     (flagged for detectron2's name matching; expects RGB input with ImageNet mean/std)."""
+    use_plugins(plugin)
     from transferdet.models.backbones import matched_weights
     from transferdet.models.detectron2_names import export_detectron2
     from transferdet.models.specs import split_spec
@@ -134,12 +138,14 @@ def pretrain(
     seed: Annotated[int, typer.Option(help="Seed of the crops and the initialisation.")] = 0,
     device: DeviceOption = None,
     force: Annotated[bool, typer.Option("--force", help="Pretrain again even if the checkpoint exists.")] = False,
+    plugin: PluginOption = [],  # noqa: B006 - typer reads the default
 ) -> None:
     """Pretrain a backbone offline by classifying glyph crops of a synthetic source domain.
 
     Vary the domain, architecture and steps to build a zoo of differently pretrained backbones; use
     the checkpoint as ARCH@PATH anywhere a model spec is taken. An existing checkpoint is reused.
     """
+    use_plugins(plugin)
     from transferdet.cli.common import err_console, progress_bar
     from transferdet.devices import default_device
     from transferdet.zoo.pretrain import PretrainConfig, pretrain, pretrained_path, read_record
