@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from transferdet import precision
@@ -29,7 +28,6 @@ from transferdet.errors import TransferdetError
 from transferdet.hashing import file_digest
 from transferdet.metrics import METRICS
 from transferdet.metrics.suite import BASELINES as SUITE_BASELINES
-from transferdet.metrics.suite import SOURCE_METRICS
 from transferdet.models.adapters import build_architecture
 from transferdet.models.backbone import Backbone
 from transferdet.models.backbones import build_backbone
@@ -41,7 +39,9 @@ from transferdet.ties import rank_rows
 from transferdet.transfer import cache
 from transferdet.transfer.background import BACKGROUND, default_background, with_background
 from transferdet.transfer.features import BoxFeatures, extract_layers, sample_records
-from transferdet.transfer.scoring import Outcome, score_features
+from transferdet.transfer.layer_scores import variant_rows
+from transferdet.transfer.scoring import Outcome
+from transferdet.transfer.variants import base_layers, parse_layer
 
 # bumped when extraction changes what it computes, so that older cache entries are not reused
 EXTRACTOR_VERSION = 5  # 4: batch norms folded into convolutions, 5: also across stages (float32 rounding)
@@ -84,6 +84,8 @@ class RankSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", layer_list(self.layers))
+        for layer in self.layers:
+            parse_layer(layer)  # a malformed variant fails here, before any work
         precision.resolve(self.precision, "cpu")  # an unknown name fails here, before any work
 
 
@@ -96,13 +98,6 @@ class RankTarget:
     records: list[ImageRecord]
     classes: list[str]
     identity: str
-
-
-def standardised(targets: np.ndarray) -> np.ndarray:
-    """Box targets with zero mean and unit variance per coordinate: LogME's regression has no
-    intercept, so raw [0, 1] coordinates would mostly measure how well features fit a constant."""
-    std = targets.std(axis=0)
-    return (targets - targets.mean(axis=0)) / np.where(std > 0, std, 1.0)
 
 
 def rank_target(
@@ -168,14 +163,15 @@ def model_features(
     cache_dir: Path | None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, BoxFeatures]:
-    """The box features of every layer of ``settings``: from the cache where there, the others from
-    one forward pass; each layer is cached under its own key."""
+    """The raw box features of every layer ``settings`` needs (a variant's base layers): from the
+    cache where there, the others from one forward pass; each layer is cached under its own key."""
     spec = parse_spec(spec)
     run = RunDir(spec.checkpoint) if spec.is_detector_run else None
     weights = _weights_identity(spec, run)  # hashed once, whatever the number of layers
-    keys = {layer: _feature_key(spec, weights, target, settings, layer) for layer in settings.layers}
+    layers = base_layers(settings.layers)  # a variant (c5/wm64, pyramid/wm32) is made from raw layers
+    keys = {layer: _feature_key(spec, weights, target, settings, layer) for layer in layers}
     found = {layer: cache.load(cache_dir, key) for layer, key in keys.items()} if cache_dir is not None else {}
-    missing = [layer for layer in settings.layers if found.get(layer) is None]
+    missing = [layer for layer in layers if found.get(layer) is None]
     if missing:
         backbone, detector = _network(spec, run, settings.seed)
         total = len(target.records)
@@ -196,7 +192,7 @@ def model_features(
             found[layer] = features
             if cache_dir is not None:
                 cache.save(cache_dir, keys[layer], features)
-    return {layer: found[layer] for layer in settings.layers}
+    return {layer: found[layer] for layer in layers}
 
 
 def parameter_count(spec: ModelSpec) -> int:
@@ -214,42 +210,6 @@ def static_scores(spec: ModelSpec, wanted: Sequence[str]) -> dict[str, Outcome]:
     if IMAGENET_TOP1 in wanted and spec.top1 is not None:
         static[IMAGENET_TOP1] = Outcome(float(spec.top1))
     return static
-
-
-def _rows(
-    model: str,
-    layer: str,
-    settings: RankSettings,
-    features: BoxFeatures,
-    wanted: list[str],
-    classes: list[str],
-    static: dict[str, Outcome],
-):  # noqa: ANN202
-    has_source = features.source_probs is not None
-    names = [m for m in wanted if m not in STATIC_SCORES and (m not in SOURCE_METRICS or has_source)]
-    outcomes = score_features(
-        features.features,
-        features.labels,
-        standardised(features.boxes),
-        features.source_probs,
-        names,
-        classes,
-        settings.device,
-    )
-    outcomes = {m: (static[m] if m in static else outcomes[m]) for m in wanted if m in static or m in outcomes}
-    return [
-        {
-            "model": model,
-            "layer": layer,
-            "features": settings.features,
-            "metric": metric,
-            "score": outcome.score,
-            "status": outcome.status,
-            "reason": outcome.reason,
-            "note": outcome.note,
-        }
-        for metric, outcome in outcomes.items()
-    ]
 
 
 def rank(
@@ -282,6 +242,9 @@ def rank(
         spec, name = parse_spec(given), str(given)
         report = (lambda done, total, s=name: progress(s, done, total)) if progress else None
         static = static_scores(spec, wanted)  # once per model, whatever the number of layers
-        for layer, features in model_features(spec, target, settings, cache_dir, report).items():
-            rows += _rows(name, layer, settings, features, wanted, target.classes, static)
+        extracted = model_features(spec, target, settings, cache_dir, report)
+        for layer in settings.layers:
+            variant = parse_layer(layer)
+            rows += variant_rows(name, variant, extracted, target.records, settings, wanted, target.classes, static,
+                                 STATIC_SCORES)  # fmt: skip
     return rank_rows(rows, ("layer", "features", "metric"))
