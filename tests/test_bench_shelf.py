@@ -102,8 +102,17 @@ def test_a_shelf_source_is_trained_then_used_and_every_job_records_its_code(shel
     assert {r[4] for r in done} == {code_version()}
     assert next(r[5] for r in done if r[0] == "source")  # the source's checkpoint digest
     assert db.execute("SELECT COUNT(*) FROM meta WHERE key LIKE 'environment %'").fetchone()[0] == 1
-    # a fresh checkout lacks the run folder: the source runs again (deterministic: same weights)
+    assert run_bench(config, out, device="cpu", kinds=("train",)).ran == 0
+    # a fresh checkout lacks the run folder: nothing to run needs it, so it is not trained again ...
     shutil.rmtree(shelf_bench / "sources")
-    again = run_bench(config, out, device="cpu", kinds=("train",))
-    assert (again.ran, again.failed, again.changed_sources) == (1, [], [])
+    assert run_bench(config, out, device="cpu", kinds=("train",)).ran == 0
+    assert not (shelf_bench / "sources").exists()
+    # ... until a job needs it: then right before that job (deterministic: the same weights)
+    started = []
+    again = run_bench(
+        config, out, device="cpu", kinds=("rank",), on_job=lambda e, j, _: started.append((e, j.kind, j.model))
+    )
+    assert (again.ran, again.failed, again.changed_sources) == (6, [], [])
+    order = [(kind, model) for event, kind, model in started if event == "start"]
+    assert order[-2:] == [("source", "r10-dig"), ("rank", "r10-dig")]  # the jobs that need nothing first
     assert again.code_versions["train"] == {code_version(): 5}  # 3 on shapes (the source among them), 2 on digits

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from transferdet.bench.config import BenchConfig
-from transferdet.bench.jobs import plan, run_job, source_missing
+from transferdet.bench.jobs import plan, run_job
+from transferdet.bench.schedule import KINDS, pending
 from transferdet.bench.store import STORE_FILE, Job, Store
 from transferdet.errors import TransferdetError
 from transferdet.provenance import code_version, installed_packages
 
 EXECUTORS = ("local", "ray")
-KINDS = ("source", "rank", "train")
 MAX_ATTEMPTS = 3  # runs of one job in one sweep before it is recorded as failed
 
 # (event, job, detail): event is "start", "retry", "lost" (to be run again), "done" or "failed"
@@ -50,8 +50,8 @@ def run_bench(
     kinds: tuple[str, ...] = KINDS,
 ) -> BenchOutcome:
     """Run what is missing of ``config``'s jobs into ``out`` (its store is ``out/results.sqlite``):
-    shelf sources first (a source whose run folder is missing runs again, whatever ``kinds``
-    says: other jobs need it), then ranking and fine-tuning jobs of the ``kinds`` asked for.
+    the ranking and fine-tuning jobs of the ``kinds`` asked for, and the shelf sources they need
+    (:mod:`~transferdet.bench.schedule`: a source whose run folder is missing is trained again).
     Each job records the code version that ran it; the store keeps each version's packages."""
     if executor not in EXECUTORS:
         raise TransferdetError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
@@ -63,13 +63,12 @@ def run_bench(
         store.set_meta(f"environment {code_version()}", installed_packages())
         todo = pending(jobs, store, kinds)
         before = {j.id: store.artifact(j.id) for j in todo if j.kind == "source"}
-        phases = [[j for j in todo if j.kind == "source"], [j for j in todo if j.kind != "source"]]
-        failed = []
-        for phase in phases:
-            if executor == "local":
-                failed += _run_local(phase, out, store, config.threads_per_job, on_job)
-            else:
-                failed += _run_ray(phase, out, store, address, config.threads_per_job or 1, on_job)
+        if executor == "local":  # in schedule order: a source right before the jobs that use it
+            failed = _run_local(todo, out, store, config.threads_per_job, on_job)
+        else:  # all at once: the sources first, then the rest
+            sources, rest = [j for j in todo if j.kind == "source"], [j for j in todo if j.kind != "source"]
+            failed = _run_ray(sources, out, store, address, config.threads_per_job or 1, on_job)
+            failed += _run_ray(rest, out, store, address, config.threads_per_job or 1, on_job)
         changed = [j.model for j in todo if before.get(j.id) and store.artifact(j.id) != before[j.id]]
         versions = store.code_versions([j.id for j in jobs])
     return BenchOutcome(len(jobs), len(jobs) - len(todo), len(todo), failed, versions, changed)
@@ -78,17 +77,6 @@ def run_bench(
 def _entries(config: BenchConfig) -> list[dict[str, Any]]:
     """Every source of some target, as the report reads them (the shelf's included)."""
     return [m.model_dump(mode="json", exclude_none=True) for m in config.all_models()]
-
-
-def pending(jobs: list[Job], store: Store, kinds: tuple[str, ...] = KINDS) -> list[Job]:
-    """The jobs to run: not done (or a shelf source without its run folder), of the ``kinds`` asked for."""
-    unknown = [k for k in kinds if k not in KINDS]
-    if unknown:
-        raise TransferdetError(f"unknown job kind(s) {', '.join(unknown)} (choose from {', '.join(KINDS)})")
-    status = store.status([j.id for j in jobs])
-    return [
-        j for j in jobs if source_missing(j) or (j.kind in kinds and j.kind != "source" and status.get(j.id) != "done")
-    ]
 
 
 def jobs_to_run(config: BenchConfig, out: Path, device: str = "auto", kinds: tuple[str, ...] = KINDS) -> int:
