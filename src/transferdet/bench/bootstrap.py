@@ -15,7 +15,7 @@ ICLR 2026).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,8 +116,12 @@ def _measure_all(evidence: Evidence, targets: Sequence[str], ap: dict[str, dict[
     return values
 
 
-def replicates(evidence: Evidence, count: int, seed: int) -> list[dict]:
-    """``count`` replicates' measures (key -> measure -> value), targets and trials resampled."""
+Measure = Callable[[Evidence, Sequence[str], dict[str, dict[str, float]]], dict]
+
+
+def replicates(evidence: Evidence, count: int, seed: int, measure: Measure | None = None) -> list[dict]:
+    """``count`` replicates' measures (key -> measure -> value), targets and trials resampled; the
+    same seed draws the same replicates whatever ``measure`` computes on them."""
     rng = np.random.default_rng(seed)
     names = sorted(evidence.trials)
     results = []
@@ -127,11 +131,11 @@ def replicates(evidence: Evidence, count: int, seed: int) -> list[dict]:
             d: {m: float(t[rng.integers(0, len(t), len(t))].mean()) for m, t in evidence.trials[d].items()}
             for d in dict.fromkeys(drawn)
         }
-        results.append(_measure_all(evidence, drawn, ap))
+        results.append((measure or _measure_all)(evidence, drawn, ap))
     return results
 
 
-def _interval(value: float, draws: np.ndarray, level: float) -> Interval:
+def interval(value: float, draws: np.ndarray, level: float) -> Interval:
     finite = draws[np.isfinite(draws)]
     if len(finite) < 0.9 * len(draws) or not np.isfinite(value):  # too often undefined: no interval
         return Interval(value, float("nan"), float("nan"))
@@ -155,11 +159,11 @@ def summarise(
     best = max(candidates, key=lambda k: measured[k]["kendall"], default=None)
     summaries = []
     for key, values in measured.items():
-        intervals = {m: _interval(values[m], np.array([r[key][m] for r in draws]), level) for m in MEASURES}
+        intervals = {m: interval(values[m], np.array([r[key][m] for r in draws]), level) for m in MEASURES}
         gain = None
         if best is not None and key[0] not in baselines:
             difference = np.array([r[key]["kendall"] - r[best]["kendall"] for r in draws])
-            gain = _interval(values["kendall"] - measured[best]["kendall"], difference, level)
+            gain = interval(values["kendall"] - measured[best]["kendall"], difference, level)
         models = {m for by_model in evidence.scores[key].values() for m in by_model}
         against = " ".join(best) if gain is not None else None
         summaries.append(Summary(scope, *key, len(evidence.scores[key]), len(models), intervals, gain, against))

@@ -34,6 +34,7 @@ from transferdet.bench.report_tables import (
     scores_table,
     summary_table,
 )
+from transferdet.bench.report_within import within_records, within_section
 
 __all__ = ["build_report", "load_report_data"]
 
@@ -147,6 +148,7 @@ def build_report(bench_dir: Path, data: ReportData | None = None) -> tuple[Path,
     _overview(doc, data)
     for index, dataset in enumerate(dataset_names(data)):
         _dataset_section(doc, data, index, dataset)
+    within_section(doc, data)
     _failures(doc, data)
     md_path, html_path = bench_dir / "report.md", bench_dir / "report.html"
     doc.write(md_path, html_path, "transferdet benchmark report")
@@ -164,6 +166,7 @@ def _write_csvs(bench_dir: Path, data: ReportData) -> None:
         atomic_write_bytes(bench_dir / name, buffer.getvalue().encode())
 
     write("correlations.csv", correlation_records(data))
+    write("within.csv", within_records(data))
     write("scores.csv", [{k: v for k, v in r.items() if k != "job_id"} for r in data.scores])
     write("ap.csv", [{k: v for k, v in r.items() if k != "job_id"} for r in data.ap])
 

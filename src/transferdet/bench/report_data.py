@@ -7,11 +7,14 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from transferdet.bench.bootstrap import Summary, evidence, summarise
+from transferdet.bench.bootstrap import Interval, Summary, evidence, summarise
 from transferdet.bench.correlate import Correlation, correlate
+from transferdet.bench.shelf_rule import RULE_FEATURES, RULE_LAYERS, Candidate, rule_candidates, rule_winner
 from transferdet.bench.store import STORE_FILE, Store
+from transferdet.bench.within_summary import WithinSummary, noise_ceiling, summarise_within
 from transferdet.errors import TransferdetError
 from transferdet.models.specs import split_spec
+from transferdet.transfer.combined import card_then_metric
 
 ALL, PRETRAINED = "all sources", "pretrained sources"
 REPLICATES = 1000  # bootstrap replicates behind every interval
@@ -26,6 +29,7 @@ class ReportData:
     target: str
     correlations: list[Correlation]  # per dataset and pooled, in each scope
     summaries: list[Summary]  # pooled, with bootstrap intervals and gains over the best baseline
+    within: Within | None = None  # the within-architecture scope, where an architecture has 2+ sources
 
 
 def scopes(config: dict) -> dict[str, set[str] | None]:
@@ -52,14 +56,62 @@ def static_once(scores: list[dict]) -> list[dict]:
     return kept
 
 
+@dataclass
+class Within:
+    """Within one architecture, over pretrained sources: every score's figures, the noise ceiling,
+    and the pre-registered rule's candidates and winner (where the store scored its layers)."""
+
+    summaries: list[WithinSummary]
+    ceiling: dict[str, Interval]
+    candidates: list[Candidate]
+    winner: Candidate | None
+
+
+def architectures(config: dict) -> dict[str, str]:
+    """Each model's architecture (its spec's ``ARCH``)."""
+    return {m["name"]: split_spec(str(m["spec"]))[0] for m in config.get("models", [])}
+
+
+def analyse_within(config: dict, scores: list[dict], ap: list[dict], target: str, replicates: int) -> Within | None:
+    """The within-architecture scope over the pretrained sources (or all, without random ones)."""
+    models = scopes(config).get(PRETRAINED) or {m["name"] for m in config.get("models", [])}
+    arch_of = {m: a for m, a in architectures(config).items() if m in models}
+    if not any(list(arch_of.values()).count(a) >= 2 for a in arch_of.values()):
+        return None
+    found = evidence(scores, ap, target, set(arch_of))
+    seed = int(config.get("seed", 0))
+    summaries = summarise_within(found, arch_of, PRETRAINED, replicates, seed)
+    layers = {s.layer for s in summaries}
+    candidates = rule_candidates(summaries) if set(RULE_LAYERS) <= layers else []
+    return Within(summaries, noise_ceiling(found, arch_of, replicates, seed), candidates, rule_winner(candidates))
+
+
+def combined_rows(scores: list[dict], winner: Candidate) -> list[dict]:
+    """The combined ranker's rows (:mod:`~transferdet.transfer.combined`): the card's top-1, then
+    the rule's winner, per target and background setting."""
+    top1 = {(r["dataset"], r["model"]): r["score"] for r in scores if r["metric"] == "imagenet_top1"}
+    rows = []
+    for dataset, features in {(r["dataset"], r["features"]) for r in scores if r["features"] in RULE_FEATURES}:
+        metric = {r["model"]: r["score"] for r in scores if (r["dataset"], r["features"], r["metric"], r["layer"])
+                  == (dataset, features, winner.metric, winner.layer) and r["score"] is not None}  # fmt: skip
+        combined = card_then_metric({m: top1.get((dataset, m)) for m in metric}, metric)
+        rows += [{"dataset": dataset, "model": m, "layer": winner.layer, "features": features,
+                  "metric": f"card+{winner.metric}", "score": v} for m, v in combined.items()]  # fmt: skip
+    return sorted(rows, key=lambda r: (r["dataset"], r["features"], r["model"]))
+
+
 def analyse(
     config: dict, scores: list[dict], ap: list[dict], target: str, replicates: int = REPLICATES
-) -> tuple[list[Correlation], list[Summary]]:
-    """Correlations and bootstrap summaries in every scope; the bootstrap is seeded with the
-    bench's seed, so the same store always gives the same report."""
+) -> tuple[list[Correlation], list[Summary], Within | None]:
+    """Correlations and bootstrap summaries in every scope, and the within-architecture scope (its
+    rule's winner joins the others as the combined ranker ``card+METRIC``); the bootstrap is
+    seeded with the bench's seed, so the same store always gives the same report."""
     from transferdet.transfer.rank import BASELINES
 
     scores = static_once(scores)
+    within = analyse_within(config, scores, ap, target, replicates)
+    if within is not None and within.winner is not None:
+        scores = scores + combined_rows(scores, within.winner)
     correlations, summaries = [], []
     for scope, models in scopes(config).items():
         kept_scores = [r for r in scores if models is None or r["model"] in models]
@@ -67,7 +119,7 @@ def analyse(
         correlations += correlate(kept_scores, kept_ap, target, scope)
         found = evidence(scores, ap, target, models)
         summaries += summarise(found, scope, BASELINES, replicates, seed=int(config.get("seed", 0)))
-    return correlations, summaries
+    return correlations, summaries, within
 
 
 def load_report_data(bench_dir: Path) -> ReportData:

@@ -237,18 +237,8 @@ def rank(
 
     specs = _model_list(models, models_file)
     wanted = [m for value in metrics for m in value.split(",") if m.strip()] or list(DEFAULT_SCORES)
-    settings = RankSettings(
-        layer,
-        features,
-        image_size,
-        max_images,
-        max_boxes_per_class,
-        seed,
-        batch_size,
-        default_device(device),
-        background,
-        precision,
-    )
+    settings = RankSettings(layer, features, image_size, max_images, max_boxes_per_class, seed, batch_size,
+                            default_device(device), background, precision)  # fmt: skip
     folder = None if no_cache else (cache_dir or cache.default_cache_dir())
     options = read_options(images, annotations, csv_columns, class_name)
     with progress_bar(transient=True) as bar:

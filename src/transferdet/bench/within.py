@@ -1,0 +1,101 @@
+"""The within-architecture scope: does a score order the checkpoints of one architecture on one
+target as fine-tuning orders them? (The question of a practitioner's shelf: TMOD's "Real" setting;
+Wang et al. 2024, "Efficient Transferability Assessment for Selection of Pre-trained Detectors".)
+
+Pooled Kendall tau over all sources is dominated by pairs of different architectures, so this scope
+has its own two figures, over groups (one architecture on one target):
+
+- ``pair_share``: the share of the groups' pairs a score orders as mean fine-tuned AP orders them,
+  a tie (of scores within :data:`~transferdet.ties.TIE_RTOL`, or of APs) counting half;
+- ``group_tau``: the mean over groups of Kendall's tau-b.
+
+Both are pure functions of arrays; :mod:`~transferdet.bench.bootstrap` gives them intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from transferdet.ties import tied
+
+Group = tuple[np.ndarray, np.ndarray]  # (scores, APs) of one architecture's checkpoints on one target
+
+
+def pair_counts(groups: Sequence[Group]) -> tuple[float, int]:
+    """(pairs ordered right, ties counting half; pairs) over ``groups``."""
+    right, pairs = 0.0, 0
+    for scores, aps in groups:
+        for i in range(len(scores)):
+            for j in range(i + 1, len(scores)):
+                pairs += 1
+                if tied(float(scores[i]), float(scores[j])) or aps[i] == aps[j]:
+                    right += 0.5
+                elif (scores[i] - scores[j]) * (aps[i] - aps[j]) > 0:
+                    right += 1.0
+    return right, pairs
+
+
+def pair_share(groups: Sequence[Group]) -> float:
+    right, pairs = pair_counts(groups)
+    return right / pairs if pairs else math.nan
+
+
+def _tau_b(scores: np.ndarray, aps: np.ndarray) -> float:
+    """Kendall's tau-b with score ties by :func:`~transferdet.ties.tied` (a tie is a zero sign)."""
+    n = len(scores)
+    sx = np.array([[0.0 if tied(float(scores[i]), float(scores[j])) else np.sign(scores[i] - scores[j])
+                    for j in range(n)] for i in range(n)])  # fmt: skip
+    sy = np.sign(aps[:, None] - aps[None, :])
+    norm = math.sqrt(float(np.count_nonzero(sx)) * float(np.count_nonzero(sy)))
+    return float((sx * sy).sum() / norm) if norm > 0 else math.nan
+
+
+def group_tau(groups: Sequence[Group]) -> float:
+    taus = [t for s, a in groups if len(s) >= 2 and not math.isnan(t := _tau_b(s, a))]
+    return float(np.mean(taus)) if taus else math.nan
+
+
+def within_groups(
+    scores: dict[str, dict[str, float]],
+    aps: dict[str, dict[str, float]],
+    targets: Sequence[str],
+    arch_of: dict[str, str],
+) -> list[Group]:
+    """One group per drawn target and architecture with two or more checkpoints scored there;
+    ``scores`` and ``aps``: target -> model -> value."""
+    groups = []
+    for target in targets:
+        by_model = {m: s for m, s in scores.get(target, {}).items() if m in aps.get(target, {}) and m in arch_of}
+        for arch in dict.fromkeys(arch_of[m] for m in by_model):
+            members = [m for m in by_model if arch_of[m] == arch]
+            if len(members) >= 2:
+                groups.append((np.array([by_model[m] for m in members]), np.array([aps[target][m] for m in members])))
+    return groups
+
+
+def within_measures(groups: Sequence[Group]) -> dict[str, float]:
+    return {"pair_share": pair_share(groups), "group_tau": group_tau(groups)}
+
+
+def pair_share_where(
+    scores: dict[str, dict[str, float]],
+    aps: dict[str, dict[str, float]],
+    arch_of: dict[str, str],
+    keep: Callable[[str, str], bool],
+) -> tuple[float, int]:
+    """``pair_share`` over the within-architecture pairs (a, b) for which ``keep(a, b)`` holds (for
+    example, pairs with a source that an earlier benchmark had not measured), and their number."""
+    right, pairs = 0.0, 0
+    for target, by_model in scores.items():
+        models = [m for m in by_model if m in aps.get(target, {}) and m in arch_of]
+        for i, a in enumerate(models):
+            for b in models[i + 1 :]:
+                if arch_of[a] != arch_of[b] or not keep(a, b):
+                    continue
+                found, count = pair_counts([(np.array([by_model[a], by_model[b]]),
+                                             np.array([aps[target][a], aps[target][b]]))])  # fmt: skip
+                right, pairs = right + found, pairs + count
+    return (right / pairs if pairs else math.nan), pairs
