@@ -142,3 +142,14 @@ def test_imagenet_weights_really_load(chess, mobilenet_weights):
     pretrained, random = scores[str(mobilenet_weights)].mean(), scores["random"].mean()
     assert pretrained > 0.6, scores
     assert pretrained > random + 0.3, scores
+
+
+@pytest.mark.parametrize("name", ["dla34", "tresnet_m"])
+def test_timm_feature_indices_that_start_at_one_give_their_strides(name):
+    """timm's return_layers hold absolute feature indices; DLA's and TResNet's start at 1, which
+    indexed past reduction()'s list (an IndexError before)."""
+    backbone = build_backbone(f"timm:{name}@random").eval()
+    assert {backbone.strides[n] for n in ("c3", "c4", "c5")} == {8, 16, 32}
+    with torch.no_grad():
+        maps = backbone(torch.zeros(1, 3, 64, 64))
+    assert {name: m.shape[-1] for name, m in maps.items() if name in ("c3", "c4", "c5")} == {"c3": 8, "c4": 4, "c5": 2}

@@ -23,7 +23,9 @@ def _timm_stages(features: nn.Module) -> tuple[list[tuple[str, nn.Module]], dict
     reductions = info.reduction()
     if hasattr(features, "return_layers") and isinstance(features, nn.ModuleDict):
         stages = list(features.items())
-        outputs = {name: feature_name(reductions[int(i)]) for name, i in features.return_layers.items()}
+        # return_layers holds absolute feature indices (DLA's and TResNet's start at 1), which index
+        # feature_info's full list, not reduction()'s selection
+        outputs = {name: feature_name(info.reduction(int(i))) for name, i in features.return_layers.items()}
         return stages, outputs
     if hasattr(features, "_stage_out_idx") and hasattr(features, "blocks"):
         stem = nn.Sequential(features.conv_stem, features.bn1)
