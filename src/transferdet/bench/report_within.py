@@ -26,6 +26,15 @@ def within_records(data: ReportData) -> list[dict]:
             against=s.against,
         )
         records.append(record)
+    ceiling = data.within.ceiling
+    if ceiling:  # trial 0's AP as a ranker of trial 1's: what no score can beat
+        record = {"scope": records[0]["scope"] if records else "", "metric": "noise_ceiling", "layer": "-",
+                  "features": "trial 0 vs 1", "pairs": records[0]["pairs"] if records else 0}  # fmt: skip
+        for name in WITHIN_MEASURES:
+            record.update(
+                {name: ceiling[name].value, f"{name}_low": ceiling[name].low, f"{name}_high": ceiling[name].high}
+            )
+        records.append(record | {"gain": None, "gain_low": None, "gain_high": None, "against": None})
     return records
 
 
@@ -34,7 +43,7 @@ def within_table(data: ReportData) -> tuple[list[str], list[list[str]]]:
     rows = [
         [r["metric"], r["layer"], r["features"], str(r["pairs"]),
          *(interval_text(s.measures[m]) for m in WITHIN_MEASURES), interval_text(s.gain) if s.gain else "baseline"]
-        for r, s in zip(within_records(data), _ordered(data), strict=True)
+        for r, s in zip(within_records(data), _ordered(data), strict=False)
     ]  # fmt: skip
     return header, rows
 
