@@ -62,6 +62,7 @@ def _folded_stage(stage: nn.Module) -> nn.Module:
     if not any(type(module) in NORMS for module in stage.modules()):
         return stage
     folded = copy.deepcopy(stage)
+    folded.train(stage.training)  # a copied fx.GraphModule (a feature extractor) comes back in train mode
     try:
         graph = _NormsAsLeaves().trace(folded)
     except Exception:  # noqa: BLE001 - FX cannot trace every module; the stage itself computes the same

@@ -9,6 +9,7 @@ from torch import nn
 
 from transferdet.errors import TransferdetError
 from transferdet.models.backbone import Backbone
+from transferdet.models.extractor_backbone import ExtractorBackbone
 
 NORM_POLICIES = ("frozen_bn", "bn", "syncbn", "gn")
 
@@ -64,6 +65,9 @@ def freeze_stages(backbone: Backbone, freeze_at: int) -> list[str]:
     Returns the frozen stage names."""
     if freeze_at <= 0:
         return []
+    if isinstance(backbone, ExtractorBackbone):  # no stages: the parameters the maps up to c{freeze_at} use
+        earlier = [n for n in backbone.feature_names if n.startswith("c") and int(n[1:]) <= freeze_at]
+        return backbone.frozen_up_to(earlier[-1] if earlier else None)
     names = list(backbone.stages)
     emitted = {o: names.index(s) for s, o in backbone.outputs.items()}
     wanted = f"c{freeze_at}"

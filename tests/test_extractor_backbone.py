@@ -1,0 +1,85 @@
+"""torchvision classifiers that are not one sequence of stages (RegNet, GoogLeNet, ...) as feature
+extractors: maps at power-of-two strides, FPN detectors, freezing, checkpoints, ranking; and
+AlexNet's stride that is not a power of two on the stage-list path."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from transferdet.data import formats
+from transferdet.data.transforms import TorchDetectionDataset, collate_detection, detection_transforms
+from transferdet.errors import TransferdetError
+from transferdet.models.backbones import build_backbone
+from transferdet.models.detectors import DetectorConfig, build_detector
+from transferdet.models.extractor_backbone import ExtractorBackbone
+from transferdet.models.norms import freeze_stages
+from transferdet.transfer.rank import RankSettings, rank
+
+REGNET = "torchvision:regnet_y_400mf"
+
+
+def test_regnet_maps_at_power_of_two_strides_from_its_own_modules() -> None:
+    backbone = build_backbone(f"{REGNET}@random").eval()
+    assert isinstance(backbone, ExtractorBackbone)
+    assert backbone.strides == {"c1": 2, "c2": 4, "c3": 8, "c4": 16, "c5": 32}
+    assert backbone.channels == {"c1": 32, "c2": 48, "c3": 104, "c4": 208, "c5": 440}
+    with torch.no_grad():
+        maps = backbone(torch.zeros(1, 3, 64, 96))
+    assert {k: tuple(v.shape[1:]) for k, v in maps.items()} == {
+        "c1": (32, 32, 48), "c2": (48, 16, 24), "c3": (104, 8, 12), "c4": (208, 4, 6), "c5": (440, 2, 3)
+    }  # fmt: skip
+    trunk = backbone.truncated("c3")
+    assert trunk.feature_names == ["c1", "c2", "c3"]
+    assert {id(p) for p in trunk.parameters()} < {id(p) for p in backbone.parameters()}  # shared, fewer
+
+
+def test_regnet_loads_a_torchvision_checkpoint_strictly(tmp_path) -> None:
+    torch.manual_seed(3)
+    model = torchvision.models.regnet_y_400mf().eval()
+    path = tmp_path / "regnet.pth"
+    torch.save(model.state_dict(), path)
+    backbone = build_backbone(f"{REGNET}@{path}").eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model.trunk_output(model.stem(x))
+        assert torch.equal(backbone(x)["c5"], expected)
+
+
+@pytest.mark.parametrize("kind", ["fcos", "faster_rcnn_fpn", "retinanet"])
+def test_fpn_detectors_train_on_a_feature_extractor(kind, synthetic) -> None:
+    dataset = formats.read(synthetic)
+    records = dataset.records("train")[:2]
+    torch.manual_seed(0)
+    config = DetectorConfig(kind, len(dataset.classes), min_size=96, max_size=96)
+    model = build_detector(build_backbone(f"{REGNET}@random"), config).train()
+    data = TorchDetectionDataset(records, detection_transforms(True, 96), label_offset=model.label_offset)
+    images, targets = collate_detection([data[0], data[1]])
+    loss = sum(model(images, targets).values())
+    assert torch.isfinite(loss)
+    loss.backward()
+    body = model.backbone.body
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in body.parameters())
+
+
+def test_c4_is_a_one_line_error_and_freezing_follows_the_maps() -> None:
+    backbone = build_backbone(f"{REGNET}@random")
+    with pytest.raises(TransferdetError, match="no separate stages from c4 to c5"):
+        build_detector(backbone, DetectorConfig("faster_rcnn_c4", 3, min_size=64, max_size=64))
+    backbone = build_backbone(f"{REGNET}@random")
+    frozen = freeze_stages(backbone, 2)
+    assert frozen and all(name.startswith(("stages.body.stem", "stages.body.trunk_output.block1")) for name in frozen)
+    trainable = [n for n, p in backbone.named_parameters() if p.requires_grad]
+    assert trainable and all(n.startswith("stages.body.trunk_output.block") for n in trainable)
+
+
+def test_a_feature_extractor_ranks_with_default_options(synthetic) -> None:
+    settings = RankSettings(image_size=96, max_images=8, device="cpu")
+    rows = rank(synthetic, [f"{REGNET}@random"], ["logme", "knn"], settings=settings)
+    assert {r["layer"] for r in rows} == {"c5"} and all(r["score"] is not None for r in rows)
+
+
+def test_alexnet_stride_snaps_to_a_power_of_two() -> None:
+    backbone = build_backbone("torchvision:alexnet@random")
+    assert backbone.strides["c5"] == 32 and backbone.channels["c5"] == 256
