@@ -151,20 +151,34 @@ def summarise(
     over the best baseline (the baseline score with the highest pooled tau on the data)."""
     if not evidence.scores or not evidence.trials:
         return []
-    names = sorted(evidence.trials)
-    ap = {d: {m: float(t.mean()) for m, t in evidence.trials[d].items()} for d in names}
-    measured = _measure_all(evidence, names, ap)
+    measured = _measure_all(evidence, sorted(evidence.trials), mean_ap(evidence))
     draws = replicates(evidence, count, seed)
-    candidates = [k for k in evidence.scores if k[0] in baselines and np.isfinite(measured[k]["kendall"])]
-    best = max(candidates, key=lambda k: measured[k]["kendall"], default=None)
     summaries = []
-    for key, values in measured.items():
-        intervals = {m: interval(values[m], np.array([r[key][m] for r in draws]), level) for m in MEASURES}
-        gain = None
-        if best is not None and key[0] not in baselines:
-            difference = np.array([r[key]["kendall"] - r[best]["kendall"] for r in draws])
-            gain = interval(values["kendall"] - measured[best]["kendall"], difference, level)
+    for key, (intervals, gain, best) in with_gains(measured, draws, MEASURES, baselines, "kendall", level).items():
         models = {m for by_model in evidence.scores[key].values() for m in by_model}
         against = " ".join(best) if gain is not None else None
         summaries.append(Summary(scope, *key, len(evidence.scores[key]), len(models), intervals, gain, against))
     return summaries
+
+
+def mean_ap(evidence: Evidence) -> dict[str, dict[str, float]]:
+    """Each target's models' mean AP over their trials (the data as measured)."""
+    return {d: {m: float(t.mean()) for m, t in evidence.trials[d].items()} for d in sorted(evidence.trials)}
+
+
+def with_gains(
+    measured: dict, draws: list[dict], measures: Sequence[str], baselines: Sequence[str], lead: str, level: float
+) -> dict[tuple, tuple[dict[str, Interval], Interval | None, tuple | None]]:
+    """Per score: its ``measures`` with ``level`` intervals over ``draws``, and (for a score that is
+    not a baseline) its paired gain in ``lead`` over the best baseline on the data, with that baseline."""
+    candidates = [k for k in measured if k[0] in baselines and np.isfinite(measured[k][lead])]
+    best = max(candidates, key=lambda k: measured[k][lead], default=None)
+    found = {}
+    for key, values in measured.items():
+        intervals = {m: interval(values[m], np.array([r[key][m] for r in draws]), level) for m in measures}
+        gain = None
+        if best is not None and key[0] not in baselines:
+            difference = np.array([r[key][lead] - r[best][lead] for r in draws])
+            gain = interval(values[lead] - measured[best][lead], difference, level)
+        found[key] = (intervals, gain, best)
+    return found

@@ -12,7 +12,7 @@ from functools import partial
 
 import numpy as np
 
-from transferdet.bench.bootstrap import Evidence, Interval, interval, replicates
+from transferdet.bench.bootstrap import Evidence, Interval, interval, mean_ap, replicates, with_gains
 from transferdet.bench.within import within_groups, within_measures
 
 WITHIN_MEASURES = ("pair_share", "group_tau")
@@ -46,20 +46,14 @@ def summarise_within(
     """Every score's within-architecture figures, with intervals and gains."""
     if not evidence.scores or not evidence.trials:
         return []
-    names = sorted(evidence.trials)
-    ap = {d: {m: float(t.mean()) for m, t in evidence.trials[d].items()} for d in names}
+    ap = mean_ap(evidence)
     measure = partial(_all_scores, arch_of=arch_of)
-    measured = measure(evidence, names, ap)
+    measured = measure(evidence, sorted(evidence.trials), ap)
     draws = replicates(evidence, count, seed, measure)
-    candidates = [k for k in measured if k[0] in WITHIN_BASELINES and np.isfinite(measured[k]["pair_share"])]
-    best = max(candidates, key=lambda k: measured[k]["pair_share"], default=None)
     summaries = []
-    for key, values in measured.items():
-        intervals = {m: interval(values[m], np.array([r[key][m] for r in draws]), level) for m in WITHIN_MEASURES}
-        gain = None
-        if best is not None and key[0] not in WITHIN_BASELINES:
-            difference = np.array([r[key]["pair_share"] - r[best]["pair_share"] for r in draws])
-            gain = interval(values["pair_share"] - measured[best]["pair_share"], difference, level)
+    for key, (intervals, gain, best) in with_gains(
+        measured, draws, WITHIN_MEASURES, WITHIN_BASELINES, "pair_share", level
+    ).items():
         pairs = _pairs(evidence, key, ap, arch_of)
         summaries.append(WithinSummary(scope, *key, pairs, intervals, gain, " ".join(best) if gain else None))
     return summaries
