@@ -4,6 +4,7 @@ installs what was tested. Offline: it reads the installed distributions' metadat
 from __future__ import annotations
 
 import importlib.metadata
+import sysconfig
 from pathlib import Path
 
 from packaging.markers import Marker
@@ -11,7 +12,7 @@ from packaging.utils import canonicalize_name
 
 LOCK = Path(__file__).resolve().parents[1] / "constraints.txt"
 # what `python -m venv` puts there before the README's commands run, and the project itself
-NOT_LOCKED = {"pip", "transferdet"}
+NOT_LOCKED = {"pip", "transferdet"}  # the venv's own pip; the project, installed editable
 
 
 def locked_versions(text: str) -> dict[str, set[str]]:
@@ -40,8 +41,17 @@ def lock_mismatches(installed: dict[str, str], pins: dict[str, set[str]]) -> lis
     return problems
 
 
+def installed_distributions() -> dict[str, str]:
+    """The distributions installed in this environment's site-packages (not those a library puts
+    on ``sys.path`` at run time: Ray adds its vendored ``thirdparty_files``, colorama among them)."""
+    folders = list(dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib")))
+    found = importlib.metadata.distributions(path=folders)
+    return {canonicalize_name(d.metadata["Name"]): d.version for d in found}
+
+
 def test_every_installed_distribution_is_the_locked_one():
-    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
+    installed = installed_distributions()
+    assert "torch" in installed and "timm" in installed  # the environment's own packages were read
     assert lock_mismatches(installed, locked_versions(LOCK.read_text())) == []
 
 
