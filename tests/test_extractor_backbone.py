@@ -83,3 +83,30 @@ def test_a_feature_extractor_ranks_with_default_options(synthetic) -> None:
 def test_alexnet_stride_snaps_to_a_power_of_two() -> None:
     backbone = build_backbone("torchvision:alexnet@random")
     assert backbone.strides["c5"] == 32 and backbone.channels["c5"] == 256
+
+
+@pytest.mark.parametrize("name", ["pit_ti_224", "twins_svt_small", "hrnet_w18_small"])  # hook, getter, HRNet
+def test_timm_wrappers_that_are_not_stage_lists_train_freeze_and_load_like_timm(name, tmp_path) -> None:
+    import timm
+
+    from transferdet.models.timm_maps import TimmMapsBackbone
+
+    torch.manual_seed(0)
+    path = tmp_path / "weights.pth"
+    torch.save(timm.create_model(name).state_dict(), path)
+    backbone = build_backbone(f"timm:{name}@{path}").eval()
+    assert isinstance(backbone, TimmMapsBackbone) and {"c3", "c4", "c5"} <= set(backbone.strides)
+    reference = timm.create_model(name, features_only=True, pretrained=True,
+                                  pretrained_cfg_overlay={"file": str(path)}).eval()  # fmt: skip
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        ours, theirs = backbone(x), reference(x)
+    assert torch.equal(ours["c5"], theirs[-1])  # timm's own load of the same weights
+    model = build_detector(backbone, DetectorConfig("fcos", 3, min_size=224, max_size=224)).train()
+    target = [{"boxes": torch.tensor([[10.0, 10.0, 100.0, 120.0]]), "labels": torch.tensor([1])}]
+    loss = sum(model([torch.rand(3, 224, 224)], target).values())
+    loss.backward()
+    assert torch.isfinite(loss) and any(p.grad is not None and p.grad.abs().sum() > 0 for p in backbone.parameters())
+    fresh = build_backbone(f"timm:{name}@random")
+    frozen = freeze_stages(fresh, 3)
+    assert 0 < len(frozen) < len(list(fresh.parameters()))

@@ -11,6 +11,7 @@ from transferdet.models.architecture import Architecture
 from transferdet.models.backbone import Backbone, dedupe_outputs, feature_name
 from transferdet.models.normalisation import config_normalisation
 from transferdet.models.specs import ModelSpec
+from transferdet.models.timm_maps import timm_maps_backbone
 
 
 def _normalised(key: str) -> str:
@@ -18,7 +19,7 @@ def _normalised(key: str) -> str:
     return key.replace("_", ".")
 
 
-def _timm_stages(features: nn.Module) -> tuple[list[tuple[str, nn.Module]], dict[str, str]]:
+def _timm_stages(features: nn.Module) -> tuple[list[tuple[str, nn.Module]], dict[str, str]] | None:
     info = features.feature_info
     reductions = info.reduction()
     if hasattr(features, "return_layers") and isinstance(features, nn.ModuleDict):
@@ -33,11 +34,14 @@ def _timm_stages(features: nn.Module) -> tuple[list[tuple[str, nn.Module]], dict
         names = [name for name, _ in stages]
         outputs = {names[position]: feature_name(reductions[i]) for position, i in features._stage_out_idx.items()}
         return stages, outputs
-    raise TransferdetError(f"timm feature extractor {type(features).__name__} is not supported yet")
+    return None  # not a list of stages: a wrapper's maps (models/timm_maps.py)
 
 
 def _backbone(features: nn.Module) -> Backbone:
-    stages, outputs = _timm_stages(features)
+    found = _timm_stages(features)
+    if found is None:
+        return timm_maps_backbone(features, *config_normalisation(getattr(features, "pretrained_cfg", None)))
+    stages, outputs = found
     outputs = dedupe_outputs(outputs, [n for n, _ in stages])
     info = features.feature_info
     by_stride = {feature_name(r): c for r, c in zip(info.reduction(), info.channels(), strict=True)}
@@ -83,9 +87,11 @@ def timm_architecture(spec: ModelSpec) -> Architecture:
     by_norm = {_normalised(k): k for k in full_shapes}
     to_full = {}
     for key in features.state_dict():
-        if _normalised(key) not in by_norm:
+        # FeatureGetterNet keeps the model as .model, some FeatureHookNets as .body
+        related = [k for k in (key, key.removeprefix("model."), key.removeprefix("body.")) if _normalised(k) in by_norm]
+        if not related:
             raise TransferdetError(f"{spec.arch}: cannot relate feature key {key} to the model's names")
-        to_full[key] = by_norm[_normalised(key)]
+        to_full[key] = by_norm[_normalised(related[0])]
 
     def assign(loaded: dict[str, torch.Tensor]) -> None:
         features.load_state_dict({fk: loaded[full] for fk, full in to_full.items() if full in loaded}, strict=False)
