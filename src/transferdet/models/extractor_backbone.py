@@ -64,7 +64,7 @@ class ExtractorBackbone(Backbone):
         kept = set(nodes.values())
         channels = {k: v for k, v in self.channels.items() if k in kept}
         strides = {k: v for k, v in self.strides.items() if k in kept}
-        trunk = ExtractorBackbone(self.factory, nodes, channels, strides, self.mean, self.std)
+        trunk = type(self)(self.factory, nodes, channels, strides, self.mean, self.std)
         trunk.spec, trunk.load_report, trunk.normalisation_source = (
             self.spec,
             self.load_report,

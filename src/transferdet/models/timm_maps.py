@@ -40,7 +40,7 @@ class TimmMapsBackbone(ExtractorBackbone):
 
     def truncated(self, last: str) -> ExtractorBackbone:
         trunk = super().truncated(last)
-        trunk.__class__, trunk.probe_size = TimmMapsBackbone, self.probe_size
+        trunk.probe_size = self.probe_size
         return trunk
 
     @torch.enable_grad()
