@@ -76,7 +76,11 @@ def evidence(score_rows: list[dict], ap_rows: list[dict], target: str, models: s
 def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
     """Kendall's tau-b (ties corrected, as ``scipy.stats.kendalltau``) from the pairs' signs: the
     bootstrap's thousands of small samples need it without scipy's p-value machinery."""
-    dx, dy = np.sign(x[:, None] - x[None, :]), np.sign(y[:, None] - y[None, :])
+    return tau_b_from_signs(np.sign(x[:, None] - x[None, :]), np.sign(y[:, None] - y[None, :]))
+
+
+def tau_b_from_signs(dx: np.ndarray, dy: np.ndarray) -> float:
+    """Kendall's tau-b from the pairwise sign matrices of the two rankings (0 where a pair ties)."""
     pairs = np.sqrt(float(np.count_nonzero(dx)) * float(np.count_nonzero(dy)))
     return float((dx * dy).sum() / pairs) if pairs > 0 else float("nan")
 

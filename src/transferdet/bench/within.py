@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from transferdet.bench.bootstrap import tau_b_from_signs
 from transferdet.ties import tied
 
 Group = tuple[np.ndarray, np.ndarray]  # (scores, APs) of one architecture's checkpoints on one target
@@ -48,9 +49,7 @@ def _tau_b(scores: np.ndarray, aps: np.ndarray) -> float:
     n = len(scores)
     sx = np.array([[0.0 if tied(float(scores[i]), float(scores[j])) else np.sign(scores[i] - scores[j])
                     for j in range(n)] for i in range(n)])  # fmt: skip
-    sy = np.sign(aps[:, None] - aps[None, :])
-    norm = math.sqrt(float(np.count_nonzero(sx)) * float(np.count_nonzero(sy)))
-    return float((sx * sy).sum() / norm) if norm > 0 else math.nan
+    return tau_b_from_signs(sx, np.sign(aps[:, None] - aps[None, :]))
 
 
 def group_tau(groups: Sequence[Group]) -> float:
