@@ -19,7 +19,9 @@ class Architecture:
     ``target`` maps the classification model's keys to shapes (what checkpoints are matched
     against); ``backbone_keys`` are the ones the backbone uses; ``assign`` puts matched tensors in;
     ``head`` is the key prefix of the model's classifier when it is one linear layer on average-pooled
-    c5 (what LEEP and NCE need), else None.
+    c5 (what LEEP and NCE need), else None; ``convert``, where set, turns a checkpoint's tensors
+    (wrapper and key prefix taken off) into the model's names and shapes before matching (a plain
+    ViT's layouts: :mod:`~transferdet.models.vit_checkpoints`).
     """
 
     backbone: Backbone
@@ -27,3 +29,4 @@ class Architecture:
     backbone_keys: list[str]
     assign: Callable[[dict[str, torch.Tensor]], None]
     head: str | None = None
+    convert: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None

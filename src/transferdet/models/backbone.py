@@ -9,6 +9,7 @@ library's model into stages; :mod:`~transferdet.models.backbones` gives them wei
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
 import torch
@@ -24,6 +25,21 @@ STRIDE_NAMES = {2: "c1", 4: "c2", 8: "c3", 16: "c4", 32: "c5"}
 
 def feature_name(stride: int) -> str:
     return STRIDE_NAMES.get(stride, f"stride{stride}")
+
+
+def snapped_stride(stride: float) -> int:
+    """A stride as the nearest power of two in log scale (AlexNet's 224 / 6 is 32, a patch-14 ViT's
+    14 is 16): torchvision's RoI poolers and anchor grids assume powers of two."""
+    return 2 ** round(math.log2(stride))
+
+
+def at_stride(feature_map: torch.Tensor, stride: int, height: int, width: int) -> torch.Tensor:
+    """``feature_map`` resampled (bilinear) to the grid ``stride`` gives an input of ``height`` x
+    ``width``, when it is not on that grid already (a patch-14 ViT's map, a fixed-size model's)."""
+    size = (math.ceil(height / stride), math.ceil(width / stride))
+    if tuple(feature_map.shape[-2:]) == size:
+        return feature_map
+    return nn.functional.interpolate(feature_map, size=size, mode="bilinear", align_corners=False)
 
 
 def dedupe_outputs(outputs: dict[str, str], order: list[str]) -> dict[str, str]:
@@ -69,6 +85,14 @@ class Backbone(nn.Module):
     @property
     def feature_names(self) -> list[str]:
         return list(self.outputs.values())
+
+    def map_for(self, layer: str) -> str:
+        """The map a layer name reads: itself, or for ``c5`` on a backbone without a stride-32 map
+        (a plain ViT's single stride-16 map, SqueezeNet's c4) its deepest map up to stride 32."""
+        if layer in self.channels or layer != "c5":
+            return layer
+        shallower = [n for n in self.feature_names if self.strides[n] <= 32]
+        return max(shallower, key=lambda n: self.strides[n]) if shallower else layer
 
     def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         features: OrderedDict[str, torch.Tensor] = OrderedDict()

@@ -21,7 +21,7 @@ from transferdet.errors import TransferdetError
 from transferdet.models.adapters import build_architecture
 from transferdet.models.architecture import Architecture
 from transferdet.models.backbone import Backbone
-from transferdet.models.checkpoints import Checkpoint, LoadReport, match_tensors, read_checkpoint
+from transferdet.models.checkpoints import Checkpoint, LoadReport, match_tensors, read_checkpoint, without_prefix
 from transferdet.models.detectron2_names import to_resnet_names
 from transferdet.models.normalisation import stated_normalisation
 from transferdet.models.specs import ModelSpec, parse_spec, require_trained_arch
@@ -41,7 +41,12 @@ def _match(
     the architecture's names, and the report of the match; a strict mismatch is an error."""
     checkpoint = checkpoint or read_checkpoint(spec.checkpoint)
     tensors = to_resnet_names(checkpoint) if checkpoint.kind == "detectron2" else checkpoint.tensors
-    loaded, report = match_tensors(tensors, architecture.target, architecture.backbone_keys, _describe(checkpoint))
+    describe = _describe(checkpoint)
+    if architecture.convert is not None:  # a plain ViT's layouts, by timm's own checkpoint filter
+        tensors, prefix = without_prefix(tensors, architecture.target, architecture.backbone_keys)
+        tensors = architecture.convert(tensors)
+        describe += (f", prefix {prefix!r}" if prefix else "") + ", converted by timm's checkpoint filter"
+    loaded, report = match_tensors(tensors, architecture.target, architecture.backbone_keys, describe)
     if strict and not report.clean:
         raise TransferdetError(
             f"{spec.checkpoint}: does not fit {spec.arch} ({report.layout}): {report.problem()}; "

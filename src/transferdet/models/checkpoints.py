@@ -169,6 +169,14 @@ def _by_prefix(
     return best, best_score
 
 
+def without_prefix(
+    tensors: Mapping[str, torch.Tensor], target: Mapping[str, tuple[int, ...]], backbone_keys: list[str]
+) -> tuple[dict[str, torch.Tensor], str]:
+    """The tensors under the prefix most backbone keys match by (taken off), and that prefix."""
+    prefix, _ = _by_prefix(tensors, target, set(backbone_keys))
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}, prefix
+
+
 def _by_order(
     tensors: Mapping[str, torch.Tensor], target: Mapping[str, tuple[int, ...]], backbone: list[str]
 ) -> dict[str, str] | None:

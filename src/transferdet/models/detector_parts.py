@@ -1,8 +1,10 @@
 """The pieces between a :class:`~transferdet.models.backbone.Backbone` and a torchvision detector:
-an FPN over chosen levels, a single map (C4), the last stage as a box head (C4), SSD's extra maps."""
+an FPN over chosen levels, ViTDet's simple feature pyramid over a plain backbone's single map, a
+single map (C4), the last stage as a box head (C4), SSD's extra maps."""
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
 import torch
@@ -60,9 +62,74 @@ class FeaturePyramid(nn.Module):
         self.fpn = FeaturePyramidNetwork(channels, out_channels, extra_block, norm_layer=fpn_norm_layer(norm))
         self.out_channels = out_channels
 
-    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        features = self.body(x)
+    @property
+    def extra_keys(self) -> list[str]:
+        """The keys the extra block adds: ``pool`` (max-pooled last level) or ``p6, p7``."""
+        return ["pool"] if isinstance(self.fpn.extra_blocks, LastLevelMaxPool) else ["p6", "p7"]
+
+    def from_body(self, features: OrderedDict[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
+        """The pyramid of the body's maps (already computed)."""
         return self.fpn(OrderedDict((level, features[level]) for level in self.levels))
+
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        return self.from_body(self.body(x))
+
+
+def _scale_ops(channels: int, factor: float) -> tuple[list[nn.Module], int]:
+    """ViTDet's resampling of one pyramid level: ``factor`` > 1 upsamples by 2x2 stride-2
+    deconvolutions, halving the channels, with LayerNorm and GELU between them; < 1 max-pools."""
+    ops: list[nn.Module] = []
+    if factor < 1:
+        return [nn.MaxPool2d(round(1 / factor), round(1 / factor))], channels
+    from timm.layers import LayerNorm2d
+
+    for step in range(round(math.log2(factor))):
+        if step:
+            ops += [LayerNorm2d(channels), nn.GELU()]
+        ops.append(nn.ConvTranspose2d(channels, channels // 2, 2, 2))
+        channels //= 2
+    return ops, channels
+
+
+class SimplePyramid(nn.Module):
+    """ViTDet's simple feature pyramid (Li, Mao, Girshick, He, "Exploring Plain Vision Transformer
+    Backbones for Object Detection", ECCV 2022, section 3): each of ``levels`` (named by stride,
+    ``c2`` = 4) made from the plain backbone's last map alone, by deconvolutions (finer) or max
+    pooling (coarser), then a 1x1 and a 3x3 convolution, each followed by LayerNorm; plus the same
+    extra levels as the FPN (``pool``, or P6/P7). It is a neck outside ``body``: the backbone's
+    freezing and checkpoint keys are those of the backbone alone."""
+
+    def __init__(self, body: Backbone, levels: list[str], out_channels: int, extra: str) -> None:
+        super().__init__()
+        from timm.layers import LayerNorm2d
+
+        self.body, self.levels, self.out_channels = body, list(levels), out_channels
+        self.source = body.feature_names[-1]
+        stride, width = body.strides[self.source], body.channels[self.source]
+        branches = {}
+        for level in levels:
+            ops, channels = _scale_ops(width, stride / 2 ** int(level[1:]))
+            branches[level] = nn.Sequential(
+                *ops,
+                nn.Conv2d(channels, out_channels, 1, bias=False),
+                LayerNorm2d(out_channels),
+                nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+                LayerNorm2d(out_channels),
+            )
+        self.neck = nn.ModuleDict(branches)
+        self.extra_blocks = LastLevelMaxPool() if extra == "pool" else Float32P6P7(out_channels, out_channels)
+
+    @property
+    def extra_keys(self) -> list[str]:
+        return ["pool"] if isinstance(self.extra_blocks, LastLevelMaxPool) else ["p6", "p7"]
+
+    def from_body(self, features: OrderedDict[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
+        single = features[self.source]
+        maps, names = self.extra_blocks([self.neck[lv](single) for lv in self.levels], [single], list(self.levels))
+        return OrderedDict(zip(names, maps, strict=True))
+
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        return self.from_body(self.body(x))
 
 
 class SingleMap(nn.Module):

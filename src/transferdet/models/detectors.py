@@ -30,7 +30,7 @@ from torchvision.ops import MultiScaleRoIAlign
 from transferdet.errors import TransferdetError
 from transferdet.models.anchors import RETINANET_OCTAVES, AnchorSpec, default_anchors, ssd_scales
 from transferdet.models.backbone import Backbone
-from transferdet.models.detector_parts import FeaturePyramid, SingleMap, SSDFeatures, StageBoxHead
+from transferdet.models.detector_parts import FeaturePyramid, SimplePyramid, SingleMap, SSDFeatures, StageBoxHead
 from transferdet.models.norms import apply_norm_policy, freeze_stages
 
 DETECTORS = ("faster_rcnn_fpn", "faster_rcnn_c4", "mask_rcnn_fpn", "retinanet", "fcos", "ssd")
@@ -77,10 +77,19 @@ class DetectorConfig:
 
 
 def _fpn_levels(body: Backbone, wanted: tuple[str, ...]) -> list[str]:
+    if len(body.feature_names) == 1:  # a plain backbone: the simple pyramid makes every level
+        return list(wanted)
     levels = [lv for lv in wanted if lv in body.channels]
     if len(levels) < 2:
         raise TransferdetError(f"backbone gives {', '.join(body.feature_names)}: not enough maps for an FPN")
     return levels
+
+
+def _pyramid(body: Backbone, levels: list[str], config: DetectorConfig, extra: str) -> nn.Module:
+    """An FPN over the body's levels, or ViTDet's simple pyramid over a plain body's single map."""
+    if len(body.feature_names) == 1:
+        return SimplePyramid(body, levels, config.fpn_channels, extra)
+    return FeaturePyramid(body, levels, config.fpn_channels, extra, config.fpn_norm)
 
 
 def _anchor_generator(anchors: AnchorSpec, maps: int, octaves: tuple[float, ...] = (1.0,)) -> AnchorGenerator:
@@ -101,7 +110,7 @@ def _common(body: Backbone, config: DetectorConfig) -> dict:
 
 def _rcnn_fpn(body: Backbone, config: DetectorConfig) -> nn.Module:
     levels = _fpn_levels(body, ("c2", "c3", "c4", "c5"))
-    backbone = FeaturePyramid(body, levels, config.fpn_channels, "pool", config.fpn_norm)
+    backbone = _pyramid(body, levels, config, "pool")
     kwargs = {
         "rpn_anchor_generator": _anchor_generator(config.anchors or default_anchors(), len(levels) + 1),
         "box_roi_pool": MultiScaleRoIAlign(levels, 7, 2),
@@ -135,7 +144,7 @@ def _rcnn_c4(body: Backbone, config: DetectorConfig) -> nn.Module:
 
 def _retinanet(body: Backbone, config: DetectorConfig) -> nn.Module:
     levels = _fpn_levels(body, ("c3", "c4", "c5"))
-    backbone = FeaturePyramid(body, levels, config.fpn_channels, "p6p7", config.fpn_norm)
+    backbone = _pyramid(body, levels, config, "p6p7")
     spec = config.anchors or AnchorSpec(tuple(32.0 * 2**i for i in range(5)))
     return RetinaNet(
         backbone,
@@ -149,8 +158,8 @@ def _retinanet(body: Backbone, config: DetectorConfig) -> nn.Module:
 
 def _fcos(body: Backbone, config: DetectorConfig) -> nn.Module:
     levels = _fpn_levels(body, ("c3", "c4", "c5"))
-    backbone = FeaturePyramid(body, levels, config.fpn_channels, "p6p7", config.fpn_norm)
-    strides = [body.strides[levels[0]] * 2**i for i in range(5)]
+    backbone = _pyramid(body, levels, config, "p6p7")
+    strides = [2 ** int(levels[0][1:]) * 2**i for i in range(5)]
     generator = AnchorGenerator(tuple((float(s),) for s in strides), ((1.0,),) * 5)
     model = FCOS(
         backbone,

@@ -61,10 +61,13 @@ def apply_norm_policy(module: nn.Module, policy: str) -> nn.Module:
 
 
 def freeze_stages(backbone: Backbone, freeze_at: int) -> list[str]:
-    """Freeze every stage up to and including the one that emits ``c{freeze_at}`` (0: nothing).
-    Returns the frozen stage names."""
+    """Freeze every stage up to and including the one that emits ``c{freeze_at}`` (0: nothing);
+    for a plain (single-map) ViT the first ``freeze_at`` parameter groups (the patch embedding,
+    then its blocks). Returns the frozen stage (or parameter) names."""
     if freeze_at <= 0:
         return []
+    if getattr(backbone, "groups", None):  # a plain ViT: its patch embedding, then one block per group
+        return backbone.frozen_groups(freeze_at)
     if isinstance(backbone, ExtractorBackbone):  # no stages: the parameters the maps up to c{freeze_at} use
         earlier = [n for n in backbone.feature_names if n.startswith("c") and int(n[1:]) <= freeze_at]
         return backbone.frozen_up_to(earlier[-1] if earlier else None)

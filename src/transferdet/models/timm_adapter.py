@@ -12,6 +12,7 @@ from transferdet.models.backbone import Backbone, dedupe_outputs, feature_name
 from transferdet.models.normalisation import config_normalisation
 from transferdet.models.specs import ModelSpec
 from transferdet.models.timm_maps import timm_maps_backbone
+from transferdet.models.vit_checkpoints import plain_vit_converter
 
 
 def _normalised(key: str) -> str:
@@ -71,15 +72,32 @@ def _linear_head(full: nn.Module, channels: int | None) -> str | None:
     return name
 
 
+# a plain ViT's position embeddings interpolated to any input size, the input padded to whole
+# patches (a patch-14 ViT on 32-divisible images): asked for where the model takes them
+DYNAMIC_SIZE = ({"dynamic_img_size": True, "dynamic_img_pad": True}, {"dynamic_img_size": True}, {})
+
+
+def _features_model(spec: ModelSpec) -> nn.Module:
+    """timm's ``features_only`` model of ``spec``, built to take any input size where it can."""
+    import timm
+
+    for options in DYNAMIC_SIZE:
+        try:
+            return timm.create_model(spec.name, pretrained=spec.weights == "pretrained", features_only=True, **options)
+        except TypeError:
+            if not options:
+                raise
+        except RuntimeError as error:
+            raise TransferdetError(f"{spec.arch}: {error}") from None
+    raise AssertionError("unreachable: the last options are none")
+
+
 def timm_architecture(spec: ModelSpec) -> Architecture:
     """The backbone cut from timm's feature wrapper, matched against the classification model's
     names and shapes (built on the meta device: no memory, no weights)."""
     import timm
 
-    try:
-        features = timm.create_model(spec.name, pretrained=spec.weights == "pretrained", features_only=True)
-    except RuntimeError as error:
-        raise TransferdetError(f"{spec.arch}: {error}") from None
+    features = _features_model(spec)
     backbone = _backbone(features)
     with torch.device("meta"):
         full = timm.create_model(spec.name, pretrained=False)
@@ -97,4 +115,5 @@ def timm_architecture(spec: ModelSpec) -> Architecture:
         features.load_state_dict({fk: loaded[full] for fk, full in to_full.items() if full in loaded}, strict=False)
 
     head = _linear_head(full, backbone.channels.get("c5"))
-    return Architecture(backbone, full_shapes, list(to_full.values()), assign, head)
+    convert = plain_vit_converter(full) if len(backbone.feature_names) == 1 else None
+    return Architecture(backbone, full_shapes, list(to_full.values()), assign, head, convert)

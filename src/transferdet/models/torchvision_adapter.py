@@ -6,14 +6,12 @@ snapped to powers of two (AlexNet's 224/6), each the shallowest-named node that 
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from transferdet.errors import TransferdetError
 from transferdet.models.architecture import Architecture
-from transferdet.models.backbone import Backbone, dedupe_outputs, feature_name
+from transferdet.models.backbone import Backbone, dedupe_outputs, feature_name, snapped_stride
 from transferdet.models.extractor_backbone import ExtractorBackbone
 from transferdet.models.normalisation import IMAGENET_MEAN, IMAGENET_STD
 from transferdet.models.specs import ModelSpec
@@ -53,13 +51,8 @@ def _measure(stages: list[tuple[str, nn.Module]], nhwc: bool, size: int = 224) -
         x = stage(x)
         stage.train(training)
         height, channels = (x.shape[1], x.shape[3]) if nhwc else (x.shape[2], x.shape[1])
-        shapes.append((_snapped(size / height), int(channels)))
+        shapes.append((snapped_stride(size / height), int(channels)))
     return shapes
-
-
-def _snapped(stride: float) -> int:
-    """A measured stride as the nearest power of two (AlexNet's 224 / 6 is 32)."""
-    return 2 ** round(math.log2(stride))
 
 
 def _output_depths(nodes: list[str]) -> dict[str, int]:
@@ -95,7 +88,7 @@ def _extractor_nodes(model: nn.Module, size: int = 224) -> tuple[dict[str, str],
     for position, (node, value) in enumerate(found.items()):
         if not (isinstance(value, torch.Tensor) and value.dim() == 4 and value.shape[0] == 1 and value.shape[-1] > 0):
             continue
-        stride = _snapped(size / value.shape[-1])
+        stride = snapped_stride(size / value.shape[-1])
         candidate = (depth[node], -position, node, int(value.shape[1]))
         if 2 <= stride <= 32 and (stride not in best or candidate[:2] <= best[stride][:2]):
             best[stride] = candidate

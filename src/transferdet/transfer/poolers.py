@@ -23,7 +23,6 @@ from collections.abc import Callable
 
 import torch
 from torchvision.ops import MultiScaleRoIAlign
-from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
 
 from transferdet.errors import TransferdetError
 from transferdet.models.backbone import Backbone
@@ -37,26 +36,19 @@ Pooler = Callable[[torch.Tensor, list[torch.Tensor], list[tuple[int, int]]], dic
 
 
 def _pyramid(detector: torch.nn.Module | None) -> torch.nn.Module | None:
-    """The detector's FPN module (``FeaturePyramid``), if it has one."""
+    """The detector's pyramid (``FeaturePyramid``, or ``SimplePyramid`` over a plain backbone), if
+    it has one."""
     backbone = getattr(detector, "backbone", None)
-    return backbone if backbone is not None and hasattr(backbone, "fpn") else None
+    return backbone if backbone is not None and hasattr(backbone, "from_body") else None
 
 
 def _level_names(pyramid: torch.nn.Module) -> dict[str, str]:
     """FPN output key -> ``pK`` named by stride 2**K (``c3`` -> ``p3``; the extra levels -> p6, p7)."""
     first = int(pyramid.levels[0][1:])
     names = {}
-    for offset, key in enumerate([*pyramid.levels, *_extra_keys(pyramid)]):
+    for offset, key in enumerate([*pyramid.levels, *pyramid.extra_keys]):
         names[key] = f"p{first + offset}"
     return names
-
-
-def _extra_keys(pyramid: torch.nn.Module) -> list[str]:
-    """The keys torchvision's extra FPN blocks add: ``pool`` (max-pooled last level) or ``p6, p7``."""
-    extra = pyramid.fpn.extra_blocks
-    if isinstance(extra, LastLevelMaxPool):
-        return ["pool"]
-    return ["p6", "p7"] if isinstance(extra, LastLevelP6P7) else []
 
 
 def available_layers(backbone: Backbone, detector: torch.nn.Module | None = None) -> list[str]:
@@ -72,7 +64,7 @@ def available_layers(backbone: Backbone, detector: torch.nn.Module | None = None
 def check_layer(backbone: Backbone, layer: str, kind: str, detector: torch.nn.Module | None = None) -> None:
     """An unknown layer is an error naming the ones this model has."""
     layers = available_layers(backbone, detector)
-    if layer not in layers:
+    if backbone.map_for(layer) not in layers:
         hint = "" if detector is not None else " (FPN levels, fpn_ms and fc7 need a detector: a transferdet run folder)"
         raise TransferdetError(f"layer {layer!r}: this model has {', '.join(layers)}{hint}")
     if layer in DETECTOR_ONLY and kind != "local":
@@ -81,10 +73,12 @@ def check_layer(backbone: Backbone, layer: str, kind: str, detector: torch.nn.Mo
 
 def make_pooler(backbone: Backbone, layers: list[str], kind: str, detector: torch.nn.Module | None = None) -> Pooler:
     """One pooler for all of ``layers``: a single forward pass through the backbone (and the
-    detector's FPN where a layer needs it) gives every layer's vectors."""
+    detector's FPN where a layer needs it) gives every layer's vectors. ``c5`` on a backbone
+    without a stride-32 map reads its deepest map (:meth:`~transferdet.models.backbone.Backbone.map_for`)."""
     for layer in layers:
         check_layer(backbone, layer, kind, detector)
-    stages = [layer for layer in layers if layer in backbone.channels]
+    source = {layer: backbone.map_for(layer) for layer in layers}  # c5 of a plain ViT: its one map
+    stages = [source[layer] for layer in layers if source[layer] in backbone.channels]
     needs_detector = len(stages) < len(layers)
     deepest = max(stages, key=backbone.stage_index) if stages else None
     # the detector's maps are computed from the whole body's; stages alone stop at the deepest asked
@@ -97,8 +91,8 @@ def make_pooler(backbone: Backbone, layers: list[str], kind: str, detector: torc
         maps = _detector_maps(detector.backbone, body) if needs_detector else None
         out = {}
         for layer in layers:
-            if layer in backbone.channels:
-                out[layer] = _pool_map(body[layer], backbone.strides[layer], kind, boxes, shapes)
+            if source[layer] in backbone.channels:
+                out[layer] = _pool_map(body[source[layer]], backbone.strides[source[layer]], kind, boxes, shapes)
             elif layer in level_keys:
                 out[layer] = _pool_map(maps[level_keys[layer]], 2 ** int(layer[1:]), kind, boxes, shapes)
             else:
@@ -111,8 +105,8 @@ def make_pooler(backbone: Backbone, layers: list[str], kind: str, detector: torc
 def _detector_maps(net: torch.nn.Module, body: OrderedDict[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
     """What the detector's backbone (an FPN over the body, or the body cut at one map) gives, from
     the body's maps already computed."""
-    if hasattr(net, "fpn"):
-        return net.fpn(OrderedDict((level, body[level]) for level in net.levels))
+    if hasattr(net, "from_body"):
+        return net.from_body(body)
     return OrderedDict([(net.level, body[net.level])])
 
 

@@ -1,0 +1,99 @@
+"""Plain (single-scale) backbones: ViT and DeiT at any input size, ViTDet's simple pyramid under
+every FPN detector, freeze_at by blocks, ranking with default options."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from transferdet.errors import TransferdetError
+from transferdet.models.backbones import build_backbone
+from transferdet.models.detector_parts import SimplePyramid
+from transferdet.models.detectors import DetectorConfig, build_detector
+from transferdet.models.norms import freeze_stages
+from transferdet.train.engine import train
+from transferdet.train.job import TrainJob
+from transferdet.train.recipes import load_recipe
+from transferdet.transfer.rank import RankSettings, rank
+
+VIT = "timm:vit_small_patch16_224"
+DEIT = "timm:deit_tiny_patch16_224"
+
+
+def test_a_vit_takes_any_input_size_on_the_stride_16_grid() -> None:
+    backbone = build_backbone(f"{DEIT}@random").eval()
+    assert backbone.feature_names == ["c4"] and backbone.strides == {"c4": 16} and backbone.channels == {"c4": 192}
+    with torch.no_grad():
+        assert backbone(torch.zeros(1, 3, 96, 160))["c4"].shape == (1, 192, 6, 10)
+    assert backbone.map_for("c5") == "c4"  # rank's default layer reads the one map
+
+
+def test_a_patch_14_vit_lands_on_stride_16() -> None:
+    backbone = build_backbone("timm:vit_small_patch14_dinov2@random").eval()
+    assert backbone.strides == {"c4": 16}
+    with torch.no_grad():
+        assert backbone(torch.zeros(1, 3, 96, 128))["c4"].shape[-2:] == (6, 8)
+
+
+def test_a_fixed_size_model_sees_a_resized_image_and_gives_the_input_grid() -> None:
+    backbone = build_backbone("timm:beit_base_patch16_224@random").eval()
+    assert backbone.stages["body"].fixed == (224, 224)
+    with torch.no_grad():
+        assert backbone(torch.zeros(1, 3, 64, 96))["c4"].shape[-2:] == (4, 6)
+
+
+@pytest.mark.parametrize("kind", ["fcos", "faster_rcnn_fpn", "retinanet", "mask_rcnn_fpn", "ssd"])
+def test_every_fpn_family_builds_on_the_simple_pyramid(kind) -> None:
+    torch.manual_seed(0)
+    body = build_backbone(f"{DEIT}@random")
+    config = DetectorConfig(kind, 3, min_size=128, max_size=128, fpn_channels=64)  # GroupNorm(32) on 1x1 P7
+    model = build_detector(body, config).train()
+    if kind != "ssd":
+        assert isinstance(model.backbone, SimplePyramid) and model.backbone.body is body
+        assert not any(k.startswith("backbone.body.") for k, _ in model.backbone.neck.named_parameters())
+    target = {"boxes": torch.tensor([[8.0, 10.0, 60.0, 70.0]]), "labels": torch.tensor([1])}
+    if kind == "mask_rcnn_fpn":
+        target["masks"] = torch.zeros(1, 128, 128, dtype=torch.uint8)
+        target["masks"][0, 10:70, 8:60] = 1
+    loss = sum(model([torch.rand(3, 128, 128)], [target]).values())
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in body.parameters())
+
+
+def test_the_simple_pyramid_levels_follow_vitdet() -> None:
+    body = build_backbone(f"{DEIT}@random").eval()
+    model = build_detector(body, DetectorConfig("faster_rcnn_fpn", 3, min_size=64, max_size=64, fpn_channels=32))
+    with torch.no_grad():
+        maps = model.backbone(torch.zeros(1, 3, 64, 96))
+    assert {k: tuple(v.shape[-2:]) for k, v in maps.items()} == {
+        "c2": (16, 24), "c3": (8, 12), "c4": (4, 6), "c5": (2, 3), "pool": (1, 2)
+    }  # fmt: skip
+    deconvs = [m for m in model.backbone.neck["c2"] if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [m.out_channels for m in deconvs] == [96, 48]  # two 2x2 deconvolutions, halving the width
+
+
+def test_c4_is_a_one_line_error_for_a_plain_vit() -> None:
+    with pytest.raises(TransferdetError, match="no separate stages from c4 to c5|needs a backbone with c4 and c5"):
+        build_detector(build_backbone(f"{DEIT}@random"), DetectorConfig("faster_rcnn_c4", 3, min_size=64))
+
+
+def test_freeze_at_counts_the_patch_embedding_then_blocks() -> None:
+    backbone = build_backbone(f"{DEIT}@random")
+    frozen = freeze_stages(backbone, 3)
+    assert any(n.endswith("patch_embed.proj.weight") for n in frozen)
+    assert any(".blocks.1." in n for n in frozen) and not any(".blocks.2." in n for n in frozen)
+    trainable = [n for n, p in backbone.named_parameters() if p.requires_grad]
+    assert trainable and all(".blocks." in n for n in trainable)
+
+
+@pytest.mark.parametrize("spec", [VIT, DEIT])
+def test_plain_vits_train_two_iterations_and_rank(spec, synthetic, tmp_path) -> None:
+    recipe = load_recipe("quick", ["iterations=2", "batch_size=2", "num_workers=0", "min_size=[96]", "max_size=96"])
+    seen: list[float] = []
+    job = TrainJob(synthetic, f"{spec}@random", "fcos", recipe, tmp_path / "run", device="cpu")
+    losses = ("classification", "bbox_regression", "bbox_ctrness")
+    train(job, on_iteration=lambda i, n, s: seen.append(sum(s[k] for k in losses)))
+    assert len(seen) == 2 and all(torch.isfinite(torch.tensor(seen)))
+    rows = rank(synthetic, [f"{spec}@random"], ["logme"], settings=RankSettings(image_size=96, max_images=6))
+    assert [r["layer"] for r in rows] == ["c5"] and rows[0]["score"] is not None
