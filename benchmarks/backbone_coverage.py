@@ -3,7 +3,8 @@ classifier, each through backbone -> FCOS forward and backward -> rank features,
 
 "Working" is all three of: the FCOS loss is finite; the gradient reaches the backbone's parameters;
 the ranking features (RoI-Align means of the default layer on synthetic boxes) are not constant.
-Each model is built at its card's input size (models with a fixed size need it). Resumable: results
+Images are 128 px; a model that only runs at the size it was built for (BEiT, PiT, LeViT, ...) sees
+them resized to its card's size, its maps resampled back to the image's grid. Resumable: results
 go to a JSON-lines file, one line per model, and a model already there is not run again.
 
     python benchmarks/backbone_coverage.py [--library timm|torchvision|all] [--out FILE] [--limit N]
@@ -24,27 +25,33 @@ from pathlib import Path
 import torch
 
 OUT = Path(__file__).resolve().parent / "backbone_coverage.jsonl"
+FAMILIES = OUT.with_name("backbone_coverage_timm.txt")
+SIZE = 128  # the image side: a model that runs at one size only sees the image resized to it
 
 
 def smallest_per_timm_family() -> list[str]:
-    """One architecture per timm module: the variant with the fewest parameters."""
+    """One architecture per timm family (the leading letters of its name: ``vit``, ``deit``,
+    ``resnet``, ...): the variant with the fewest parameters (counted on the meta device; the
+    list is kept in FAMILIES for the installed timm, as counting takes minutes)."""
     import timm
 
-    chosen = []
-    for module in timm.list_modules():
-        names = timm.list_models(module=module)
-        if not names:
-            continue
-        sizes = {}
-        for name in names:
-            try:
-                with torch.device("meta"):
-                    sizes[name] = sum(p.numel() for p in timm.create_model(name).parameters())
-            except Exception:  # noqa: BLE001 - a variant that does not build is not the smallest
-                continue
-        if sizes:
-            chosen.append(f"timm:{min(sizes, key=sizes.get)}")
-    return chosen
+    if FAMILIES.is_file() and FAMILIES.read_text().splitlines()[0] == f"# timm {timm.__version__}":
+        return FAMILIES.read_text().splitlines()[1:]
+    specs = _count_families()
+    FAMILIES.write_text("\n".join([f"# timm {timm.__version__}", *specs]) + "\n")
+    return specs
+
+
+def _count_families() -> list[str]:
+    import timm
+
+    chosen: dict[str, tuple[int, str]] = {}
+    for name in timm.list_models():
+        with torch.device("meta"):
+            size = sum(p.numel() for p in timm.create_model(name).parameters())
+        family = re.match(r"[a-z]+", name).group(0)
+        chosen[family] = min(chosen.get(family, (size, name)), (size, name))
+    return [f"timm:{name}" for _, name in sorted(chosen.values(), key=lambda c: c[1])]
 
 
 def torchvision_classifiers() -> list[str]:
@@ -53,23 +60,13 @@ def torchvision_classifiers() -> list[str]:
     return [f"torchvision:{n}" for n in torchvision.models.list_models(module=torchvision.models)]
 
 
-def _input_size(spec: str) -> int:
-    if spec.startswith("timm:"):
-        import timm
-
-        config = timm.get_pretrained_cfg(spec.split(":", 1)[1].split("@")[0])
-        size = getattr(config, "input_size", None) if config is not None else None
-        return int(size[-1]) if size else 224
-    return 224
-
-
 def check(spec: str, records: list) -> dict:
     """Build, train one FCOS step and extract rank features; raises on the first failure."""
     from transferdet.models.backbones import build_backbone
     from transferdet.models.detectors import DetectorConfig, build_detector
     from transferdet.transfer.features import extract_layers
 
-    size = _input_size(spec)
+    size = SIZE
     torch.manual_seed(0)
     backbone = build_backbone(f"{spec}@random")
     model = build_detector(backbone, DetectorConfig("fcos", 3, min_size=size, max_size=size)).train()
@@ -78,9 +75,9 @@ def check(spec: str, records: list) -> dict:
     loss.backward()
     finite = bool(torch.isfinite(loss))
     reached = any(p.grad is not None and p.grad.abs().sum() > 0 for p in backbone.parameters())
-    layer = "c5" if "c5" in backbone.channels else backbone.feature_names[-1]
-    fresh = build_backbone(f"{spec}@random")
-    features = extract_layers(fresh, records, [layer], "local", size, 4, "cpu")[layer].features
+    layer = "c5"  # rank's default: a backbone without a stride-32 map reads its deepest one
+    # no optimiser step was taken: the backbone's weights are still its random init
+    features = extract_layers(backbone, records, [layer], "local", size, 4, "cpu")[layer].features
     varied = bool(features.std(axis=0).max() > 0)
     return {"finite": finite, "gradient": reached, "features_vary": varied, "layer": layer, "size": size}
 

@@ -97,3 +97,16 @@ def test_plain_vits_train_two_iterations_and_rank(spec, synthetic, tmp_path) -> 
     assert len(seen) == 2 and all(torch.isfinite(torch.tensor(seen)))
     rows = rank(synthetic, [f"{spec}@random"], ["logme"], settings=RankSettings(image_size=96, max_images=6))
     assert [r["layer"] for r in rows] == ["c5"] and rows[0]["score"] is not None
+
+
+def test_a_torchvision_vit_is_a_plain_backbone_at_its_patch_stride() -> None:
+    backbone = build_backbone("torchvision:vit_b_32@random").eval()
+    assert backbone.strides == {"c5": 32} and backbone.channels == {"c5": 768}
+    with torch.no_grad():
+        assert backbone(torch.zeros(1, 3, 96, 128))["c5"].shape == (1, 768, 3, 4)  # resized to 224 and back
+    frozen = freeze_stages(backbone, 2)
+    assert "stages.body.conv_proj.weight" in frozen and any(".encoder_layer_0." in n for n in frozen)
+    assert not any(".encoder_layer_1." in n for n in frozen)
+    model = build_detector(backbone, DetectorConfig("fcos", 3, min_size=128, max_size=128, fpn_channels=64))
+    assert isinstance(model.backbone, SimplePyramid)
+    assert len(model.backbone.neck["c3"]) == 8  # deconv, LN, GELU, deconv (stride 32 to 8); 1x1, LN, 3x3, LN

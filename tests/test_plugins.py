@@ -19,15 +19,17 @@ from transferdet.plugins import load_plugin
 
 TOY = Path(__file__).resolve().parents[1] / "docs" / "examples" / "toy_attention_net.py"
 SPEC = "timm:toy_attention_net"
+HOOKS = "timm:toy_attention_net_hooks"  # the same network through timm's hook-based feature wrapper
 TINY = ["iterations=2", "batch_size=2", "num_workers=0", "min_size=[64]", "max_size=64", "warmup_iterations=1"]
 
 
 def test_rank_ranks_the_plugged_in_backbone(cli, synthetic):
-    args = ["--models", f"{SPEC},timm:resnet10t", "--image-size", "64", "--max-images", "6", "--metrics", "logme,knn"]
+    models = f"{SPEC},timm:resnet10t,{HOOKS}"
+    args = ["--models", models, "--image-size", "64", "--max-images", "6", "--metrics", "logme,knn"]
     result = cli("--plugin", TOY, "rank", "--data", synthetic, *args, "--no-cache", "--device", "cpu", "--json")
     assert result.code == 0, result.err
     scores = {(r["model"], r["metric"]): r["score"] for r in result.json()}
-    assert scores[(SPEC, "logme")] is not None and scores[(SPEC, "knn")] is not None
+    assert all(scores[(spec, m)] is not None for spec in (SPEC, HOOKS) for m in ("logme", "knn"))
 
 
 def test_plugin_after_the_command_and_in_a_models_file(cli, synthetic, tmp_path):
@@ -47,10 +49,10 @@ def test_plugin_after_the_command_and_in_a_models_file(cli, synthetic, tmp_path)
     assert bad.code == 2 and "plugins: expected a list" in bad.err
 
 
-@pytest.mark.parametrize("detector", ["mask_rcnn_fpn", "retinanet"])
-def test_train_fits_the_plugged_in_backbone_under_the_adamw_1x_recipe(cli, synthetic, tmp_path, detector):
+@pytest.mark.parametrize(("spec", "detector"), [(SPEC, "mask_rcnn_fpn"), (SPEC, "retinanet"), (HOOKS, "fcos")])
+def test_train_fits_the_plugged_in_backbone_under_the_adamw_1x_recipe(cli, synthetic, tmp_path, spec, detector):
     settings = [part for item in TINY for part in ("--set", item)]
-    args = ["--data", synthetic, "--backbone", SPEC, "--detector", detector, "--recipe", "adamw_1x", *settings]
+    args = ["--data", synthetic, "--backbone", spec, "--detector", detector, "--recipe", "adamw_1x", *settings]
     result = cli("--plugin", TOY, "train", *args, "--out", tmp_path / "run", "--device", "cpu", "--json")
     assert result.code == 0, result.err
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

@@ -95,3 +95,19 @@ def test_a_distilled_deit_loads_into_the_plain_deit(tmp_path) -> None:
     ours, report = _ours(name, tmp_path / "deit.pth")
     assert torch.allclose(ours, _timm_maps(name, tmp_path / "timm.pth"), atol=1e-5)
     assert report.clean
+
+
+def test_zoo_inspect_shows_the_simple_pyramid_and_the_matched_keys(cli, tmp_path) -> None:
+    weights = _weights("vit_small_patch16_224", 6)
+    torch.save({"teacher": {f"backbone.{k}": v for k, v in weights.items()}}, tmp_path / "dino.pth")
+    result = cli("zoo", "inspect", f"timm:vit_small_patch16_224@{tmp_path / 'dino.pth'}", "--json")
+    assert result.code == 0, result.err
+    summary = result.json()
+    assert summary["features"] == {"c4": {"channels": 384, "stride": 16}} and summary["input_size"] == "any"
+    assert summary["simple_pyramid"] == {
+        "c2": "2 deconvolutions of c4", "c3": "1 deconvolution of c4", "c4": "c4", "c5": "c4 max-pooled 2x"
+    }  # fmt: skip
+    assert "blocks.11.mlp.fc2.weight" in summary["checkpoint"]["matched_keys"]
+    assert summary["checkpoint"]["clean"] and "'teacher'" in summary["checkpoint"]["layout"]
+    shown = cli("zoo", "inspect", f"timm:vit_small_patch16_224@{tmp_path / 'dino.pth'}")
+    assert "blocks.# (144)" in shown.out and "simple pyramid" in shown.out

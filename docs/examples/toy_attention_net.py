@@ -67,3 +67,18 @@ def toy_attention_net(pretrained: bool = False, **kwargs) -> ToyAttentionNet:
         feature_cfg={"flatten_sequential": True, "out_indices": (0, 1, 2, 3)},
         **kwargs,
     )
+
+
+@register_model
+def toy_attention_net_hooks(pretrained: bool = False, **kwargs) -> ToyAttentionNet:
+    """The same network with timm's hook-based feature wrapper (``FeatureHookNet``), as a network
+    that is not one sequence of top-level stages registers itself; transferdet takes it alike."""
+    card = kwargs.pop("pretrained_cfg", None) or {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "classifier": "head"}
+    return build_model_with_cfg(
+        ToyAttentionNet,
+        "toy_attention_net_hooks",
+        pretrained,
+        pretrained_cfg=card,
+        feature_cfg={"feature_cls": "hook", "out_indices": (0, 1, 2, 3)},
+        **kwargs,
+    )

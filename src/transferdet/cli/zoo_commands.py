@@ -58,7 +58,32 @@ def inspect(
 
     backbone = build_backbone(spec, strict=False)
     report = backbone.load_report
-    summary = {
+    summary = _summary(spec, backbone)
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary, backbone)
+    if report is not None and not report.clean:
+        raise TransferdetError(f"{backbone.spec.checkpoint}: load is not clean: {report.problem()}")
+
+
+def _matched_groups(keys: list[str]) -> str:
+    """Matched keys summarised by their module (``blocks.# (144)``: numbered children counted
+    together), in checkpoint order."""
+    counts: dict[str, int] = {}
+    for key in keys:
+        parts = key.split(".")
+        head = parts[0] + (".#" if len(parts) > 2 and parts[1].isdigit() else "")
+        counts[head] = counts.get(head, 0) + 1
+    return ", ".join(f"{head} ({count})" for head, count in counts.items())
+
+
+def _summary(spec: str, backbone) -> dict:  # noqa: ANN001 - a Backbone
+    from transferdet.models.detector_parts import simple_pyramid_levels
+
+    report = backbone.load_report
+    fixed = getattr(backbone.stages[next(iter(backbone.stages))], "fixed", None)
+    return {
         "spec": spec,
         "parameters": sum(p.numel() for p in backbone.parameters()),
         "features": {
@@ -76,28 +101,35 @@ def inspect(
             "mismatched": [list(m) for m in report.mismatched],
             "unused": report.unused,
             "clean": report.clean,
+            "matched_keys": report.matched,
         },
+        "input_size": f"fixed {fixed[0]}x{fixed[1]} (images resized to it, maps resampled back)" if fixed else "any",
+        "simple_pyramid": simple_pyramid_levels(backbone) if len(backbone.feature_names) == 1 else None,
     }
-    if as_json:
-        print(json.dumps(summary))
-    else:
-        out_console.print(f"[bold]{spec}[/bold]: {summary['parameters']:,} backbone parameters")
-        table = Table(title="Feature maps")
-        for column in ("name", "channels", "stride"):
-            table.add_column(column)
-        for name, info in summary["features"].items():
-            table.add_row(name, str(info["channels"]), str(info["stride"]))
-        out_console.print(table)
-        mean, std = (", ".join(f"{v:g}" for v in values) for values in (backbone.mean, backbone.std))
-        out_console.print(f"input normalisation: mean ({mean}), std ({std}), from {backbone.normalisation_source}")
-        if report is not None:
-            out_console.print(f"checkpoint layout: {report.layout}")
-            out_console.print(
-                f"keys: {len(report.matched)} matched, {len(report.missing)} missing, "
-                f"{len(report.mismatched)} other shape, {len(report.unused)} unused in the file"
-            )
-    if report is not None and not report.clean:
-        raise TransferdetError(f"{backbone.spec.checkpoint}: load is not clean: {report.problem()}")
+
+
+def _print_summary(summary: dict, backbone) -> None:  # noqa: ANN001 - a Backbone
+    report = backbone.load_report
+    out_console.print(f"[bold]{summary['spec']}[/bold]: {summary['parameters']:,} backbone parameters")
+    table = Table(title="Feature maps")
+    for column in ("name", "channels", "stride"):
+        table.add_column(column)
+    for name, info in summary["features"].items():
+        table.add_row(name, str(info["channels"]), str(info["stride"]))
+    out_console.print(table)
+    mean, std = (", ".join(f"{v:g}" for v in values) for values in (backbone.mean, backbone.std))
+    out_console.print(f"input normalisation: mean ({mean}), std ({std}), from {backbone.normalisation_source}")
+    if report is not None:
+        out_console.print(f"checkpoint layout: {report.layout}")
+        out_console.print(
+            f"keys: {len(report.matched)} matched, {len(report.missing)} missing, "
+            f"{len(report.mismatched)} other shape, {len(report.unused)} unused in the file"
+        )
+        out_console.print(f"matched: {_matched_groups(report.matched)}")
+    out_console.print(f"input size: {summary['input_size']}")
+    if summary["simple_pyramid"]:
+        levels = "; ".join(f"{lv} (stride {2 ** int(lv[1:])}): {how}" for lv, how in summary["simple_pyramid"].items())
+        out_console.print(f"plain backbone: detectors put ViTDet's simple pyramid on it: {levels}")
 
 
 @app.command()

@@ -91,6 +91,21 @@ def _scale_ops(channels: int, factor: float) -> tuple[list[nn.Module], int]:
     return ops, channels
 
 
+def simple_pyramid_levels(body: Backbone, levels: tuple[str, ...] = ("c2", "c3", "c4", "c5")) -> dict[str, str]:
+    """How the simple pyramid makes each level from a plain body's one map, in words (zoo inspect)."""
+    source = body.feature_names[-1]
+    stride = body.strides[source]
+    found = {}
+    for level in levels:
+        factor = stride / 2 ** int(level[1:])
+        if factor > 1:
+            steps = round(math.log2(factor))
+            found[level] = f"{steps} deconvolution{'s' if steps > 1 else ''} of {source}"
+        else:
+            found[level] = f"{source} max-pooled {round(1 / factor)}x" if factor < 1 else source
+    return found
+
+
 class SimplePyramid(nn.Module):
     """ViTDet's simple feature pyramid (Li, Mao, Girshick, He, "Exploring Plain Vision Transformer
     Backbones for Object Detection", ECCV 2022, section 3): each of ``levels`` (named by stride,

@@ -27,7 +27,10 @@ ExtractorFactory = Callable[[dict[str, str]], nn.Module]
 
 class ExtractorBackbone(Backbone):
     """``stages`` holds one module, ``body``: the extractor returning the maps of ``nodes``
-    (node -> feature name, shallowest first)."""
+    (node -> feature name, shallowest first). ``groups``, for a plain (single-map) ViT, are its
+    parameter names in depth order (the patch embedding, then one block per group)."""
+
+    groups: list[list[str]] | None = None
 
     def __init__(
         self,
@@ -70,6 +73,7 @@ class ExtractorBackbone(Backbone):
             self.load_report,
             self.normalisation_source,
         )
+        trunk.groups = self.groups
         return trunk
 
     def stages_between(self, after: str, upto: str) -> list[nn.Module]:
@@ -89,3 +93,12 @@ class ExtractorBackbone(Backbone):
         for parameter in trunk.parameters():
             parameter.requires_grad_(False)
         return frozen
+
+    def frozen_groups(self, count: int) -> list[str]:
+        """A plain backbone's ``freeze_at``: its first ``count`` parameter groups (a ViT's patch
+        embedding with its position embedding and tokens, then one block per group)."""
+        names = [name for group in (self.groups or [])[:count] for name in group]
+        parameters = dict(self.named_parameters())
+        for name in names:
+            parameters[name].requires_grad_(False)
+        return names

@@ -54,11 +54,10 @@ class TimmMapsBackbone(ExtractorBackbone):
     model in place, which the full backbone shares); its freezing follows parameter depths."""
 
     probe_size: int = 224
-    groups: list[list[str]] | None = None  # a plain backbone's parameter groups, shallowest first
 
     def truncated(self, last: str) -> ExtractorBackbone:
         trunk = super().truncated(last)
-        trunk.probe_size, trunk.groups = self.probe_size, self.groups
+        trunk.probe_size = self.probe_size
         return trunk
 
     @torch.enable_grad()
@@ -83,18 +82,10 @@ class TimmMapsBackbone(ExtractorBackbone):
         limit = self.stage_index(feature)
         depths = self.parameter_depths()
         frozen = [n for n, _ in self.named_parameters() if depths.get(n, math.inf) <= limit]
-        return self._freeze(frozen)
-
-    def frozen_groups(self, count: int) -> list[str]:
-        """A plain backbone's ``freeze_at``: its first ``count`` parameter groups (a ViT's patch
-        embedding with its position embedding and tokens, then one block per group)."""
-        return self._freeze([name for group in (self.groups or [])[:count] for name in group])
-
-    def _freeze(self, names: list[str]) -> list[str]:
         parameters = dict(self.named_parameters())
-        for name in names:
+        for name in frozen:
             parameters[name].requires_grad_(False)
-        return names
+        return frozen
 
 
 def _picks(features: nn.Module) -> tuple[dict[str, str], dict[str, int], dict[str, int]]:

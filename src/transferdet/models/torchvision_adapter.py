@@ -15,6 +15,7 @@ from transferdet.models.backbone import Backbone, dedupe_outputs, feature_name, 
 from transferdet.models.extractor_backbone import ExtractorBackbone
 from transferdet.models.normalisation import IMAGENET_MEAN, IMAGENET_STD
 from transferdet.models.specs import ModelSpec
+from transferdet.models.torchvision_vit import is_torchvision_vit, position_converter, torchvision_vit_backbone
 
 
 def _torchvision_model(spec: ModelSpec) -> nn.Module:
@@ -117,6 +118,8 @@ def _extractor_backbone(model: nn.Module) -> Backbone:
 
 
 def _backbone(model: nn.Module, name: str) -> Backbone:
+    if is_torchvision_vit(model):
+        return torchvision_vit_backbone(model)
     stages, nhwc = _torchvision_stages(model, name)
     if not stages:
         try:
@@ -164,4 +167,6 @@ def torchvision_architecture(spec: ModelSpec) -> Architecture:
         model.load_state_dict(loaded, strict=False)
 
     keys = [k for k, t in named if id(t) in used]
+    if is_torchvision_vit(model):
+        return Architecture(backbone, target, keys, assign, None, position_converter(model))
     return Architecture(backbone, target, keys, assign, _linear_head(model, backbone.channels["c5"]))
