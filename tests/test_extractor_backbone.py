@@ -110,3 +110,21 @@ def test_timm_wrappers_that_are_not_stage_lists_train_freeze_and_load_like_timm(
     fresh = build_backbone(f"timm:{name}@random")
     frozen = freeze_stages(fresh, 3)
     assert 0 < len(frozen) < len(list(fresh.parameters()))
+
+
+def test_feature_cache_keys_carry_an_extractor_paths_version_and_leave_stage_lists_alone() -> None:
+    from transferdet.models.adapters import path_version
+    from transferdet.models.specs import parse_spec
+
+    versions = {
+        spec: path_version(parse_spec(f"{spec}@random"))
+        for spec in ("torchvision:mobilenet_v2", "timm:resnet10t", REGNET, "timm:vit_small_patch16_224",
+                     "torchvision:vit_b_16")
+    }  # fmt: skip
+    assert versions == {
+        "torchvision:mobilenet_v2": {},  # the stage list's keys are as they always were
+        "timm:resnet10t": {},
+        REGNET: {"backbone": "torchvision-extractor-v1"},
+        "timm:vit_small_patch16_224": {"backbone": "timm-maps-v2"},
+        "torchvision:vit_b_16": {"backbone": "torchvision-vit-v1"},
+    }

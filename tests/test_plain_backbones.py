@@ -110,3 +110,11 @@ def test_a_torchvision_vit_is_a_plain_backbone_at_its_patch_stride() -> None:
     model = build_detector(backbone, DetectorConfig("fcos", 3, min_size=128, max_size=128, fpn_channels=64))
     assert isinstance(model.backbone, SimplePyramid)
     assert len(model.backbone.neck["c3"]) == 8  # deconv, LN, GELU, deconv (stride 32 to 8); 1x1, LN, 3x3, LN
+
+
+def test_a_stage_list_that_runs_at_one_size_takes_the_resizing_path() -> None:
+    backbone = build_backbone("timm:botnet26t_256@random").eval()  # attention over a fixed 16 x 16 grid
+    assert backbone.stages["body"].fixed == (256, 256)
+    with torch.no_grad():
+        assert backbone(torch.zeros(1, 3, 128, 160))["c5"].shape[-2:] == (4, 5)
+    assert "body" not in build_backbone("timm:resnet10t@random").stages  # any size: the stage list, as always

@@ -11,7 +11,7 @@ from transferdet.models.architecture import Architecture
 from transferdet.models.backbone import Backbone, dedupe_outputs, feature_name
 from transferdet.models.normalisation import config_normalisation
 from transferdet.models.specs import ModelSpec
-from transferdet.models.timm_maps import timm_maps_backbone
+from transferdet.models.timm_maps import runs_at_any_size, timm_maps_backbone
 from transferdet.models.vit_checkpoints import plain_vit_converter
 
 
@@ -20,7 +20,7 @@ def _normalised(key: str) -> str:
     return key.replace("_", ".")
 
 
-def _timm_stages(features: nn.Module) -> tuple[list[tuple[str, nn.Module]], dict[str, str]] | None:
+def timm_stages(features: nn.Module) -> tuple[list[tuple[str, nn.Module]], dict[str, str]] | None:
     info = features.feature_info
     reductions = info.reduction()
     if hasattr(features, "return_layers") and isinstance(features, nn.ModuleDict):
@@ -39,8 +39,10 @@ def _timm_stages(features: nn.Module) -> tuple[list[tuple[str, nn.Module]], dict
 
 
 def _backbone(features: nn.Module) -> Backbone:
-    found = _timm_stages(features)
-    if found is None:
+    found = timm_stages(features)
+    # a stage list that runs at one size only (BoTNet's, HaloNet's fixed attention grids) takes the
+    # wrapper's path, which feeds it a resized image; every other stage list is as it always was
+    if found is None or not runs_at_any_size(features, *PROBE):
         return timm_maps_backbone(features, *config_normalisation(getattr(features, "pretrained_cfg", None)))
     stages, outputs = found
     outputs = dedupe_outputs(outputs, [n for n, _ in stages])
@@ -74,16 +76,19 @@ def _linear_head(full: nn.Module, channels: int | None) -> str | None:
 
 # a plain ViT's position embeddings interpolated to any input size, the input padded to whole
 # patches (a patch-14 ViT on 32-divisible images): asked for where the model takes them
+PROBE = (96, 160)  # a small non-square input, a multiple of 32 each way, to find fixed-size stage lists
 DYNAMIC_SIZE = ({"dynamic_img_size": True, "dynamic_img_pad": True}, {"dynamic_img_size": True}, {})
 
 
-def _features_model(spec: ModelSpec) -> nn.Module:
-    """timm's ``features_only`` model of ``spec``, built to take any input size where it can."""
+def features_model(spec: ModelSpec, weights: bool = True) -> nn.Module:
+    """timm's ``features_only`` model of ``spec``, built to take any input size where it can (with
+    timm's pretrained weights where ``spec`` asks for them and ``weights`` is true)."""
     import timm
 
+    pretrained = spec.weights == "pretrained" and weights
     for options in DYNAMIC_SIZE:
         try:
-            return timm.create_model(spec.name, pretrained=spec.weights == "pretrained", features_only=True, **options)
+            return timm.create_model(spec.name, pretrained=pretrained, features_only=True, **options)
         except TypeError:
             if not options:
                 raise
@@ -97,7 +102,7 @@ def timm_architecture(spec: ModelSpec) -> Architecture:
     names and shapes (built on the meta device: no memory, no weights)."""
     import timm
 
-    features = _features_model(spec)
+    features = features_model(spec)
     backbone = _backbone(features)
     with torch.device("meta"):
         full = timm.create_model(spec.name, pretrained=False)

@@ -103,22 +103,22 @@ def _picks(features: nn.Module) -> tuple[dict[str, str], dict[str, int], dict[st
 
 
 @torch.no_grad()
-def _runs_at_any_size(maps: TimmMaps, size: int) -> bool:
-    """Whether the model runs on an input of another, non-square size with maps of that input's
-    grid (a fixed-size model asserts, or returns its built grid)."""
-    height, width = size + 32, size + 64
-    training = maps.training
-    maps.eval()
+def runs_at_any_size(features: nn.Module, height: int, width: int) -> bool:
+    """Whether a timm ``features_only`` model runs on a ``height`` x ``width`` input (another size
+    than it was built for, not square) with maps on that input's grid; a fixed-size model asserts,
+    fails on a shape, or returns its built grid."""
+    training = features.training
+    features.eval()
     try:
-        found = maps.features(torch.zeros(1, 3, height, width))
+        found = features(torch.zeros(1, 3, height, width))
     except Exception:  # noqa: BLE001 - timm's fixed-size models fail with assertions, shape and index errors
         return False
     finally:
-        maps.train(training)
+        features.train(training)
     found = list(found.values()) if isinstance(found, dict) else list(found)
-    reductions = maps.features.feature_info.reduction()
-    for value, reduction in zip(found, reductions, strict=False):
-        side = value.shape[2] if maps.nhwc else value.shape[-1]
+    nhwc = str(getattr(features, "output_fmt", "NCHW")).upper().endswith("NHWC")
+    for value, reduction in zip(found, features.feature_info.reduction(), strict=False):
+        side = value.shape[2] if nhwc else value.shape[-1]
         if abs(side - width / reduction) > 1.5:
             return False
     return True
@@ -140,7 +140,7 @@ def timm_maps_backbone(features: nn.Module, mean: tuple[float, ...], std: tuple[
     picks, channels, strides = _picks(features)
     nhwc = str(getattr(features, "output_fmt", "NCHW")).upper().endswith("NHWC")
     size = tuple(int(s) for s in (getattr(features, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224)))
-    fixed = None if _runs_at_any_size(TimmMaps(features, picks, strides, nhwc, None), size[-1]) else size[-2:]
+    fixed = None if runs_at_any_size(features, size[-1] + 32, size[-1] + 64) else size[-2:]
 
     def factory(chosen: dict[str, str]) -> nn.Module:
         return TimmMaps(features, chosen, {n: strides[n] for n in chosen.values()}, nhwc, fixed)

@@ -18,16 +18,18 @@ from transferdet.models.specs import ModelSpec
 from transferdet.models.torchvision_vit import is_torchvision_vit, position_converter, torchvision_vit_backbone
 
 
-def _torchvision_model(spec: ModelSpec) -> nn.Module:
+def torchvision_model(spec: ModelSpec, weights: bool = True) -> nn.Module:
+    """The classifier ``spec`` names (its torchvision weights where it asks for ``pretrained`` and
+    ``weights`` is true)."""
     import torchvision
 
     if spec.name not in torchvision.models.list_models(module=torchvision.models):
         raise TransferdetError(f"{spec.arch}: torchvision has no classification model {spec.name!r}")
-    weights = "DEFAULT" if spec.weights == "pretrained" else None
+    weights = "DEFAULT" if spec.weights == "pretrained" and weights else None
     return torchvision.models.get_model(spec.name, weights=weights)
 
 
-def _torchvision_stages(model: nn.Module, name: str) -> tuple[list[tuple[str, nn.Module]], bool]:
+def torchvision_stages(model: nn.Module, name: str) -> tuple[list[tuple[str, nn.Module]], bool]:
     """The stages of a family that is one sequence of them, and whether they run NHWC; none for others."""
     if all(hasattr(model, f"layer{i}") for i in range(1, 5)):  # ResNet, ResNeXt, Wide ResNet
         stem = nn.Sequential(model.conv1, model.bn1, model.relu)
@@ -120,7 +122,7 @@ def _extractor_backbone(model: nn.Module) -> Backbone:
 def _backbone(model: nn.Module, name: str) -> Backbone:
     if is_torchvision_vit(model):
         return torchvision_vit_backbone(model)
-    stages, nhwc = _torchvision_stages(model, name)
+    stages, nhwc = torchvision_stages(model, name)
     if not stages:
         try:
             return _extractor_backbone(model)
@@ -157,7 +159,7 @@ def _linear_head(model: nn.Module, channels: int) -> str | None:
 
 
 def torchvision_architecture(spec: ModelSpec) -> Architecture:
-    model = _torchvision_model(spec)
+    model = torchvision_model(spec)
     backbone = _backbone(model, spec.name)
     used = {id(t) for m in backbone.stages.values() for t in [*m.parameters(), *m.buffers()]}
     named = [*model.named_parameters(), *model.named_buffers()]

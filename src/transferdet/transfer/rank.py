@@ -28,7 +28,7 @@ from transferdet.errors import TransferdetError
 from transferdet.hashing import file_digest
 from transferdet.metrics import METRICS
 from transferdet.metrics.suite import BASELINES as SUITE_BASELINES
-from transferdet.models.adapters import build_architecture
+from transferdet.models.adapters import build_architecture, path_version
 from transferdet.models.backbone import Backbone
 from transferdet.models.backbones import build_backbone
 from transferdet.models.normalisation import sidecar_path
@@ -140,6 +140,7 @@ def _feature_key(spec: ModelSpec, weights: str | None, target: RankTarget, setti
         seed=settings.seed,
         extractor=EXTRACTOR_VERSION,
         precision=precision.resolve(settings.precision, settings.device),
+        **path_version(spec),  # an extractor path's own version; nothing for the stage list
     )
 
 
