@@ -130,3 +130,24 @@ def test_recipe_show_scales_to_the_total_batch(cli):
     assert epochs.json()["schedule"] == "lr 0.0001 from 0, lr 1e-05 from 6000, lr 1e-06 from 8250"
     unknown = cli("recipe", "show", "coco_fpn_3x")
     assert unknown.code != 0 and "coco_fpn_3x" in unknown.err and len(unknown.err.strip().splitlines()) == 1
+
+
+def test_the_vitdet_protocol_decays_the_lr_block_by_block_as_detectron2_does():
+    """ViTDet's layer-wise decay (detectron2 ``get_vit_lr_decay_rate``): for a 12-block ViT, block
+    i at 0.7 ** (12 - i), the patch embedding at 0.7 ** 13, the neck and heads at 1."""
+    from transferdet.models.backbones import build_backbone
+    from transferdet.models.detectors import DetectorConfig, build_detector
+    from transferdet.train.assemble import build_optimizer
+
+    model = build_detector(build_backbone("timm:deit_tiny_patch16_224@random"), DetectorConfig("fcos", 3))
+    groups = build_optimizer(load_recipe("vitdet_1x"), model, world=1).param_groups
+    lr = 1e-4 * 16 / 64  # the recipe's batch 16 against ViTDet's 64
+    rate = {id(p): g["lr"] / lr for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    body = "backbone.body.stages.body.features.model."
+    assert rate[id(named[body + "patch_embed.proj.weight"])] == pytest.approx(0.7**13)
+    assert rate[id(named[body + "blocks.0.attn.qkv.weight"])] == pytest.approx(0.7**12)
+    assert rate[id(named[body + "blocks.11.mlp.fc2.weight"])] == pytest.approx(0.7)
+    assert rate[id(named["backbone.neck.c3.0.weight"])] == 1.0 and groups[0]["lr"] == pytest.approx(lr)
+    decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    assert decay[id(named[body + "pos_embed"])] == 0.0 and decay[id(named[body + "blocks.3.attn.qkv.weight"])] == 0.1

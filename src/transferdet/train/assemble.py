@@ -62,22 +62,50 @@ POSITION_WORDS = ("pos_embed", "position", "relative_position_bias_table")
 
 def parameter_groups(recipe: Recipe, model: torch.nn.Module) -> list[dict]:
     """One group, or, where the recipe exempts them (Swin's ``decay_mult=0.`` on norms and
-    position embeddings/bias tables), the norm and position parameters without weight decay."""
+    position embeddings/bias tables), the norm and position parameters without weight decay;
+    with ``layer_decay`` on a plain ViT, each of those split further by lr scale (``lr_scale``)."""
     # every parameter, frozen ones too: a two-step recipe unfreezes the body later
     trained = list(model.named_parameters())
-    if recipe.decay_norm_and_position:
-        return [{"params": [p for _, p in trained]}]
-    exempt = {id(p) for m in model.modules() if isinstance(m, NORMS) for p in m.parameters(recurse=False)}
-    exempt |= {id(p) for n, p in trained if any(word in n for word in POSITION_WORDS)}
+    exempt: set[int] = set()
+    if not recipe.decay_norm_and_position:
+        exempt = {id(p) for m in model.modules() if isinstance(m, NORMS) for p in m.parameters(recurse=False)}
+        exempt |= {id(p) for n, p in trained if any(word in n for word in POSITION_WORDS)}
+    scales = _layer_scales(recipe, model)
+    if not scales:  # the groups every run before layer decay had (their optimizer states resume)
+        if recipe.decay_norm_and_position:
+            return [{"params": [p for _, p in trained]}]
+        return [
+            {"params": [p for _, p in trained if id(p) not in exempt]},
+            {"params": [p for _, p in trained if id(p) in exempt], "weight_decay": 0.0},
+        ]
+    groups: dict[tuple[bool, float], list[torch.nn.Parameter]] = {}
+    for _, parameter in trained:
+        groups.setdefault((id(parameter) in exempt, scales.get(id(parameter), 1.0)), []).append(parameter)
+    ordered = sorted(groups.items(), key=lambda item: (item[0][0], -item[0][1]))  # lr x 1 with decay first
     return [
-        {"params": [p for _, p in trained if id(p) not in exempt]},
-        {"params": [p for _, p in trained if id(p) in exempt], "weight_decay": 0.0},
+        {"params": params, "lr_scale": scale, **({"weight_decay": 0.0} if no_decay else {})}
+        for (no_decay, scale), params in ordered
     ]
+
+
+def _layer_scales(recipe: Recipe, model: torch.nn.Module) -> dict[int, float]:
+    """id(parameter) -> lr scale by depth (ViTDet's layer-wise decay, as detectron2's
+    ``get_vit_lr_decay_rate``): group g of a plain body's n groups at ``decay ** (n - g)``."""
+    if recipe.layer_decay is None:
+        return {}
+    groups = getattr(body(model), "groups", None)
+    if not groups:
+        return {}
+    named = dict(body(model).named_parameters())
+    decay, count = recipe.layer_decay, len(groups)
+    return {id(named[n]): decay ** (count - depth) for depth, group in enumerate(groups) for n in group}
 
 
 def build_optimizer(recipe: Recipe, model: torch.nn.Module, world: int) -> torch.optim.Optimizer:
     lr = recipe.lr * recipe.batch_size * world / recipe.base_batch  # linear scaling (Goyal et al., 2017)
     parameters = parameter_groups(recipe, model)
+    for group in parameters:
+        group["lr"] = lr * group.pop("lr_scale", 1.0)
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     kind = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam

@@ -23,6 +23,7 @@ def effective_schedule(recipe: Recipe, world: int = 1, images: int | None = None
         "weight_decay": recipe.weight_decay
         if recipe.decay_norm_and_position
         else f"{recipe.weight_decay:g} (none on norms and position embeddings)",
+        "layer_decay": f"{recipe.layer_decay:g} per block of a plain ViT (ViTDet)" if recipe.layer_decay else "none",
         "length": _length(recipe, total, images, batch),
         "warmup": f"{recipe.warmup_iterations} iterations, linear from x{recipe.warmup_factor:g}"
         if recipe.warmup_iterations

@@ -61,6 +61,9 @@ class Recipe(BaseModel):
     norm: Literal["frozen_bn", "bn", "syncbn", "gn"] = "frozen_bn"
     fpn_norm: Literal["bn", "syncbn", "gn"] | None = None  # after the FPN's convolutions (None: none)
     decay_norm_and_position: bool = True  # False: no weight decay on norms and position embeddings (Swin)
+    # a plain ViT's layer-wise lr decay (ViTDet): block i of n at lr * decay ** (n - i), the patch
+    # embedding at decay ** (n + 1), the rest at lr; None: one lr
+    layer_decay: float | None = Field(None, gt=0, le=1)
     freeze_at: int = Field(0, ge=0, le=5)
     freeze_body: bool = False  # train only the new heads
     second_step_lr_factor: float | None = None  # then unfreeze everything at lr * factor
@@ -185,6 +188,25 @@ RECIPES: dict[str, dict] = {
         "anchors": "default",
         "checkpoint_every": 5000,
     },
+}
+RECIPES["vitdet_1x"] = {
+    "description": "ViTDet's COCO settings for plain ViTs (AdamW 1e-4 at batch 64, weight decay 0.1, layer-wise "
+    "lr decay 0.7, 1024 px) on a 1x length: docs/protocols.md says which values are published",
+    "optimizer": "adamw",
+    "lr": 1e-4,
+    "base_batch": 64,
+    "weight_decay": 0.1,
+    "decay_norm_and_position": False,
+    "layer_decay": 0.7,
+    "epochs": 12,
+    "steps": [163889 / 184375, 177546 / 184375],
+    "warmup_iterations": 250,
+    "warmup_factor": 0.001,
+    "min_size": [1024],
+    "max_size": 1024,
+    "flip": 0.5,
+    "anchors": "default",
+    "checkpoint_every": 5000,
 }
 RECIPES["retinanet_1x_adamw"] = {
     **RECIPES["adamw_1x"],
