@@ -35,8 +35,8 @@ LayerOption = Annotated[
     str,
     typer.Option(
         help="Feature map(s), comma-separated, all from one forward pass: c2..c5 (c5 on a backbone without a "
-        "stride-32 map, a plain ViT's one stride-16 map or SqueezeNet's, reads its deepest map); with a trained detector "
-        "as weights (ARCH@RUN_DIR, a transferdet train run folder) also its FPN levels p2..p7, fpn_ms "
+        "stride-32 map, a plain ViT's one stride-16 map or SqueezeNet's, reads its deepest map); with a trained "
+        "detector as weights (ARCH@RUN_DIR, a transferdet train run folder) also its FPN levels p2..p7, fpn_ms "
         "(each box from the FPN level Faster R-CNN assigns it) and fc7 (a Faster R-CNN's box-head output). "
         "Variants: c5/wm64 (width-matched: the candidate's own features projected to 64 dimensions, so that "
         "wide and narrow layers compare) and pyramid/wm32 (each box from c3, c4 or c5 by FPN's level rule, "
