@@ -7,8 +7,7 @@ import torch
 
 from transferdet.models.architecture import Architecture
 from transferdet.models.specs import ModelSpec
-from transferdet.models.timm_adapter import PROBE, features_model, timm_architecture, timm_stages
-from transferdet.models.timm_maps import runs_at_any_size
+from transferdet.models.timm_adapter import features_model, stage_list, timm_architecture
 from transferdet.models.torchvision_adapter import torchvision_architecture, torchvision_model, torchvision_stages
 from transferdet.models.torchvision_vit import is_torchvision_vit
 
@@ -29,9 +28,8 @@ def backbone_path(spec: ModelSpec) -> str:
     """Which backbone path ``spec``'s architecture takes, decided on the meta device where the
     model builds there (no weights, no forward pass; RegNet's init needs real tensors)."""
     if spec.library == "timm":
-        with torch.device("meta"):
-            features = features_model(spec, weights=False)
-            stages = timm_stages(features) is not None and runs_at_any_size(features, *PROBE)  # shapes only
+        with torch.device("meta"):  # the probe runs on shapes only
+            stages = stage_list(features_model(spec, weights=False)) is not None
         return "stages" if stages else "timm-maps"
     try:
         with torch.device("meta"):

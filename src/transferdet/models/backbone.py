@@ -9,6 +9,8 @@ library's model into stages; :mod:`~transferdet.models.backbones` gives them wei
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 from collections import OrderedDict
 
@@ -49,6 +51,26 @@ def dedupe_outputs(outputs: dict[str, str], order: list[str]) -> dict[str, str]:
         if stage in outputs:
             last[outputs[stage]] = stage
     return {stage: feature for feature, stage in last.items()}
+
+
+@torch.no_grad()
+def runs_on_its_grid(backbone: nn.Module, height: int, width: int) -> bool:
+    """Whether ``backbone`` runs on a blank ``height`` x ``width`` input with every map on the grid
+    of its stride (a network that runs at one size only asserts, fails on a shape, or keeps its
+    built grid). Eval mode for the probe; the mode is restored."""
+    training = backbone.training
+    backbone.eval()
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # an FX graph prints its failing line there
+            maps = backbone(torch.zeros(1, 3, height, width))
+    except Exception:  # noqa: BLE001 - fixed-size networks fail with assertions, shape, type and index errors
+        return False
+    finally:
+        backbone.train(training)
+    return all(
+        isinstance(m, torch.Tensor) and m.dim() == 4 and abs(m.shape[-1] - width / backbone.strides[n]) <= 1.5
+        for n, m in maps.items()
+    )
 
 
 class Backbone(nn.Module):

@@ -145,11 +145,12 @@ def _rcnn_c4(body: Backbone, config: DetectorConfig) -> nn.Module:
 def _retinanet(body: Backbone, config: DetectorConfig) -> nn.Module:
     levels = _fpn_levels(body, ("c3", "c4", "c5"))
     backbone = _pyramid(body, levels, config, "p6p7")
-    spec = config.anchors or AnchorSpec(tuple(32.0 * 2**i for i in range(5)))
+    maps = len(levels) + 2  # with P6 and P7: five from c3 (fewer where the body starts deeper, as LeViT's c4)
+    spec = config.anchors or AnchorSpec(tuple(4.0 * 2 ** int(levels[0][1:]) * 2**i for i in range(maps)))
     return RetinaNet(
         backbone,
         config.num_classes,
-        anchor_generator=_anchor_generator(spec, 5, RETINANET_OCTAVES),
+        anchor_generator=_anchor_generator(spec, maps, RETINANET_OCTAVES),
         score_thresh=config.box_score_thresh,
         detections_per_img=config.detections_per_image,
         **_common(body, config),
@@ -159,8 +160,8 @@ def _retinanet(body: Backbone, config: DetectorConfig) -> nn.Module:
 def _fcos(body: Backbone, config: DetectorConfig) -> nn.Module:
     levels = _fpn_levels(body, ("c3", "c4", "c5"))
     backbone = _pyramid(body, levels, config, "p6p7")
-    strides = [2 ** int(levels[0][1:]) * 2**i for i in range(5)]
-    generator = AnchorGenerator(tuple((float(s),) for s in strides), ((1.0,),) * 5)
+    strides = [2 ** int(levels[0][1:]) * 2**i for i in range(len(levels) + 2)]  # the levels, P6 and P7
+    generator = AnchorGenerator(tuple((float(s),) for s in strides), ((1.0,),) * len(strides))
     model = FCOS(
         backbone,
         config.num_classes,

@@ -19,10 +19,26 @@ import torch
 from torch import nn
 
 from transferdet.errors import TransferdetError
-from transferdet.models.backbone import Backbone
+from transferdet.models.backbone import Backbone, at_stride
 
 # builds the extractor of ``source`` that returns these {node: feature name}, in depth order
 ExtractorFactory = Callable[[dict[str, str]], nn.Module]
+
+
+class ResizedInput(nn.Module):
+    """An extractor of a network that runs at one input size only (torchvision's MaxViT, whose
+    windows tile 224 px): the image resized to ``size``, each map resampled back to the image's
+    grid at its stride."""
+
+    def __init__(self, extractor: nn.Module, size: tuple[int, int], strides: dict[str, int]) -> None:
+        super().__init__()
+        self.extractor, self.size, self.strides = extractor, tuple(size), dict(strides)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        height, width = x.shape[-2:]
+        if (height, width) != self.size:
+            x = nn.functional.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        return {name: at_stride(m, self.strides[name], height, width) for name, m in self.extractor(x).items()}
 
 
 class ExtractorBackbone(Backbone):

@@ -8,10 +8,10 @@ from torch import nn
 
 from transferdet.errors import TransferdetError
 from transferdet.models.architecture import Architecture
-from transferdet.models.backbone import Backbone, dedupe_outputs, feature_name
+from transferdet.models.backbone import Backbone, dedupe_outputs, feature_name, runs_on_its_grid, snapped_stride
 from transferdet.models.normalisation import config_normalisation
 from transferdet.models.specs import ModelSpec
-from transferdet.models.timm_maps import runs_at_any_size, timm_maps_backbone
+from transferdet.models.timm_maps import timm_maps_backbone
 from transferdet.models.vit_checkpoints import plain_vit_converter
 
 
@@ -38,19 +38,19 @@ def timm_stages(features: nn.Module) -> tuple[list[tuple[str, nn.Module]], dict[
     return None  # not a list of stages: a wrapper's maps (models/timm_maps.py)
 
 
-def _backbone(features: nn.Module) -> Backbone:
+def stage_list(features: nn.Module) -> Backbone | None:
+    """The backbone of a timm model that is one list of stages at power-of-two strides and runs at
+    any input size (one probe at PROBE), as it always was built; None for any other model."""
     found = timm_stages(features)
-    # a stage list that runs at one size only (BoTNet's, HaloNet's fixed attention grids) takes the
-    # wrapper's path, which feeds it a resized image; every other stage list is as it always was
-    if found is None or not runs_at_any_size(features, *PROBE):
-        return timm_maps_backbone(features, *config_normalisation(getattr(features, "pretrained_cfg", None)))
+    info = features.feature_info
+    if found is None or any(snapped_stride(r) != r for r in info.reduction()):
+        return None
     stages, outputs = found
     outputs = dedupe_outputs(outputs, [n for n, _ in stages])
-    info = features.feature_info
     by_stride = {feature_name(r): c for r, c in zip(info.reduction(), info.channels(), strict=True)}
     strides = {feature_name(r): r for r in info.reduction()}
     mean, std = config_normalisation(getattr(features, "pretrained_cfg", None))
-    return Backbone(
+    backbone = Backbone(
         stages,
         outputs,
         {o: by_stride[o] for o in outputs.values()},
@@ -59,6 +59,17 @@ def _backbone(features: nn.Module) -> Backbone:
         mean=mean,
         std=std,
     )
+    return backbone if runs_on_its_grid(backbone, *PROBE) else None
+
+
+def _backbone(features: nn.Module) -> Backbone:
+    # a stage list that runs at one size only (BoTNet's, HaloNet's fixed attention grids), passes
+    # lists between its stages (SelecSLS) or has a stride that is not a power of two (Sequencer's 7)
+    # takes the wrapper's path, which resizes and resamples; every other stage list is as it always was
+    found = stage_list(features)
+    if found is None:
+        return timm_maps_backbone(features, *config_normalisation(getattr(features, "pretrained_cfg", None)))
+    return found
 
 
 def _linear_head(full: nn.Module, channels: int | None) -> str | None:

@@ -11,8 +11,8 @@ from torch import nn
 
 from transferdet.errors import TransferdetError
 from transferdet.models.architecture import Architecture
-from transferdet.models.backbone import Backbone, dedupe_outputs, feature_name, snapped_stride
-from transferdet.models.extractor_backbone import ExtractorBackbone
+from transferdet.models.backbone import Backbone, dedupe_outputs, feature_name, runs_on_its_grid, snapped_stride
+from transferdet.models.extractor_backbone import ExtractorBackbone, ResizedInput
 from transferdet.models.normalisation import IMAGENET_MEAN, IMAGENET_STD
 from transferdet.models.specs import ModelSpec
 from transferdet.models.torchvision_vit import is_torchvision_vit, position_converter, torchvision_vit_backbone
@@ -116,7 +116,14 @@ def _extractor_backbone(model: nn.Module) -> Backbone:
             module.training = training
         return extractor
 
-    return ExtractorBackbone(factory, nodes, channels, strides, IMAGENET_MEAN, IMAGENET_STD)
+    backbone = ExtractorBackbone(factory, nodes, channels, strides, IMAGENET_MEAN, IMAGENET_STD)
+    if runs_on_its_grid(backbone, 224 + 32, 224 + 64):
+        return backbone
+
+    def resized(chosen: dict[str, str]) -> nn.Module:  # a network that runs at 224 px only
+        return ResizedInput(factory(chosen), (224, 224), strides)
+
+    return ExtractorBackbone(resized, nodes, channels, strides, IMAGENET_MEAN, IMAGENET_STD)
 
 
 def _backbone(model: nn.Module, name: str) -> Backbone:
@@ -146,7 +153,7 @@ def _backbone(model: nn.Module, name: str) -> Backbone:
     )
 
 
-def _linear_head(model: nn.Module, channels: int) -> str | None:
+def _linear_head(model: nn.Module, channels: int | None) -> str | None:
     """The key prefix of a classifier that is one linear layer (after dropout) on pooled c5."""
     if isinstance(getattr(model, "fc", None), nn.Linear) and model.fc.in_features == channels:
         return "fc"
@@ -171,4 +178,4 @@ def torchvision_architecture(spec: ModelSpec) -> Architecture:
     keys = [k for k, t in named if id(t) in used]
     if is_torchvision_vit(model):
         return Architecture(backbone, target, keys, assign, None, position_converter(model))
-    return Architecture(backbone, target, keys, assign, _linear_head(model, backbone.channels["c5"]))
+    return Architecture(backbone, target, keys, assign, _linear_head(model, backbone.channels.get("c5")))

@@ -138,6 +138,20 @@ class _Rows:
         )
 
 
+def _to_channels_last(network: torch.nn.Module, device: str) -> None:
+    """``network`` on ``device``, its 4-D weights in channels_last format, in eval mode. torch
+    converts 5-D tensors too and refuses: a network with one (LambdaNet's relative position
+    embedding) has its 4-D tensors converted one by one."""
+    try:
+        network.to(device, memory_format=torch.channels_last)
+    except RuntimeError:
+        network.to(device)
+        for tensor in [*network.parameters(), *network.buffers()]:
+            if tensor.dim() == 4:
+                tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+    network.eval()
+
+
 @torch.no_grad()
 def extract_layers(
     backbone: Backbone,
@@ -164,7 +178,7 @@ def extract_layers(
     if not any(r.num_boxes for r in records):
         raise TransferdetError("no boxes to compute features on")
     layers = list(dict.fromkeys(layers))
-    (detector if detector is not None else backbone).to(device, memory_format=torch.channels_last).eval()
+    _to_channels_last(detector if detector is not None else backbone, device)
     pool = make_pooler(fold_batch_norms(backbone.eval()), layers, kind, detector)
     mean = torch.tensor(backbone.mean).view(3, 1, 1)
     std = torch.tensor(backbone.std).view(3, 1, 1)
