@@ -118,3 +118,28 @@ def test_a_stage_list_that_runs_at_one_size_takes_the_resizing_path() -> None:
     with torch.no_grad():
         assert backbone(torch.zeros(1, 3, 128, 160))["c5"].shape[-2:] == (4, 5)
     assert "body" not in build_backbone("timm:resnet10t@random").stages  # any size: the stage list, as always
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "timm:levit_128s",  # maps from c4 only: FCOS's anchors follow the levels the body has
+        "torchvision:squeezenet1_1",  # no stride-32 map: rank's c5 reads c4
+        "timm:lambda_resnet26t",  # a 5-D weight that channels_last cannot convert
+        "timm:selecsls42",  # stages that pass lists: the wrapper's path
+    ],
+)
+def test_backbones_that_used_to_fail_train_a_step_and_give_features(spec, synthetic) -> None:
+    from transferdet.data import formats
+    from transferdet.transfer.features import extract_layers
+
+    torch.manual_seed(0)
+    backbone = build_backbone(f"{spec}@random")
+    model = build_detector(backbone, DetectorConfig("fcos", 3, min_size=128, max_size=128)).train()
+    target = [{"boxes": torch.tensor([[10.0, 12.0, 80.0, 90.0]]), "labels": torch.tensor([1])}]
+    loss = sum(model([torch.rand(3, 128, 128)], target).values())
+    loss.backward()
+    assert torch.isfinite(loss) and any(p.grad is not None and p.grad.abs().sum() > 0 for p in backbone.parameters())
+    records = formats.read(synthetic).records("train")[:2]
+    features = extract_layers(backbone, records, ["c5"], "local", 96, 2, "cpu")["c5"].features
+    assert features.std(axis=0).max() > 0
