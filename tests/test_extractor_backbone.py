@@ -8,14 +8,11 @@ import pytest
 import torch
 import torchvision
 
-from transferdet.data import formats
-from transferdet.data.transforms import TorchDetectionDataset, collate_detection, detection_transforms
 from transferdet.errors import TransferdetError
 from transferdet.models.backbones import build_backbone
 from transferdet.models.detectors import DetectorConfig, build_detector
 from transferdet.models.extractor_backbone import ExtractorBackbone
 from transferdet.models.norms import freeze_stages
-from transferdet.transfer.rank import RankSettings, rank
 
 REGNET = "torchvision:regnet_y_400mf"
 
@@ -47,20 +44,7 @@ def test_regnet_loads_a_torchvision_checkpoint_strictly(tmp_path) -> None:
         assert torch.equal(backbone(x)["c5"], expected)
 
 
-@pytest.mark.parametrize("kind", ["fcos", "faster_rcnn_fpn", "retinanet"])
-def test_fpn_detectors_train_on_a_feature_extractor(kind, synthetic) -> None:
-    dataset = formats.read(synthetic)
-    records = dataset.records("train")[:2]
-    torch.manual_seed(0)
-    config = DetectorConfig(kind, len(dataset.classes), min_size=96, max_size=96)
-    model = build_detector(build_backbone(f"{REGNET}@random"), config).train()
-    data = TorchDetectionDataset(records, detection_transforms(True, 96), label_offset=model.label_offset)
-    images, targets = collate_detection([data[0], data[1]])
-    loss = sum(model(images, targets).values())
-    assert torch.isfinite(loss)
-    loss.backward()
-    body = model.backbone.body
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in body.parameters())
+# RegNet under FCOS, Faster R-CNN FPN and RetinaNet, and ranked: tests/test_plain_backbones.py's matrix
 
 
 def test_c4_is_a_one_line_error_and_freezing_follows_the_maps() -> None:
@@ -72,12 +56,6 @@ def test_c4_is_a_one_line_error_and_freezing_follows_the_maps() -> None:
     assert frozen and all(name.startswith(("stages.body.stem", "stages.body.trunk_output.block1")) for name in frozen)
     trainable = [n for n, p in backbone.named_parameters() if p.requires_grad]
     assert trainable and all(n.startswith("stages.body.trunk_output.block") for n in trainable)
-
-
-def test_a_feature_extractor_ranks_with_default_options(synthetic) -> None:
-    settings = RankSettings(image_size=96, max_images=8, device="cpu")
-    rows = rank(synthetic, [f"{REGNET}@random"], ["logme", "knn"], settings=settings)
-    assert {r["layer"] for r in rows} == {"c5"} and all(r["score"] is not None for r in rows)
 
 
 def test_alexnet_stride_snaps_to_a_power_of_two() -> None:

@@ -42,7 +42,7 @@ def test_a_fixed_size_model_sees_a_resized_image_and_gives_the_input_grid() -> N
         assert backbone(torch.zeros(1, 3, 64, 96))["c4"].shape[-2:] == (4, 6)
 
 
-@pytest.mark.parametrize("kind", ["fcos", "faster_rcnn_fpn", "retinanet", "mask_rcnn_fpn", "ssd"])
+@pytest.mark.parametrize("kind", ["fcos", "mask_rcnn_fpn", "ssd"])  # Faster R-CNN, RetinaNet: the matrix below
 def test_every_fpn_family_builds_on_the_simple_pyramid(kind) -> None:
     torch.manual_seed(0)
     body = build_backbone(f"{DEIT}@random")
@@ -87,15 +87,59 @@ def test_freeze_at_counts_the_patch_embedding_then_blocks() -> None:
     assert trainable and all(".blocks." in n for n in trainable)
 
 
-@pytest.mark.parametrize("spec", [VIT, DEIT])
-def test_plain_vits_train_two_iterations_and_rank(spec, synthetic, tmp_path) -> None:
-    recipe = load_recipe("quick", ["iterations=2", "batch_size=2", "num_workers=0", "min_size=[96]", "max_size=96"])
-    seen: list[float] = []
-    job = TrainJob(synthetic, f"{spec}@random", "fcos", recipe, tmp_path / "run", device="cpu")
-    losses = ("classification", "bbox_regression", "bbox_ctrness")
-    train(job, on_iteration=lambda i, n, s: seen.append(sum(s[k] for k in losses)))
-    assert len(seen) == 2 and all(torch.isfinite(torch.tensor(seen)))
-    rows = rank(synthetic, [f"{spec}@random"], ["logme"], settings=RankSettings(image_size=96, max_images=6))
+@pytest.fixture(scope="module")
+def dino_checkpoint(tmp_path_factory) -> str:
+    """A DINO-layout file for ViT-S/16: the teacher's backbone under ``backbone.``, a student beside it."""
+    import timm
+
+    torch.manual_seed(7)
+    weights = timm.create_model("vit_small_patch16_224").state_dict()
+    path = tmp_path_factory.mktemp("dino") / "dino_vits16.pth"
+    teacher = {f"backbone.{k}": v for k, v in weights.items() if not k.startswith("head")}
+    torch.save({"teacher": teacher, "student": {f"module.{k}": v for k, v in teacher.items()}, "epoch": 1}, path)
+    return f"{VIT}@{path}"
+
+
+ACCEPTANCE = [f"{VIT}@random", f"{DEIT}@random", "dino", "torchvision:regnet_y_400mf@random"]
+
+
+@pytest.mark.parametrize("detector", ["fcos", "faster_rcnn_fpn", "retinanet"])
+@pytest.mark.parametrize("model", ACCEPTANCE)
+def test_each_backbone_trains_two_iterations_under_each_fpn_family(model, detector, dino_checkpoint, synthetic) -> None:
+    from transferdet.data import formats
+    from transferdet.data.transforms import TorchDetectionDataset, collate_detection, detection_transforms
+
+    torch.manual_seed(0)
+    spec = dino_checkpoint if model == "dino" else model
+    config = DetectorConfig(detector, 10, min_size=96, max_size=96, fpn_channels=64)
+    detector_model = build_detector(build_backbone(spec), config).train()
+    records = formats.read(synthetic).records("train")[:2]
+    data = TorchDetectionDataset(records, detection_transforms(True, 96), label_offset=detector_model.label_offset)
+    images, targets = collate_detection([data[0], data[1]])
+    optimizer = torch.optim.SGD([p for p in detector_model.parameters() if p.requires_grad], lr=0.01)
+    losses = []
+    for _ in range(2):
+        loss = sum(detector_model(images, targets).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_a_plain_vit_trains_through_the_training_loop(synthetic, tmp_path) -> None:
+    overrides = ["iterations=2", "batch_size=2", "num_workers=0", "min_size=[96]", "max_size=96", "fpn_channels=64"]
+    seen: list[dict] = []
+    job = TrainJob(synthetic, f"{DEIT}@random", "fcos", load_recipe("quick", overrides), tmp_path / "run", device="cpu")
+    metrics = train(job, on_iteration=lambda i, n, s: seen.append(s))
+    assert len(seen) == 2 and all(torch.isfinite(torch.tensor(s["loss"])) for s in seen)
+    assert metrics["iterations"] == 2 and metrics["AP"] is not None
+
+
+@pytest.mark.parametrize("model", ACCEPTANCE)
+def test_each_backbone_ranks_with_default_options(model, dino_checkpoint, synthetic) -> None:
+    spec = dino_checkpoint if model == "dino" else model
+    rows = rank(synthetic, [spec], ["logme"], settings=RankSettings(image_size=96, max_images=6))
     assert [r["layer"] for r in rows] == ["c5"] and rows[0]["score"] is not None
 
 
