@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from transferdet.models.backbone import at_stride, feature_name, snapped_stride
+from transferdet.models.backbone import at_stride, feature_name, runs_on_its_grid, snapped_stride
 from transferdet.models.extractor_backbone import ExtractorBackbone
 
 
@@ -102,26 +102,19 @@ def _picks(features: nn.Module) -> tuple[dict[str, str], dict[str, int], dict[st
     return picks, {n: channels[n] for n in picks.values()}, {n: strides[n] for n in picks.values()}
 
 
-@torch.no_grad()
-def runs_at_any_size(features: nn.Module, height: int, width: int) -> bool:
-    """Whether a timm ``features_only`` model runs on a ``height`` x ``width`` input (another size
-    than it was built for, not square) with maps on that input's grid; a fixed-size model asserts,
-    fails on a shape, or returns its built grid."""
-    training = features.training
-    features.eval()
-    try:
-        found = features(torch.zeros(1, 3, height, width))
-    except Exception:  # noqa: BLE001 - timm's fixed-size models fail with assertions, shape and index errors
-        return False
-    finally:
-        features.train(training)
-    found = list(found.values()) if isinstance(found, dict) else list(found)
-    nhwc = str(getattr(features, "output_fmt", "NCHW")).upper().endswith("NHWC")
-    for value, reduction in zip(found, features.feature_info.reduction(), strict=False):
-        side = value.shape[2] if nhwc else value.shape[-1]
-        if abs(side - width / reduction) > 1.5:
-            return False
-    return True
+class _RawMaps(nn.Module):
+    """A timm wrapper's outputs as they come (NCHW, not resampled), keyed by position, with the
+    strides ``feature_info`` states: what :func:`runs_on_its_grid` probes."""
+
+    def __init__(self, features: nn.Module, nhwc: bool) -> None:
+        super().__init__()
+        self.features, self.nhwc = features, nhwc
+        self.strides = {str(i): r for i, r in enumerate(features.feature_info.reduction())}
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        found = self.features(x)
+        found = list(found.values()) if isinstance(found, dict) else list(found)
+        return {str(i): m.permute(0, 3, 1, 2) if self.nhwc else m for i, m in enumerate(found)}
 
 
 def _parameter_groups(features: nn.Module) -> list[list[str]] | None:
@@ -140,7 +133,8 @@ def timm_maps_backbone(features: nn.Module, mean: tuple[float, ...], std: tuple[
     picks, channels, strides = _picks(features)
     nhwc = str(getattr(features, "output_fmt", "NCHW")).upper().endswith("NHWC")
     size = tuple(int(s) for s in (getattr(features, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224)))
-    fixed = None if runs_at_any_size(features, size[-1] + 32, size[-1] + 64) else size[-2:]
+    # one probe at another, non-square size: a model that runs at its built size only is fed a resized image
+    fixed = None if runs_on_its_grid(_RawMaps(features, nhwc), size[-1] + 32, size[-1] + 64) else size[-2:]
 
     def factory(chosen: dict[str, str]) -> nn.Module:
         return TimmMaps(features, chosen, {n: strides[n] for n in chosen.values()}, nhwc, fixed)

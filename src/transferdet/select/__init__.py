@@ -1,0 +1,1 @@
+"""`transferdet select`: rank the candidates, then race the survivors (successive halving)."""
