@@ -54,6 +54,7 @@ class RunDir:
     LOG = "log.jsonl"
     SUMMARY = "summary.png"
     TRIALS = "trials.json"
+    RUNGS = "rungs.json"  # select's race: the validation result at each rung this run reached
     CONTENT = "no recipe.json and checkpoint.pt"  # how an error says a folder is not a run
 
     @staticmethod
@@ -140,6 +141,16 @@ class RunDir:
         lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         kept = [line for line in lines if json.loads(line).get("iteration", 0) <= iteration]
         path.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+
+    def write_rung(self, record: dict[str, Any]) -> None:
+        """Append one rung's validation result (select's race), replacing an earlier one at the
+        same iteration (a rung evaluated again after a kill)."""
+        rows = [r for r in self.rungs() if r["iteration"] != record["iteration"]] + [record]
+        _write_json(self.path / self.RUNGS, sorted(rows, key=lambda r: r["iteration"]))
+
+    def rungs(self) -> list[dict[str, Any]]:
+        path = self.path / self.RUNGS
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         _write_json(self.path / self.METRICS, metrics)

@@ -62,7 +62,7 @@ def _data(job: TrainJob) -> tuple[DetectionDataset, list[ImageRecord], str | Non
         if name is not None and name not in dataset.splits and "+" not in name:
             raise TransferdetError(f"no split {name!r} (splits: {', '.join(dataset.splits)})")
     val_split = None
-    if job.recipe.eval_every:
+    if job.recipe.eval_every or job.carve_validation:
         dataset, train_split, val_split = validation_split(dataset, train_split, test_split, job.seed)
     # crowd regions are not objects to learn (as torchvision's and detectron2's COCO loaders);
     # VOC's difficult boxes are trained on (detectron2's VOC loader keeps them)
@@ -101,7 +101,7 @@ def _train(job: TrainJob, group: distributed.Group, resume: bool, on_iteration: 
     optimizer = build_optimizer(job.recipe, model, group.world)
     session = Session(
         model, net, optimizer, job.recipe, job.device, group, run, dataset, test_split, total, Plateau(),
-        resumed=resume, distiller=distiller, val_split=val_split,
+        resumed=resume, distiller=distiller, val_split=val_split, stop=min(total, job.stop_at or total),
     )  # fmt: skip
     if distiller is not None:
         distiller.install()
@@ -118,7 +118,7 @@ def _train(job: TrainJob, group: distributed.Group, resume: bool, on_iteration: 
         run.write_manifest(job.recipe.model_dump(), job.record(total), record)
     board = _tensorboard(run) if group.main else None
     with run.log(append=resume, write=group.main) as log:
-        loader = training_loader(job, model, records, start, total, group.rank, group.world)
+        loader = training_loader(job, model, records, start, session.stop, group.rank, group.world)
         run_loop(session, loader, start, log, board, on_iteration)
     if board is not None:
         board.close()
@@ -128,7 +128,10 @@ def _train(job: TrainJob, group: distributed.Group, resume: bool, on_iteration: 
 
 
 def _finish(session: Session, group: distributed.Group) -> dict[str, Any]:
-    """The final evaluation; under DDP, a check that every process ends with the same weights."""
+    """The final evaluation (a rung's on the validation split, the run unfinished); under DDP, a
+    check that every process ends with the same weights."""
+    if session.stop < session.total:
+        return _finish_rung(session, group)
     metrics: dict[str, Any] = {"iterations": session.total, "world_size": group.world}
     if session.test_split is not None:
         metrics.update(evaluate(session.model, session.dataset, session.test_split, session.device, group))
@@ -144,6 +147,17 @@ def _finish(session: Session, group: distributed.Group) -> dict[str, Any]:
         session.run.write_metrics(metrics)
         write_summary(session.run)
     return metrics
+
+
+def _finish_rung(session: Session, group: distributed.Group) -> dict[str, Any]:
+    """A rung of select's race: the validation split's AP at the stop, kept in the run folder."""
+    if session.val_split is None:
+        raise TransferdetError("a rung needs a validation split: train with carve_validation")
+    scores = evaluate(session.model, session.dataset, session.val_split, session.device, group)
+    record = {"iteration": session.stop, "split": session.val_split, **{k: scores[k] for k in ("AP", "AP50")}}
+    if group.main:
+        session.run.write_rung(record)
+    return record
 
 
 def _tensorboard(run: RunDir) -> Any:

@@ -28,10 +28,15 @@ class TrainJob:
     test_split: str | None = None
     options: ReadOptions = field(default_factory=ReadOptions)
     distill: DistillSettings | None = None  # classifier-to-detector distillation from a teacher
+    # a rung of select's race: train the full schedule's iterations up to ``stop_at`` only, then
+    # evaluate the validation split (never the test split); the run resumes from there
+    stop_at: int | None = None
+    carve_validation: bool = False  # hold out a validation split from the training images (a race's runs)
 
     def record(self, iterations: int) -> dict[str, Any]:
-        """The job as the run's manifest keeps it."""
-        plain = {k: str(v) for k, v in asdict(self).items() if k not in ("recipe", "options", "distill")}
+        """The job as the run's manifest keeps it (where a rung stops is not part of the run)."""
+        skipped = ("recipe", "options", "distill", "stop_at")
+        plain = {k: str(v) for k, v in asdict(self).items() if k not in skipped}
         plain["backbone"] = str(self.backbone)  # a ModelSpec's text (its stated mean/std: the detector record)
         return {**plain, "distill": self.distill_record(), "iterations": iterations}
 

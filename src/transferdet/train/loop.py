@@ -43,9 +43,11 @@ class Session:
     resumed: bool = False
     distiller: Any = None
     val_split: str | None = None  # evaluated during training (never test_split, which is reported)
+    stop: int = 0  # where this call stops (a rung of select's race), else total
     base_lrs: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.stop = self.stop or self.total
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.precision = precision.training_precision(self.recipe.precision, self.device)
         self.scaler = torch.amp.GradScaler(
@@ -134,6 +136,6 @@ def run_loop(
         midway = recipe.eval_every and iteration % recipe.eval_every == 0 and iteration < session.total
         if midway and session.val_split is not None:
             _evaluate_midway(session, iteration, log)
-        if iteration % recipe.checkpoint_every == 0 or iteration == session.total:
+        if iteration % recipe.checkpoint_every == 0 or iteration in (session.stop, session.total):
             _checkpoint(session, iteration, log)
             last_good = iteration
