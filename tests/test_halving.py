@@ -35,3 +35,75 @@ def test_a_budget_that_cannot_afford_two_rungs_is_a_one_line_error() -> None:
         plan_race(1, 200, 0.3)
     with pytest.raises(TransferdetError, match=r"in \(0, 1\]"):
         plan_race(4, 200, 1.5)
+
+
+class FakeRuns:
+    """Run folders as a race sees them: each candidate's last trained iteration and its rung
+    results; training to a rung costs the iterations since the last one. ``curve`` gives a
+    candidate's validation AP50 at an iteration; ``kill_after`` raises after that many calls."""
+
+    def __init__(self, curve, total: int, kill_after: int | None = None, fails: tuple[str, ...] = ()) -> None:
+        self.curve, self.total, self.kill_after, self.fails = curve, total, kill_after, fails
+        self.at: dict[str, int] = {}
+        self.rungs: dict[tuple[str, int], dict] = {}
+        self.spent, self.calls = 0, 0
+
+    def __call__(self, candidate: str, iteration: int | None) -> dict:
+        self.calls += 1
+        if self.kill_after is not None and self.calls > self.kill_after:
+            raise KeyboardInterrupt  # the process is killed
+        if candidate in self.fails:
+            raise TransferdetError(f"{candidate}: loss is nan at iteration 3")
+        stop = self.total if iteration is None else iteration
+        if (candidate, stop) in self.rungs:  # answered from the run folder
+            return self.rungs[(candidate, stop)]
+        self.spent += stop - self.at.get(candidate, 0)
+        self.at[candidate] = stop
+        record = {"iteration": stop, "AP50": self.curve(candidate, stop)}
+        self.rungs[(candidate, stop)] = record
+        return record
+
+
+def _curve(candidate: str, iteration: int) -> float:
+    """Validation AP50 rising to each candidate's final value; the pretrained one is ahead at every
+    iteration (the screen nonetheless ranks it last)."""
+    final = {"random-a": 0.30, "random-b": 0.32, "random-c": 0.31, "pretrained": 0.60}[candidate]
+    return final * min(1.0, iteration / 100) ** 0.5
+
+
+ORDER = ["random-a", "random-b", "random-c", "pretrained"]  # a screen that ranks the best one last
+
+
+def test_the_race_finds_the_candidate_the_screen_ranked_last_and_spends_the_plan() -> None:
+    from transferdet.select.race import run_race
+
+    plan = plan_race(4, 200, 0.5)
+    runs = FakeRuns(_curve, 200)
+    result = run_race(plan, ORDER, runs)
+    assert result.winner == "pretrained" and result.final["iteration"] == 200
+    assert runs.spent == plan.cost  # every iteration the arithmetic counts, none twice
+    assert set(result.stopped) == set(ORDER) and result.stopped["pretrained"] == "winner"
+    assert all(len(result.scores[c]) >= 1 for c in ORDER) and len(result.scores["pretrained"]) == len(plan.rungs)
+
+
+def test_a_killed_race_resumes_from_its_runs_to_the_same_pick_without_training_twice() -> None:
+    from transferdet.select.race import run_race
+
+    plan = plan_race(4, 200, 0.5)
+    runs = FakeRuns(_curve, 200, kill_after=5)  # killed inside the second rung
+    with pytest.raises(KeyboardInterrupt):
+        run_race(plan, ORDER, runs)
+    runs.kill_after = None
+    resumed = run_race(plan, ORDER, runs)
+    assert resumed.winner == "pretrained" and runs.spent == plan.cost
+
+
+def test_a_candidate_that_fails_leaves_the_race_and_the_others_go_on() -> None:
+    from transferdet.select.race import promote, run_race
+
+    plan = plan_race(4, 200, 0.5)
+    result = run_race(plan, ORDER, FakeRuns(_curve, 200, fails=("random-b",)))
+    assert result.stopped["random-b"].startswith("failed: random-b: loss is nan")
+    assert result.winner == "pretrained"
+    assert promote(["a", "b", "c"], {"a": 0.5, "b": 0.5, "c": float("nan")}, 2) == ["a", "b"]  # ties: screen order
+    assert promote(["b", "a"], {"a": 0.5, "b": 0.5}, 1) == ["b"]
