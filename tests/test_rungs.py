@@ -30,3 +30,38 @@ def test_a_rung_evaluates_the_validation_split_and_resumes_to_the_uninterrupted_
     assert done["AP"] == full["AP"] and done["split"] == full["split"]
     ours, theirs = raced.load_checkpoint()["model"], RunDir(tmp_path / "full").load_checkpoint()["model"]
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+
+
+def test_a_race_over_real_runs_spends_its_plan_and_answers_again_from_its_folders(synthetic, tmp_path) -> None:
+    """A rung at iteration 2 of a 4-iteration schedule over two real runs: the iterations trained
+    are the plan's cost, the winner's run is finished (test metrics written), and the same race
+    started again trains nothing and picks the same. (Which candidate the race finds, with a screen
+    that ranks the best one last, and a kill inside a rung: tests/test_halving.py.)"""
+    from transferdet.select.halving import Plan
+    from transferdet.select.race import run_race
+    from transferdet.select.runner import local_train_to, run_folder
+
+    order = ["torchvision:mobilenet_v3_small@random", "timm:resnet10t@random"]
+    recipe = load_recipe("quick", [*SMALL, "checkpoint_every=100", "lr=0.002"])
+    plan = Plan(2, 4, 2, rungs=(2,), survivors=(2,))
+    trained = []
+    inner = local_train_to(synthetic, order, recipe, "fcos", tmp_path)
+
+    def counted(candidate: str, iteration: int | None) -> dict:
+        before = _trained_to(tmp_path, order, candidate)
+        record = inner(candidate, iteration)
+        trained.append(_trained_to(tmp_path, order, candidate) - before)
+        return record
+
+    result = run_race(plan, order, counted)
+    assert sum(trained) == plan.cost == 2 * 2 + 2  # both to iteration 2, the winner on to 4
+    assert RunDir(run_folder(tmp_path, order, result.winner)).read_metrics()["iterations"] == 4
+    again = run_race(plan, order, counted)  # everything answered from the run folders
+    assert again.winner == result.winner and sum(trained) == plan.cost
+
+
+def _trained_to(out, order, candidate) -> int:
+    from transferdet.select.runner import run_folder
+
+    run = RunDir(run_folder(out, order, candidate))
+    return run.checkpoint_iteration() if run.has_checkpoint() else 0
