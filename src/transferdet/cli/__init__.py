@@ -14,6 +14,7 @@ from transferdet.cli.demo import demo
 from transferdet.cli.distill_commands import app as distill_app
 from transferdet.cli.rank_command import rank
 from transferdet.cli.recipe_commands import app as recipe_app
+from transferdet.cli.select_command import select
 from transferdet.cli.train_commands import eval_, predict, train
 from transferdet.cli.zoo_commands import app as zoo_app
 from transferdet.errors import TransferdetError
@@ -33,6 +34,7 @@ app.add_typer(zoo_app, name="zoo")
 app.add_typer(distill_app, name="distill")
 app.add_typer(recipe_app, name="recipe")
 app.command()(rank)
+app.command()(select)
 app.command()(train)
 app.command("eval")(eval_)
 app.command()(predict)

@@ -52,7 +52,7 @@ def flushed_denormals() -> Any:
         torch.set_flush_denormal(False)
 
 
-def _data(job: TrainJob) -> tuple[DetectionDataset, list[ImageRecord], str | None, str | None]:
+def job_data(job: TrainJob) -> tuple[DetectionDataset, list[ImageRecord], str | None, str | None]:
     """The dataset, the training images that have boxes, the split to report on and, for a recipe
     that evaluates during training, the validation split it evaluates on (never the reported one)."""
     dataset = load_dataset(job.data, job.format, job.options, seed=job.seed)
@@ -87,7 +87,7 @@ def _check_run_folder(job: TrainJob, run: RunDir, resume: bool) -> None:
 
 
 def _train(job: TrainJob, group: distributed.Group, resume: bool, on_iteration: IterationCallback | None) -> dict:
-    dataset, records, test_split, val_split = _data(job)
+    dataset, records, test_split, val_split = job_data(job)
     run = RunDir(job.out)
     _check_run_folder(job, run, resume)
     # the teacher first: a bad teacher folder fails before anything is written, and building it

@@ -1,0 +1,109 @@
+"""``transferdet select``: which backbone to fine-tune. Rank every candidate, race the best ones
+with short runs of the real recipe on a validation split, finish the winner's run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from transferdet.cli.common import DEVICE_HELP, PluginOption, err_console, out_console, use_plugins
+from transferdet.cli.rank_command import ModelsFileOption, ModelsOption, _model_list
+from transferdet.cli.train_commands import SetOption
+from transferdet.devices import default_device
+from transferdet.errors import TransferdetError
+
+
+def _check_specs(specs: list[str]) -> None:
+    """An unknown architecture is a one-line error before anything runs (decided on the meta device)."""
+    from transferdet.models.adapters import backbone_path
+    from transferdet.models.specs import parse_spec
+
+    for spec in specs:
+        try:
+            backbone_path(parse_spec(spec))
+        except TransferdetError:
+            raise
+        except Exception as error:  # noqa: BLE001 - timm and torchvision name unknown models in many ways
+            raise TransferdetError(f"{spec}: not a model this can build ({type(error).__name__}: {error})") from None
+
+
+def _table(summary: dict) -> Table:
+    rungs = summary["plan"]["rungs"]
+    table = Table(title=f"select: validation {summary['target']} at each rung")
+    for column in ["model", "transrate", "knn", *(f"it {r}" for r in rungs), "stopped"]:
+        table.add_column(column)
+    for row in summary["candidates"]:
+        screen = [row["screen"].get(m) for m in ("transrate", "knn")]
+        cells = ["" if v is None else f"{v:.3f}" for v in screen]
+        reached = ["" if row["rungs"].get(str(r)) is None else f"{row['rungs'][str(r)]:.3f}" for r in rungs]
+        table.add_row(row["model"], *cells, *reached, row["stopped"])
+    return table
+
+
+def select(
+    data: Annotated[Path, typer.Option("--data", help="Detection dataset (folder or annotation file).")],
+    models: ModelsOption = [],  # noqa: B006 - typer reads the default
+    models_file: ModelsFileOption = None,
+    out: Annotated[Path, typer.Option(help="Folder for the candidates' runs and race.json.")] = Path("select"),
+    recipe: Annotated[str, typer.Option(help="Training recipe every candidate is raced under.")] = "quick",
+    overrides: SetOption = [],  # noqa: B006 - typer reads the default
+    detector: Annotated[str, typer.Option(help="Detector family.")] = "fcos",
+    budget: Annotated[
+        float,
+        typer.Option(
+            help="Iterations the race trains, the winner's completion included, as a fraction of "
+            "fine-tuning every candidate in full."
+        ),
+    ] = 0.3,  # fmt: skip
+    eta: Annotated[int, typer.Option(help="Keep the best 1/eta at each rung.")] = 3,
+    target: Annotated[str, typer.Option(help="Validation metric the race compares (AP50 or AP).")] = "AP50",
+    seed: Annotated[int, typer.Option(help="Seed for the validation split, data order and initialisation.")] = 0,
+    screen_images: Annotated[int, typer.Option(help="Images the screen (rank) scores on, at most.")] = 200,
+    image_size: Annotated[int, typer.Option(help="Longer image side for the screen's forward passes.")] = 512,
+    device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the race's summary as JSON on stdout.")] = False,
+    plugin: PluginOption = [],  # noqa: B006 - typer reads the default
+) -> None:
+    """Which backbone should I use? Rank the candidates, race the best ones with short runs of the
+    recipe (successive halving on a validation split carved from the training images), and finish
+    the winner's run: its folder is ready for eval, predict and zoo convert."""
+    use_plugins(plugin)
+    from transferdet.select.flow import SelectSettings
+    from transferdet.select.flow import select as run_select
+    from transferdet.train.recipes import load_recipe
+    from transferdet.transfer.rank import RankSettings
+
+    specs = [str(s) for s in _model_list(models, models_file)]
+    _check_specs(specs)
+    if target not in ("AP50", "AP"):
+        raise TransferdetError(f"--target {target!r}: choose AP50 or AP")
+    resolved = default_device(device)
+    settings = SelectSettings(load_recipe(recipe, overrides), detector, budget, eta, target, seed, resolved,
+                              RankSettings(image_size=image_size, max_images=screen_images, seed=seed,
+                                           device=resolved))  # fmt: skip
+
+    def announce(plan, dropped: list[str]) -> None:  # noqa: ANN001 - a Plan
+        err_console.print(
+            f"racing {plan.candidates} candidates: rungs at iterations {', '.join(map(str, plan.rungs))} of "
+            f"{plan.total}, {plan.cost} iterations ({plan.cost / (len(specs) * plan.total):.2f} of fine-tuning all)"
+        )
+        if dropped:
+            err_console.print(f"left out by the screen (the budget races {plan.candidates}): {', '.join(dropped)}")
+
+    summary = run_select(data, specs, settings, out, announce=announce)
+    if as_json:
+        print(json.dumps(summary))
+        return
+    out_console.print(_table(summary))
+    winner = next(row for row in summary["candidates"] if row["model"] == summary["winner"])
+    last = max(winner["rungs"], key=int)
+    test = summary["final"].get("AP50")
+    out_console.print(
+        f"pick: {summary['winner']} (validation {target} {winner['rungs'][last]:.3f} at iteration {last}; "
+        f"test AP50 {'n/a' if test is None else f'{test:.3f}'} after the full recipe), for "
+        f"{summary['cost']['fraction_of_all']:.2f} of fine-tuning all; its run: {summary['winner_run']}"
+    )

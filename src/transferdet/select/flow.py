@@ -1,0 +1,115 @@
+"""``transferdet select``: screen every candidate with rank's recommended ranker, race the best
+ones that the budget affords (:mod:`~transferdet.select.halving`, :mod:`~transferdet.select.race`)
+on a validation split carved from the training images, and finish the winner's run: that run
+folder is the answer, ready for ``eval``, ``predict`` and ``zoo convert``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transferdet.atomic import atomic_write_bytes
+from transferdet.errors import TransferdetError
+from transferdet.select.halving import Plan, plan_race
+from transferdet.select.race import run_race
+from transferdet.select.runner import local_train_to, run_folder
+from transferdet.train.engine import job_data
+from transferdet.train.job import TrainJob
+from transferdet.train.recipes import Recipe
+from transferdet.train.schedule import total_iterations
+from transferdet.transfer.rank import DEFAULT_METRICS, RankSettings, rank
+
+RECOMMENDED = DEFAULT_METRICS[0]  # rank's recommended ranker (its `recommended:` line's first metric)
+SCREEN_SCORES = (RECOMMENDED, "knn", "model_size")  # with the sceptic's baselines beside it
+
+# candidates -> (their order, best first; each one's screen scores by metric)
+Screen = Callable[[list[str]], tuple[list[str], dict[str, dict[str, float | None]]]]
+
+
+@dataclass
+class SelectSettings:
+    recipe: Recipe
+    detector: str = "fcos"
+    budget: float = 0.3
+    eta: int = 3
+    target: str = "AP50"
+    seed: int = 0
+    device: str = "cpu"
+    rank: RankSettings = field(default_factory=RankSettings)
+
+
+def race_length(data: Path, settings: SelectSettings) -> int:
+    """The recipe's length in iterations over the training images left once the validation split
+    is carved; a one-line error where there are too few images to carve one."""
+    job = TrainJob(data, "unused", settings.detector, settings.recipe, Path("unused"), seed=settings.seed,
+                   carve_validation=True)  # fmt: skip
+    _, records, _, validation = job_data(job)
+    if validation is None:
+        raise TransferdetError(f"{data}: too few training images to carve a validation split from (need at least 2)")
+    return total_iterations(settings.recipe, len(records))
+
+
+def rank_screen(data: Path, settings: SelectSettings) -> Screen:
+    """Order by the recommended ranker's score (candidates it cannot score last, in the given order)."""
+
+    def screen(candidates: list[str]) -> tuple[list[str], dict[str, dict[str, float | None]]]:
+        rows = rank(data, candidates, list(SCREEN_SCORES), settings=settings.rank)
+        scores = {c: {r["metric"]: r["score"] for r in rows if r["model"] == c} for c in candidates}
+        first = {c: scores[c].get(RECOMMENDED) for c in candidates}
+        order = sorted(candidates, key=lambda c: (first[c] is None, -(first[c] or 0.0), candidates.index(c)))
+        return order, scores
+
+    return screen
+
+
+def affordable(order: list[str], total: int, settings: SelectSettings) -> tuple[Plan, list[str]]:
+    """The plan for the most candidates (best screened first) the budget can race, and those left out."""
+    error = None
+    for count in range(len(order), 1, -1):
+        try:
+            return plan_race(count, total, settings.budget, settings.eta), order[count:]
+        except TransferdetError as found:
+            error = error or found
+    raise error or TransferdetError("select needs at least two candidates")
+
+
+Announce = Callable[[Plan, list[str]], None]  # the plan and the candidates left out, before any training
+
+
+def select(
+    data: Path, candidates: list[str], settings: SelectSettings, out: Path,
+    screen: Screen | None = None, announce: Announce | None = None,
+) -> dict:  # fmt: skip
+    """Screen, plan, race, finish the winner; writes ``race.json`` in ``out`` and returns it."""
+    if len(candidates) < 2:
+        raise TransferdetError("select needs at least two candidates (--models)")
+    total = race_length(data, settings)
+    affordable(candidates, total, settings)  # a budget too small for any race fails before the screen
+    order, scores = (screen or rank_screen(data, settings))(candidates)
+    plan, dropped = affordable(order, total, settings)
+    raced = order[: plan.candidates]
+    if announce is not None:
+        announce(plan, dropped)
+    train_to = local_train_to(data, raced, settings.recipe, settings.detector, out, settings.seed, settings.device)
+    result = run_race(plan, raced, train_to, settings.target)
+    summary = {
+        "winner": result.winner,
+        "winner_run": str(run_folder(out, raced, result.winner)),
+        "final": result.final,
+        "plan": {"rungs": list(plan.rungs), "survivors": list(plan.survivors), "eta": plan.eta, "total": total},
+        "cost": {"iterations": plan.cost, "fraction_of_all": round(plan.cost / (len(candidates) * total), 4)},
+        "target": settings.target,
+        "candidates": [
+            {
+                "model": c,
+                "screen": scores.get(c, {}),
+                "rungs": {str(k): v for k, v in result.scores.get(c, {}).items()},
+                "stopped": result.stopped.get(c, "not raced: the budget races the best screened only"),
+            }
+            for c in order
+        ],  # fmt: skip
+    }
+    atomic_write_bytes(out / "race.json", json.dumps(summary, indent=1).encode())
+    return summary

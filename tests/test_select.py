@@ -1,0 +1,41 @@
+"""`transferdet select` end to end on synthetic data (two iterations per rung), and its bad input:
+each a one-line error before any training."""
+
+from __future__ import annotations
+
+import json
+
+TINY = ["iterations=4", "batch_size=2", "num_workers=0", "min_size=[64]", "max_size=64", "warmup_iterations=1",
+        "checkpoint_every=100"]  # fmt: skip
+MODELS = "torchvision:mobilenet_v3_small@random,timm:resnet10t@random,timm:resnet18@random"
+
+
+def _args(synthetic, tmp_path, *more: str) -> list:
+    sets = [part for item in TINY for part in ("--set", item)]
+    screen = ["--screen-images", "8", "--image-size", "64"]
+    return ["select", "--data", synthetic, "--out", tmp_path / "race", *sets, *screen, "--device", "cpu", *more]
+
+
+def test_select_races_and_finishes_the_winners_run(cli, synthetic, tmp_path) -> None:
+    models = "torchvision:mobilenet_v3_small@random,timm:resnet10t@random"
+    result = cli(*_args(synthetic, tmp_path, "--models", models, "--budget", "0.75", "--eta", "2", "--json"))
+    assert result.code == 0, result.err
+    summary = result.json()
+    assert summary["plan"]["total"] == 4 and len(summary["plan"]["rungs"]) == 2  # at least two rungs
+    assert summary["cost"]["iterations"] <= 0.75 * 2 * 4
+    assert "racing 2 candidates: rungs at iterations" in result.err
+    winner = tmp_path / "race" / summary["winner_run"].split("/")[-1]
+    assert json.loads((winner / "metrics.json").read_text())["iterations"] == 4  # a finished run
+    assert json.loads((tmp_path / "race" / "race.json").read_text()) == summary
+    again = cli(*_args(synthetic, tmp_path, "--models", models, "--budget", "0.75", "--eta", "2", "--json"))
+    assert again.code == 0 and again.json()["winner"] == summary["winner"]  # answered from the run folders
+
+
+def test_bad_input_is_a_one_line_error_before_any_training(cli, synthetic, tmp_path) -> None:
+    unknown = cli(*_args(synthetic, tmp_path, "--models", "timm:no_such_net@random,timm:resnet10t@random"))
+    assert unknown.code == 2 and "no_such_net" in unknown.err and len(unknown.err.strip().splitlines()) == 1
+    poor = cli(*_args(synthetic, tmp_path, "--models", MODELS, "--budget", "0.01"))
+    assert poor.code == 2 and "cannot afford" in poor.err and len(poor.err.strip().splitlines()) == 1
+    one = cli(*_args(synthetic, tmp_path, "--models", "timm:resnet10t@random"))
+    assert one.code == 2 and "at least two candidates" in one.err
+    assert not (tmp_path / "race").exists()  # nothing trained, nothing written
