@@ -31,6 +31,17 @@ def _check_specs(specs: list[str]) -> None:
             raise TransferdetError(f"{spec}: not a model this can build ({type(error).__name__}: {error})") from None
 
 
+def _announce(plan, dropped: list[str]) -> None:  # noqa: ANN001 - a Plan
+    """The race's plan and cost, before any training."""
+    everyone = plan.candidates + len(dropped)
+    err_console.print(
+        f"racing {plan.candidates} candidates: rungs at iterations {', '.join(map(str, plan.rungs))} of "
+        f"{plan.total}, {plan.cost} iterations ({plan.cost / (everyone * plan.total):.2f} of fine-tuning all)"
+    )
+    if dropped:
+        err_console.print(f"left out by the screen (the budget races {plan.candidates}): {', '.join(dropped)}")
+
+
 def _table(summary: dict) -> Table:
     rungs = summary["plan"]["rungs"]
     table = Table(title=f"select: validation {summary['target']} at each rung")
@@ -85,16 +96,7 @@ def select(
     settings = SelectSettings(load_recipe(recipe, overrides), detector, budget, eta, target, seed, resolved,
                               RankSettings(image_size=image_size, max_images=screen_images, seed=seed,
                                            device=resolved))  # fmt: skip
-
-    def announce(plan, dropped: list[str]) -> None:  # noqa: ANN001 - a Plan
-        err_console.print(
-            f"racing {plan.candidates} candidates: rungs at iterations {', '.join(map(str, plan.rungs))} of "
-            f"{plan.total}, {plan.cost} iterations ({plan.cost / (len(specs) * plan.total):.2f} of fine-tuning all)"
-        )
-        if dropped:
-            err_console.print(f"left out by the screen (the budget races {plan.candidates}): {', '.join(dropped)}")
-
-    summary = run_select(data, specs, settings, out, announce=announce)
+    summary = run_select(data, specs, settings, out, announce=_announce)
     if as_json:
         print(json.dumps(summary))
         return
