@@ -101,6 +101,7 @@ def test_a_tie_for_first_is_said_as_one_in_the_recommended_line() -> None:
     line = recommended_line(rows, models, ["h_score", "knn", "model_size"])
     assert line.startswith("recommended: no single pick: m1 and m2 tie for first by h_score on c5")
     assert "model_size ties m1 and m2" in line and "picks" in line  # knn is not tied: it picks one
+    assert line.endswith("; transferdet select races them on your data")  # the way out of a tie
 
 
 def test_the_same_model_twice_ties_on_every_metric_in_table_files_and_line(cli, synthetic, tmp_path) -> None:

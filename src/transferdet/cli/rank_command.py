@@ -170,7 +170,7 @@ def recommended_line(
         named = spec if labels[firsts[0]] == spec else f"{labels[firsts[0]]} = {spec}"
         return f"recommended: {named} (first by {lead} on {layer}" + tail
     tie = f"{' and '.join(labels[m] for m in firsts)} tie for first by {lead} on {layer} (within {TIE_RTOL:g})"
-    return "recommended: no single pick: " + tie + tail
+    return "recommended: no single pick: " + tie + tail + "; transferdet select races them on your data"
 
 
 def _show(rows: list[dict], specs: list[str], wanted: list[str], out: Path | None, as_json: bool) -> None:
