@@ -27,6 +27,7 @@ def test_select_races_and_finishes_the_winners_run(cli, synthetic, tmp_path) -> 
     winner = tmp_path / "race" / summary["winner_run"].split("/")[-1]
     assert json.loads((winner / "metrics.json").read_text())["iterations"] == 4  # a finished run
     assert json.loads((tmp_path / "race" / "race.json").read_text()) == summary
+    assert (tmp_path / "race" / "race.png").stat().st_size > 1000  # the learning curves
     again = cli(*_args(synthetic, tmp_path, "--models", models, "--budget", "0.75", "--eta", "2", "--json"))
     assert again.code == 0 and again.json()["winner"] == summary["winner"]  # answered from the run folders
 

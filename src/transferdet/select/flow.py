@@ -12,6 +12,7 @@ from pathlib import Path
 
 from transferdet.atomic import atomic_write_bytes
 from transferdet.errors import TransferdetError
+from transferdet.select.curves import write_curves
 from transferdet.select.halving import Plan, plan_race
 from transferdet.select.race import run_race
 from transferdet.select.runner import local_train_to, run_folder
@@ -111,5 +112,6 @@ def select(
             for c in order
         ],  # fmt: skip
     }
+    summary["curves"] = str(write_curves(summary, out / "race.png"))
     atomic_write_bytes(out / "race.json", json.dumps(summary, indent=1).encode())
     return summary
