@@ -21,6 +21,9 @@ def write_curves(summary: dict, path: Path) -> Path:
                   label=row["model"] + (" (pick)" if winner else ""))  # fmt: skip
     for rung in summary["plan"]["rungs"]:
         axes.axvline(rung, color="0.85", linewidth=0.8, zorder=0)
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel(f"iteration (of {summary['plan']['total']})")
     axes.set_ylabel(f"validation {summary['target']}")
     axes.set_title("select: the race")
