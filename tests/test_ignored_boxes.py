@@ -71,7 +71,7 @@ def test_conversions_keep_the_flags_where_the_format_can(tmp_path, source, targe
 
 
 def test_training_leaves_crowd_regions_out_and_keeps_difficult_objects(tmp_path):
-    from transferdet.train.engine import _data
+    from transferdet.train.engine import job_data
     from transferdet.train.job import TrainJob
     from transferdet.train.recipes import load_recipe
 
@@ -82,6 +82,6 @@ def test_training_leaves_crowd_regions_out_and_keeps_difficult_objects(tmp_path)
         records[split] = [_record(flag, [False, True], image)]
     formats.write(DetectionDataset(["cat"], records, "coco"), tmp_path / "coco", "coco")
     job = TrainJob(tmp_path / "coco", "timm:resnet10t", "fcos", load_recipe("quick"), tmp_path / "run", device="cpu")
-    dataset, training, _, _ = _data(job)
+    dataset, training, _, _ = job_data(job)
     assert [r.num_boxes for r in training] == [1] and training[0].crowd is None
     assert dataset.records("test")[0].difficult.tolist() == [False, True]
