@@ -55,30 +55,20 @@ class ToyAttentionNet(nn.Module):
         return self.head(self.stages(self.stem(x)).mean(dim=(2, 3)))
 
 
-@register_model
-def toy_attention_net(pretrained: bool = False, **kwargs) -> ToyAttentionNet:
+def _build(name: str, feature_cfg: dict, pretrained: bool, kwargs: dict) -> ToyAttentionNet:
     # the input normalisation its weights expect, and where its classifier is (timm's model card)
     card = kwargs.pop("pretrained_cfg", None) or {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "classifier": "head"}
-    return build_model_with_cfg(
-        ToyAttentionNet,
-        "toy_attention_net",
-        pretrained,
-        pretrained_cfg=card,
-        feature_cfg={"flatten_sequential": True, "out_indices": (0, 1, 2, 3)},
-        **kwargs,
-    )
+    return build_model_with_cfg(ToyAttentionNet, name, pretrained, pretrained_cfg=card, feature_cfg=feature_cfg,
+                                **kwargs)  # fmt: skip
+
+
+@register_model
+def toy_attention_net(pretrained: bool = False, **kwargs) -> ToyAttentionNet:
+    return _build("toy_attention_net", {"flatten_sequential": True, "out_indices": (0, 1, 2, 3)}, pretrained, kwargs)
 
 
 @register_model
 def toy_attention_net_hooks(pretrained: bool = False, **kwargs) -> ToyAttentionNet:
     """The same network with timm's hook-based feature wrapper (``FeatureHookNet``), as a network
     that is not one sequence of top-level stages registers itself; transferdet takes it alike."""
-    card = kwargs.pop("pretrained_cfg", None) or {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "classifier": "head"}
-    return build_model_with_cfg(
-        ToyAttentionNet,
-        "toy_attention_net_hooks",
-        pretrained,
-        pretrained_cfg=card,
-        feature_cfg={"feature_cls": "hook", "out_indices": (0, 1, 2, 3)},
-        **kwargs,
-    )
+    return _build("toy_attention_net_hooks", {"feature_cls": "hook", "out_indices": (0, 1, 2, 3)}, pretrained, kwargs)
