@@ -129,7 +129,9 @@ def _weights_identity(spec: ModelSpec, run: RunDir | None) -> str | None:
     return file_digest(spec.checkpoint) + (f"+{file_digest(sidecar)}" if sidecar.is_file() else "") + stated
 
 
-def _feature_key(spec: ModelSpec, weights: str | None, target: RankTarget, settings: RankSettings, layer: str) -> str:
+def _feature_key(
+    spec: ModelSpec, weights: str | None, target: RankTarget, settings: RankSettings, layer: str, path: dict[str, str]
+) -> str:
     return cache.cache_key(
         spec=spec.arch,
         weights=weights,
@@ -140,7 +142,7 @@ def _feature_key(spec: ModelSpec, weights: str | None, target: RankTarget, setti
         seed=settings.seed,
         extractor=EXTRACTOR_VERSION,
         precision=precision.resolve(settings.precision, settings.device),
-        **path_version(spec),  # an extractor path's own version; nothing for the stage list
+        **path,  # an extractor path's own version; nothing for the stage list
     )
 
 
@@ -170,7 +172,8 @@ def model_features(
     run = RunDir(spec.checkpoint) if spec.is_detector_run else None
     weights = _weights_identity(spec, run)  # hashed once, whatever the number of layers
     layers = base_layers(settings.layers)  # a variant (c5/wm64, pyramid/wm32) is made from raw layers
-    keys = {layer: _feature_key(spec, weights, target, settings, layer) for layer in layers}
+    path = path_version(spec)  # one meta-device build per model, whatever the number of layers
+    keys = {layer: _feature_key(spec, weights, target, settings, layer, path) for layer in layers}
     found = {layer: cache.load(cache_dir, key) for layer, key in keys.items()} if cache_dir is not None else {}
     missing = [layer for layer in layers if found.get(layer) is None]
     if missing:
