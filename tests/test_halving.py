@@ -48,12 +48,15 @@ class FakeRuns:
         self.rungs: dict[tuple[str, int], dict] = {}
         self.spent, self.calls = 0, 0
 
-    def __call__(self, candidate: str, iteration: int | None) -> dict:
+    def __call__(self, candidates: list[str], iteration: int | None) -> dict[str, dict]:
+        return {c: self.one(c, iteration) for c in candidates}
+
+    def one(self, candidate: str, iteration: int | None) -> dict:
         self.calls += 1
         if self.kill_after is not None and self.calls > self.kill_after:
             raise KeyboardInterrupt  # the process is killed
         if candidate in self.fails:
-            raise TransferdetError(f"{candidate}: loss is nan at iteration 3")
+            return {"error": f"{candidate}: loss is nan at iteration 3"}
         stop = self.total if iteration is None else iteration
         if (candidate, stop) in self.rungs:  # answered from the run folder
             return self.rungs[(candidate, stop)]

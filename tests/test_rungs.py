@@ -39,29 +39,32 @@ def test_a_race_over_real_runs_spends_its_plan_and_answers_again_from_its_folder
     that ranks the best one last, and a kill inside a rung: tests/test_halving.py.)"""
     from transferdet.select.halving import Plan
     from transferdet.select.race import run_race
-    from transferdet.select.runner import local_train_to, run_folder
+    from transferdet.select.rung_jobs import race_base, run_folder
+    from transferdet.select.runner import RaceRuns, store_trainer
 
     order = ["torchvision:mobilenet_v3_small@random", "timm:resnet10t@random"]
     recipe = load_recipe("quick", [*SMALL, "checkpoint_every=100", "lr=0.002"])
+    base = race_base(synthetic, "auto", "fcos", "quick", recipe.model_dump(mode="json", exclude={"name"}), 0, "cpu", [])
     plan = Plan(2, 4, 2, rungs=(2,), survivors=(2,))
-    trained = []
-    inner = local_train_to(synthetic, order, recipe, "fcos", tmp_path)
+    trained, events = [], []
+    inner = store_trainer(RaceRuns(tmp_path, base, on_job=lambda event, job, _: events.append(event)), order)
 
-    def counted(candidate: str, iteration: int | None) -> dict:
-        before = _trained_to(tmp_path, order, candidate)
-        record = inner(candidate, iteration)
-        trained.append(_trained_to(tmp_path, order, candidate) - before)
-        return record
+    def counted(candidates: list[str], iteration: int | None) -> dict:
+        before = sum(_trained_to(tmp_path, order, c) for c in candidates)
+        records = inner(candidates, iteration)
+        trained.append(sum(_trained_to(tmp_path, order, c) for c in candidates) - before)
+        return records
 
     result = run_race(plan, order, counted)
     assert sum(trained) == plan.cost == 2 * 2 + 2  # both to iteration 2, the winner on to 4
     assert RunDir(run_folder(tmp_path, order, result.winner)).read_metrics()["iterations"] == 4
-    again = run_race(plan, order, counted)  # everything answered from the run folders
-    assert again.winner == result.winner and sum(trained) == plan.cost
+    assert events.count("done") == 3  # two rung jobs and the winner's completion, through the store
+    again = run_race(plan, order, counted)  # everything answered from the store
+    assert again.winner == result.winner and sum(trained) == plan.cost and events.count("start") == 3
 
 
 def _trained_to(out, order, candidate) -> int:
-    from transferdet.select.runner import run_folder
+    from transferdet.select.rung_jobs import run_folder
 
     run = RunDir(run_folder(out, order, candidate))
     return run.checkpoint_iteration() if run.has_checkpoint() else 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 TINY = ["iterations=4", "batch_size=2", "num_workers=0", "min_size=[64]", "max_size=64", "warmup_iterations=1",
         "checkpoint_every=100"]  # fmt: skip
 MODELS = "torchvision:mobilenet_v3_small@random,timm:resnet10t@random,timm:resnet18@random"
@@ -40,3 +42,31 @@ def test_bad_input_is_a_one_line_error_before_any_training(cli, synthetic, tmp_p
     one = cli(*_args(synthetic, tmp_path, "--models", "timm:resnet10t@random"))
     assert one.code == 2 and "at least two candidates" in one.err
     assert not (tmp_path / "race").exists()  # nothing trained, nothing written
+
+
+def test_a_dataset_too_small_to_carve_a_validation_split_is_a_one_line_error(cli, tmp_path) -> None:
+    from transferdet.data.synthetic import SynthConfig, synthesize
+
+    tiny = tmp_path / "tiny"
+    synthesize(SynthConfig(source="digits", images=1, seed=3), tiny)  # one training image
+    models = "torchvision:mobilenet_v3_small@random,timm:resnet10t@random"
+    result = cli(*_args(tiny, tmp_path, "--models", models))
+    assert result.code == 2 and "too few training images to carve a validation split" in result.err
+    assert len(result.err.strip().splitlines()) == 1 and not (tmp_path / "race").exists()
+
+
+def test_a_race_on_a_local_ray_cluster_gives_the_local_race(cli, synthetic, tmp_path, monkeypatch) -> None:
+    """The rungs' runs go through the bench runner; on Ray they train side by side, and the
+    seeded runs give the same rung scores, the same pick and the same finished run."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'transferdet[ray]')")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    models = "torchvision:mobilenet_v3_small@random,timm:resnet10t@random"
+    races = {}
+    for executor in ("local", "ray"):
+        result = cli(*_args(synthetic, tmp_path / executor, "--models", models, "--budget", "0.75", "--eta", "2",
+                            "--executor", executor, "--json"))  # fmt: skip
+        assert result.code == 0, result.err
+        races[executor] = result.json()
+    local, ray = races["local"], races["ray"]
+    assert ray["winner"] == local["winner"] and ray["final"]["AP50"] == local["final"]["AP50"]
+    assert [c["rungs"] for c in ray["candidates"]] == [c["rungs"] for c in local["candidates"]]

@@ -236,6 +236,10 @@ def run_job(job: Job, bench_dir: Path) -> dict[str, Any]:
         # its own AP stays in its run folder: the store's AP rows are of fine-tunes on targets
         resumed_from = _train(source, Path(source.out))["resumed_from"]
         result = {"artifact": RunDir(Path(source.out)).checkpoint_digest(), "resumed_from": resumed_from}
+    elif job.kind == "rung":  # a rung of select's race (its run folder is in the definition)
+        from transferdet.select.rung_jobs import RungDefinition, run_rung
+
+        result = run_rung(RungDefinition.model_validate(job.definition))
     else:
         result = _train(TrainDefinition.model_validate(job.definition), run_dir(bench_dir, job))
     return result | {"code": code_version()}

@@ -64,14 +64,28 @@ def run_bench(
         todo = pending(jobs, store, kinds)
         before = {j.id: store.artifact(j.id) for j in todo if j.kind == "source"}
         if executor == "local":  # in schedule order: a source right before the jobs that use it
-            failed = _run_local(todo, out, store, config.threads_per_job, on_job)
+            failed = run_jobs(todo, out, store, executor, address, config.threads_per_job, on_job)
         else:  # all at once: the sources first, then the rest
             sources, rest = [j for j in todo if j.kind == "source"], [j for j in todo if j.kind != "source"]
-            failed = _run_ray(sources, out, store, address, config.threads_per_job or 1, on_job)
-            failed += _run_ray(rest, out, store, address, config.threads_per_job or 1, on_job)
+            failed = run_jobs(sources, out, store, executor, address, config.threads_per_job, on_job)
+            failed += run_jobs(rest, out, store, executor, address, config.threads_per_job, on_job)
         changed = [j.model for j in todo if before.get(j.id) and store.artifact(j.id) != before[j.id]]
         versions = store.code_versions([j.id for j in jobs])
     return BenchOutcome(len(jobs), len(jobs) - len(todo), len(todo), failed, versions, changed)
+
+
+def run_jobs(
+    jobs: list[Job], out: Path, store: Store, executor: str = "local", address: str | None = None,
+    threads: int | None = None, on_job: JobCallback | None = None,
+) -> list[tuple[Job, str]]:  # fmt: skip
+    """Run ``jobs`` (registered in ``store``) with ``executor``, each result or error into the
+    store, a failure that may not recur run again up to ``MAX_ATTEMPTS`` times; the failed ones.
+    Locally in the given order; on Ray all at once."""
+    if executor not in EXECUTORS:
+        raise TransferdetError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
+    if executor == "local":
+        return _run_local(jobs, out, store, threads, on_job)
+    return _run_ray(jobs, out, store, address, threads or 1, on_job)
 
 
 def _entries(config: BenchConfig) -> list[dict[str, Any]]:

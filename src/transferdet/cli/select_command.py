@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import Progress
 from rich.table import Table
 
 from transferdet.cli.common import DEVICE_HELP, PluginOption, err_console, out_console, use_plugins
@@ -42,14 +43,38 @@ def _announce(plan, dropped: list[str]) -> None:  # noqa: ANN001 - a Plan
         err_console.print(f"left out by the screen (the budget races {plan.candidates}): {', '.join(dropped)}")
 
 
+class RungBars:
+    """Progress bars, one per rung: its candidates trained to it (a rung answered from the store shows none)."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar, self.tasks, self.entering = bar, {}, {}
+
+    def announce(self, plan, dropped: list[str]) -> None:  # noqa: ANN001 - a Plan
+        _announce(plan, dropped)
+        self.entering = dict(zip(plan.rungs, plan.survivors, strict=True))
+
+    def on_job(self, event: str, job, detail: str) -> None:  # noqa: ANN001 - a bench Job
+        stop = job.definition["stop_at"]
+        if stop not in self.tasks:
+            label = "finishing the winner's run" if stop is None else f"rung at iteration {stop}"
+            self.tasks[stop] = self.bar.add_task(label, total=self.entering.get(stop, 1))
+        if event == "lost":
+            err_console.print(f"[yellow]will retry[/]: {job.model}: {detail}")
+        elif event in ("done", "failed"):
+            self.bar.advance(self.tasks[stop])
+            if event == "failed":
+                err_console.print(f"[red]failed[/]: {job.model} (it leaves the race): {detail}")
+
+
 def _table(summary: dict) -> Table:
     rungs = summary["plan"]["rungs"]
     table = Table(title=f"select: validation {summary['target']} at each rung")
-    for column in ["model", "transrate", "knn", *(f"it {r}" for r in rungs), "stopped"]:
+    screened = list(dict.fromkeys(m for row in summary["candidates"] for m in row["screen"]))
+    for column in ["model", *screened, *(f"it {r}" for r in rungs), "stopped"]:
         table.add_column(column)
     for row in summary["candidates"]:
-        screen = [row["screen"].get(m) for m in ("transrate", "knn")]
-        cells = ["" if v is None else f"{v:.3f}" for v in screen]
+        screen = [row["screen"].get(m) for m in screened]
+        cells = ["" if v is None else f"{v:.3g}" for v in screen]
         reached = ["" if row["rungs"].get(str(r)) is None else f"{row['rungs'][str(r)]:.3f}" for r in rungs]
         table.add_row(row["model"], *cells, *reached, row["stopped"])
     return table
@@ -76,6 +101,12 @@ def select(
     screen_images: Annotated[int, typer.Option(help="Images the screen (rank) scores on, at most.")] = 200,
     image_size: Annotated[int, typer.Option(help="Longer image side for the screen's forward passes.")] = 512,
     device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
+    executor: Annotated[
+        str, typer.Option(help="Where the rungs' runs train: local (one by one) or ray (side by side).")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Address of an existing Ray cluster (default: start a local Ray instance).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the race's summary as JSON on stdout.")] = False,
     plugin: PluginOption = [],  # noqa: B006 - typer reads the default
 ) -> None:
@@ -93,10 +124,14 @@ def select(
     if target not in ("AP50", "AP"):
         raise TransferdetError(f"--target {target!r}: choose AP50 or AP")
     resolved = default_device(device)
-    settings = SelectSettings(load_recipe(recipe, overrides), detector, budget, eta, target, seed, resolved,
-                              RankSettings(image_size=image_size, max_images=screen_images, seed=seed,
-                                           device=resolved))  # fmt: skip
-    summary = run_select(data, specs, settings, out, announce=_announce)
+    if executor not in ("local", "ray"):
+        raise TransferdetError(f"--executor {executor!r}: choose local or ray")
+    screen = RankSettings(image_size=image_size, max_images=screen_images, seed=seed, device=resolved)
+    settings = SelectSettings(load_recipe(recipe, overrides), detector, budget, eta, target, seed, resolved, screen,
+                              executor, address, plugins=list(plugin))  # fmt: skip
+    with Progress(console=err_console, transient=True) as bar:
+        bars = RungBars(bar)
+        summary = run_select(data, specs, settings, out, announce=bars.announce, on_job=bars.on_job)
     if as_json:
         print(json.dumps(summary))
         return

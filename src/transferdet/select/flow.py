@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from transferdet.atomic import atomic_write_bytes
+from transferdet.bench.runner import JobCallback
 from transferdet.errors import TransferdetError
 from transferdet.select.curves import write_curves
 from transferdet.select.halving import Plan, plan_race
 from transferdet.select.race import run_race
-from transferdet.select.runner import local_train_to, run_folder
+from transferdet.select.rung_jobs import race_base, run_folder
+from transferdet.select.runner import RaceRuns, store_trainer
 from transferdet.train.engine import job_data
 from transferdet.train.job import TrainJob
 from transferdet.train.recipes import Recipe
@@ -39,6 +41,18 @@ class SelectSettings:
     seed: int = 0
     device: str = "cpu"
     rank: RankSettings = field(default_factory=RankSettings)
+    executor: str = "local"  # or "ray" (a local cluster, or the one at ``address``)
+    address: str | None = None
+    threads: int | None = None  # torch threads per rung job (Ray's default is one)
+    format: str = "auto"
+    plugins: list[str] = field(default_factory=list)
+
+    def runs(self, data: Path, out: Path, on_job: JobCallback | None = None) -> RaceRuns:
+        """Where and how the race's rung jobs run (their shared definition fields)."""
+        overrides = self.recipe.model_dump(mode="json", exclude={"name"})
+        base = race_base(data, self.format, self.detector, self.recipe.name, overrides, self.seed, self.device,
+                         self.plugins)  # fmt: skip
+        return RaceRuns(out, base, {}, self.executor, self.address, self.threads, on_job)
 
 
 def race_length(data: Path, settings: SelectSettings) -> int:
@@ -81,7 +95,7 @@ Announce = Callable[[Plan, list[str]], None]  # the plan and the candidates left
 
 def select(
     data: Path, candidates: list[str], settings: SelectSettings, out: Path,
-    screen: Screen | None = None, announce: Announce | None = None,
+    screen: Screen | None = None, announce: Announce | None = None, on_job: JobCallback | None = None,
 ) -> dict:  # fmt: skip
     """Screen, plan, race, finish the winner; writes ``race.json`` in ``out`` and returns it."""
     if len(candidates) < 2:
@@ -93,8 +107,7 @@ def select(
     raced = order[: plan.candidates]
     if announce is not None:
         announce(plan, dropped)
-    train_to = local_train_to(data, raced, settings.recipe, settings.detector, out, settings.seed, settings.device)
-    result = run_race(plan, raced, train_to, settings.target)
+    result = run_race(plan, raced, store_trainer(settings.runs(data, out, on_job), raced), settings.target)
     summary = {
         "winner": result.winner,
         "winner_run": str(run_folder(out, raced, result.winner)),

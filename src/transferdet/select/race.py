@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from transferdet.errors import TransferdetError
 from transferdet.select.halving import Plan
 
-# (candidate, iteration to stop at, or None for the full schedule) -> the rung's record
-# {"iteration", "AP50", ...}, or the finished run's metrics for None
-TrainTo = Callable[[str, int | None], dict]
+# (candidates, iteration to stop at, or None for the full schedule) -> each one's record: the rung's
+# {"AP50", ...}, or the finished run's metrics for None; {"error": text} where its training failed
+TrainRung = Callable[[list[str], int | None], dict[str, dict]]
 
 
 @dataclass
@@ -40,23 +40,22 @@ def promote(order: list[str], scores: dict[str, float | None], keep: int) -> lis
     return sorted(scored, key=lambda c: (-scores[c], order.index(c)))[:keep]
 
 
-def run_race(plan: Plan, order: list[str], train_to: TrainTo, target: str = "AP50") -> RaceResult:
-    """Race ``order`` (the screen's ranking, best first) under ``plan``; a candidate whose
-    training fails is recorded as failed and leaves the race, the others go on."""
+def run_race(plan: Plan, order: list[str], train_rung: TrainRung, target: str = "AP50") -> RaceResult:
+    """Race ``order`` (the screen's ranking, best first) under ``plan``: at each rung every
+    survivor is trained to it at once (an executor may run them side by side), then the best go on.
+    A candidate whose training fails is recorded as failed and leaves the race; the others go on."""
     if len(order) != plan.candidates:
         raise TransferdetError(f"the plan is for {plan.candidates} candidates, not {len(order)}")
     result = RaceResult(scores={c: {} for c in order})
     alive = list(order)
     for index, rung in enumerate(plan.rungs):
+        records = train_rung(alive, rung)
         rung_scores: dict[str, float | None] = {}
         for candidate in alive:
-            try:
-                record = train_to(candidate, rung)
-            except TransferdetError as error:
-                result.stopped[candidate] = f"failed: {error}"
+            if "error" in records[candidate]:
+                result.stopped[candidate] = f"failed: {records[candidate]['error']}"
                 continue
-            rung_scores[candidate] = record.get(target)
-            result.scores[candidate][rung] = rung_scores[candidate]
+            rung_scores[candidate] = result.scores[candidate][rung] = records[candidate].get(target)
         keep = plan.survivors[index + 1] if index + 1 < len(plan.rungs) else 1
         promoted = promote(order, rung_scores, keep)
         for candidate in alive:
@@ -66,6 +65,8 @@ def run_race(plan: Plan, order: list[str], train_to: TrainTo, target: str = "AP5
         if not alive:
             raise TransferdetError(f"no candidate has a {target} at rung {rung}: every one failed or scored none")
     result.winner = alive[0]
-    result.final = train_to(result.winner, None)
+    result.final = train_rung([result.winner], None)[result.winner]
+    if "error" in result.final:
+        raise TransferdetError(f"{result.winner}: the winner's run failed to finish: {result.final['error']}")
     result.stopped[result.winner] = "winner"
     return result

@@ -1,42 +1,59 @@
-"""The race's local runs: each candidate one run folder under the race's, trained rung by rung with
-:class:`~transferdet.train.job.TrainJob`'s ``stop_at`` and resumed, a validation split carved from
-its training images under the race's seed (the same for every candidate)."""
+"""Where a race's runs train: each rung's jobs (:mod:`~transferdet.select.rung_jobs`) go through
+the bench runner, locally or on Ray (``address``), with its retries, and their results and statuses
+live in the race's store, ``results.sqlite`` in the race's folder. A rung already done in the store
+is not run again, so the same race started again after a kill trains only what is missing."""
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from transferdet.runs import RunDir
-from transferdet.select.race import TrainTo
-from transferdet.train.engine import train
-from transferdet.train.job import TrainJob
-from transferdet.train.recipes import Recipe
-
-
-def run_folder(out: Path, order: list[str], candidate: str) -> Path:
-    """``NN-<spec as a file name>``: NN is the candidate's place in the screen's order."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", candidate).strip("_")[:80]
-    return out / f"{order.index(candidate):02d}-{slug}"
+from transferdet.bench.runner import JobCallback, run_jobs
+from transferdet.bench.store import STORE_FILE, Job, Store
+from transferdet.select.race import TrainRung
+from transferdet.select.rung_jobs import rung_job
 
 
-def local_train_to(
-    data: Path, order: list[str], recipe: Recipe, detector: str, out: Path, seed: int = 0, device: str = "cpu"
-) -> TrainTo:
-    """Train a candidate to a rung (or to the end for None) in its run folder: a rung already
-    evaluated answers from the folder; a run checkpointed at the rung only evaluates; the rest
-    resume from their checkpoint."""
+@dataclass
+class RaceRuns:
+    """A race's folder, the fields its rung jobs share (:func:`~transferdet.select.rung_jobs.race_base`),
+    each candidate's spec and stated card (mean, std), and how its jobs are run."""
 
-    def train_to(candidate: str, iteration: int | None) -> dict:
-        run = RunDir(run_folder(out, order, candidate))
-        if iteration is not None:
-            reached = {r["iteration"]: r for r in run.rungs()}
-            if iteration in reached:
-                return reached[iteration]
-        elif run.read_metrics() is not None:
-            return run.read_metrics()
-        job = TrainJob(data, candidate, detector, recipe, run.path, seed=seed, device=device, stop_at=iteration,
-                       carve_validation=True)  # fmt: skip
-        return train(job, resume=run.has_checkpoint())
+    out: Path
+    base: dict[str, Any]
+    specs: dict[str, tuple[str, dict]] = field(default_factory=dict)  # candidate -> (spec, card)
+    executor: str = "local"
+    address: str | None = None
+    threads: int | None = None
+    on_job: JobCallback | None = None
 
-    return train_to
+
+def store_trainer(runs: RaceRuns, order: list[str]) -> TrainRung:
+    """The race's ``train_rung``: every candidate asked for brought to the rung through the store."""
+
+    def train_rung(candidates: list[str], iteration: int | None) -> dict[str, dict]:
+        jobs = [rung_job(runs.base, runs.out, order, c, *runs.specs.get(c, (c, {})), iteration) for c in candidates]
+        with Store(runs.out / STORE_FILE) as store:
+            store.add_jobs(jobs)
+            status = store.status([j.id for j in jobs])
+            todo = [j for j in jobs if status.get(j.id) != "done"]
+            run_jobs(todo, runs.out, store, runs.executor, runs.address, runs.threads, runs.on_job)
+            return _records(store, jobs)
+
+    return train_rung
+
+
+def _records(store: Store, jobs: list[Job]) -> dict[str, dict]:
+    """Each job's AP values by key (and its iteration), or its error."""
+    values: dict[str, dict] = {}
+    for row in store.ap([j.id for j in jobs]):
+        values.setdefault(row["job_id"], {})[row["key"]] = row["value"]
+    rows = {row["id"]: row for row in store.jobs([j.id for j in jobs])}
+    records = {}
+    for job in jobs:
+        if rows[job.id]["status"] == "done":
+            records[job.model] = values.get(job.id, {}) | {"iteration": job.definition["stop_at"]}
+        else:
+            records[job.model] = {"error": rows[job.id]["error"] or rows[job.id]["status"]}
+    return records

@@ -1,0 +1,82 @@
+"""A race's rungs as bench jobs, so that they run through the bench runner (locally or on Ray,
+with its retries) and their results and statuses live in the race's store (``results.sqlite`` in
+the race's folder).
+
+A rung job trains one candidate's run, in its run folder, to one rung's iteration of the full
+schedule and evaluates the validation split carved from the training images (``stop_at``); the
+last job of the winner (``stop_at`` None) finishes the run and evaluates the test split. The
+candidate's rung jobs share the run folder, so each resumes where the last one stopped: no
+iteration is trained twice. A job is identified by its definition, so the same race started again
+finds its done rungs in the store, and a rung killed half-way is run again from the run's last
+checkpoint (resuming is exact).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+from transferdet.bench.jobs import AP_KEYS, DataRef, TrainDefinition, _job
+from transferdet.bench.store import Job
+from transferdet.runs import RunDir
+
+
+class RungDefinition(TrainDefinition):
+    """One candidate's run trained to ``stop_at`` (a rung) or to the end (None) in ``out``."""
+
+    kind: Literal["rung"] = "rung"  # type: ignore[assignment]
+    out: str
+    stop_at: int | None
+
+
+def run_folder(out: Path, order: list[str], candidate: str) -> Path:
+    """``NN-<name as a file name>``: NN is the candidate's place in the screen's order."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", candidate).strip("_")[:80]
+    return out / f"{order.index(candidate):02d}-{slug}"
+
+
+def rung_job(
+    base: dict[str, Any], out: Path, order: list[str], candidate: str, spec: str, card: dict, stop_at: int | None
+) -> Job:  # fmt: skip
+    """The job that brings ``candidate`` to ``stop_at``; ``base`` holds the race's shared fields
+    (data, detector, recipe, overrides, seed, device, plugins). Paths under ``out`` are kept
+    relative in its identity, so a race moved elsewhere finds its jobs."""
+    definition = RungDefinition(
+        **base, spec=spec, card=card, out=str(run_folder(out, order, candidate)), stop_at=stop_at
+    )  # fmt: skip
+    return _job(definition, Path(base["data"].path).name, candidate, base["seed"], out)
+
+
+def race_base(data: Path, data_format: str, detector: str, recipe: str, overrides: dict, seed: int, device: str,
+              plugins: list[str]) -> dict[str, Any]:  # fmt: skip
+    """The fields every rung job of one race shares."""
+    return {
+        "data": DataRef(path=str(data), format=data_format), "detector": detector, "recipe": recipe,
+        "recipe_overrides": overrides, "seed": seed, "device": device, "plugins": plugins,
+    }  # fmt: skip
+
+
+def run_rung(definition: RungDefinition) -> dict[str, Any]:
+    """Run one rung job: a rung the run folder has already evaluated answers from it; otherwise
+    the run resumes from its checkpoint (or starts clean) and stops at the rung."""
+    from transferdet.train.engine import train
+
+    run = RunDir(Path(definition.out))
+    if definition.stop_at is not None:
+        reached = {r["iteration"]: r for r in run.rungs()}
+        if definition.stop_at in reached:
+            return _result(reached[definition.stop_at], None)
+    elif run.read_metrics() is not None:
+        return _result(run.read_metrics(), None)
+    resumed_from = run.checkpoint_iteration() if run.has_checkpoint() else None
+    if run.path.exists() and resumed_from is None:
+        shutil.rmtree(run.path)  # killed before its first checkpoint: start clean
+    job = definition.train_job(run.path)
+    job.stop_at, job.carve_validation = definition.stop_at, True
+    return _result(train(job, resume=resumed_from is not None), resumed_from)
+
+
+def _result(record: dict[str, Any], resumed_from: int | None) -> dict[str, Any]:
+    return {"ap": {k: v for k, v in record.items() if k in AP_KEYS}, "resumed_from": resumed_from}
