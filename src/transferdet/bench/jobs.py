@@ -3,11 +3,8 @@
 A source job trains a shelf source (:mod:`~transferdet.bench.shelf`) into its run folder; a
 ranking job scores one model on one dataset at one feature kind with every metric, on every
 layer (all from one forward pass); a fine-tuning job trains one model on one dataset with one
-seed. Each kind's definition is a typed model (:class:`RankDefinition`, :class:`TrainDefinition`,
-:class:`SourceDefinition`) whose JSON is stored with the job, and a job is identified by the hash
-of that JSON (without the device, and with paths under the config's folder written relative to it,
-so that a checkout elsewhere, such as a worktree, finds the same jobs), so changing the config adds
-new jobs and leaves finished ones alone. :func:`run_job` is a
+seed; a rung job brings one of select's race runs to a rung (:mod:`~transferdet.select.rung_jobs`).
+What each is and how it is identified: :mod:`~transferdet.bench.definitions`. :func:`run_job` is a
 plain function of the job and the bench folder (no store), so that any executor (this process, a
 Ray worker) can run it.
 """
@@ -16,102 +13,22 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-from transferdet.bench.config import BenchConfig, DatasetEntry, config_hash
+from transferdet.bench.config import BenchConfig, DatasetEntry
+from transferdet.bench.definitions import (
+    AP_KEYS,
+    DataRef,
+    RankDefinition,
+    SourceDefinition,
+    TrainDefinition,
+    make_job,
+)
 from transferdet.bench.store import Job
-from transferdet.devices import default_device
 from transferdet.models.model_card import ModelEntry
 from transferdet.plugins import load_plugins
 from transferdet.provenance import code_version
 from transferdet.runs import RunDir
-
-# settings added after stores existed: at these values they stay out of a job's identity
-LATER_DEFAULTS: dict[str, Any] = {"background": None, "precision": "fp32", "card": {}, "plugins": []}
-AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
-
-
-class DataRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    path: str
-    format: str = "auto"
-
-
-class RankDefinition(BaseModel):
-    """One model ranked on one dataset at one feature kind, on every layer (one forward pass)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["rank"] = "rank"
-    data: DataRef
-    spec: str
-    layers: list[str]
-    features: str
-    metrics: list[str]
-    image_size: int
-    max_images: int | None
-    max_boxes_per_class: int | None
-    seed: int
-    device: str
-    background: int | None = None
-    precision: str = "fp32"
-    card: dict[str, Any] = {}  # what the model's entry states beside the spec (mean, std, imagenet_top1)
-    plugins: list[str] = []  # imported before the model is built, wherever the job runs
-
-    def model_spec(self):  # noqa: ANN201 - a ModelSpec
-        return ModelEntry(spec=self.spec, **self.card).model_spec()
-
-    def settings(self):  # noqa: ANN201 - a RankSettings
-        from dataclasses import fields
-
-        from transferdet.transfer.rank import RankSettings
-
-        shared = {f.name for f in fields(RankSettings)} & set(type(self).model_fields) - {"device"}
-        # ``auto``: the device is decided where the job runs
-        return RankSettings(**self.model_dump(include=shared), device=default_device(self.device))
-
-
-class TrainDefinition(BaseModel):
-    """One model fine-tuned on one dataset with one seed."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["train"] = "train"
-    data: DataRef
-    spec: str
-    detector: str
-    recipe: str
-    recipe_overrides: dict[str, Any]
-    seed: int
-    device: str
-    card: dict[str, Any] = {}  # the model's stated input normalisation (its top-1 changes no training)
-    plugins: list[str] = []
-
-    def train_job(self, out: Path):  # noqa: ANN201 - a TrainJob
-        from transferdet.train.job import TrainJob
-        from transferdet.train.recipes import load_recipe
-
-        return TrainJob(
-            data=Path(self.data.path),
-            backbone=ModelEntry(spec=self.spec, **self.card).model_spec(),
-            detector=self.detector,
-            recipe=load_recipe(self.recipe, config_file=self.recipe_overrides),
-            out=out,
-            seed=self.seed,
-            device=default_device(self.device),
-            format=self.data.format,
-        )
-
-
-class SourceDefinition(TrainDefinition):
-    """A shelf source: a model fine-tuned on one dataset into the run folder ``out``, which the
-    fine-tuning and ranking jobs of other datasets then name as weights (``ARCH@out``)."""
-
-    kind: Literal["source"] = "source"  # type: ignore[assignment]
-    out: str
 
 
 def _train_definition(config: BenchConfig, dataset: DatasetEntry, model: ModelEntry, seed: int, device: str) -> dict:
@@ -131,7 +48,7 @@ def _train_definition(config: BenchConfig, dataset: DatasetEntry, model: ModelEn
 def _source_jobs(config: BenchConfig, device: str) -> list[Job]:
     datasets = {d.name: d for d in config.datasets}
     return [
-        _job(
+        make_job(
             SourceDefinition(
                 **_train_definition(config, datasets[s.trained_on], s.start, config.seed, device), out=str(s.folder)
             ),
@@ -174,50 +91,17 @@ def _rank_definitions(config: BenchConfig, device: str) -> list[tuple[str, str, 
     ]
 
 
-def feature_kind(definition: RankDefinition) -> str:
-    """How a ranking job's scores are labelled: its features, with the background RoIs per image
-    where it fixes them (``local+bg2``), so that runs with and without background stay apart."""
-    return definition.features + (f"+bg{definition.background}" if definition.background is not None else "")
-
-
 def plan(config: BenchConfig, device: str) -> list[Job]:
     """Every shelf source job, then every ranking job, then every fine-tuning job (datasets and
     models in config order, trials by seed)."""
     jobs = _source_jobs(config, device)
-    jobs += [_job(d, dataset, model, None, config.base) for dataset, model, d in _rank_definitions(config, device)]
+    jobs += [make_job(d, dataset, model, None, config.base) for dataset, model, d in _rank_definitions(config, device)]
     for dataset in config.datasets:
         for model in config.models_for(dataset.name):
             for trial in range(config.trials):
                 definition = TrainDefinition(**_train_definition(config, dataset, model, config.seed + trial, device))
-                jobs.append(_job(definition, dataset.name, model.name, trial, config.base))
+                jobs.append(make_job(definition, dataset.name, model.name, trial, config.base))
     return jobs
-
-
-def _relative(value: Any, base: str) -> Any:
-    """``value`` with every path under ``base`` (a folder, ending in a separator) made relative to it."""
-    if isinstance(value, str):
-        return value.replace(base, "")
-    if isinstance(value, dict):
-        return {k: _relative(v, base) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_relative(v, base) for v in value]
-    return value
-
-
-def _digest(content: dict[str, Any]) -> str:
-    # the device does not change what a job computes: keep it out of the identity (and a setting
-    # added later, left at its default, out of it too, so that stores made before it stay valid)
-    identity = {k: v for k, v in content.items() if k != "device"}
-    return config_hash({k: v for k, v in identity.items() if not (k in LATER_DEFAULTS and LATER_DEFAULTS[k] == v)})
-
-
-def _job(definition: BaseModel, dataset: str, model: str, trial: int | None, base: Path | None) -> Job:
-    content = definition.model_dump(mode="json")
-    legacy = _digest(content)  # the identity before paths were made relative (stores made until then)
-    digest = legacy if base is None else _digest(_relative(content, str(base).rstrip("/") + "/"))
-    rank = definition.kind == "rank"
-    layer, features = (",".join(definition.layers), feature_kind(definition)) if rank else (None, None)
-    return Job(digest, definition.kind, dataset, model, trial, layer, features, content, legacy)
 
 
 def run_dir(bench_dir: Path, job: Job) -> Path:

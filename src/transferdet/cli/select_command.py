@@ -134,13 +134,18 @@ def select(
         summary = run_select(data, specs, settings, out, announce=bars.announce, on_job=bars.on_job)
     if as_json:
         print(json.dumps(summary))
-        return
+    else:
+        _show(summary)
+
+
+def _show(summary: dict) -> None:
+    """The race's table and the pick line."""
     out_console.print(_table(summary))
     winner = next(row for row in summary["candidates"] if row["model"] == summary["winner"])
     last = max(winner["rungs"], key=int)
     test = summary["final"].get("AP50")
     out_console.print(
-        f"pick: {summary['winner']} (validation {target} {winner['rungs'][last]:.3f} at iteration {last}; "
-        f"test AP50 {'n/a' if test is None else f'{test:.3f}'} after the full recipe), for "
+        f"pick: {summary['winner']} (validation {summary['target']} {winner['rungs'][last]:.3f} at iteration "
+        f"{last}; test AP50 {'n/a' if test is None else f'{test:.3f}'} after the full recipe), for "
         f"{summary['cost']['fraction_of_all']:.2f} of fine-tuning all; its run: {summary['winner_run']}"
     )

@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Literal
 
-from transferdet.bench.jobs import AP_KEYS, DataRef, TrainDefinition, _job
+from transferdet.bench.definitions import AP_KEYS, DataRef, TrainDefinition, make_job
 from transferdet.bench.store import Job
 from transferdet.runs import RunDir
 
@@ -46,7 +46,7 @@ def rung_job(
     definition = RungDefinition(
         **base, spec=spec, card=card, out=str(run_folder(out, order, candidate)), stop_at=stop_at
     )  # fmt: skip
-    return _job(definition, Path(base["data"].path).name, candidate, base["seed"], out)
+    return make_job(definition, Path(base["data"].path).name, candidate, base["seed"], out)
 
 
 def race_base(data: Path, data_format: str, detector: str, recipe: str, overrides: dict, seed: int, device: str,

@@ -1,0 +1,136 @@
+"""What a benchmark job is: each kind's definition, a typed model (:class:`RankDefinition`,
+:class:`TrainDefinition`, :class:`SourceDefinition`; select's rungs add their own) whose JSON is
+stored with the job, and its identity, the hash of that JSON (without the device, and with paths
+under the config's folder written relative to it, so that a checkout elsewhere, such as a worktree,
+finds the same jobs). Changing the config adds new jobs and leaves finished ones alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from transferdet.bench.config import config_hash
+from transferdet.bench.store import Job
+from transferdet.devices import default_device
+from transferdet.models.model_card import ModelEntry
+
+# settings added after stores existed: at these values they stay out of a job's identity
+LATER_DEFAULTS: dict[str, Any] = {"background": None, "precision": "fp32", "card": {}, "plugins": []}
+AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
+
+
+class DataRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    format: str = "auto"
+
+
+class RankDefinition(BaseModel):
+    """One model ranked on one dataset at one feature kind, on every layer (one forward pass)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["rank"] = "rank"
+    data: DataRef
+    spec: str
+    layers: list[str]
+    features: str
+    metrics: list[str]
+    image_size: int
+    max_images: int | None
+    max_boxes_per_class: int | None
+    seed: int
+    device: str
+    background: int | None = None
+    precision: str = "fp32"
+    card: dict[str, Any] = {}  # what the model's entry states beside the spec (mean, std, imagenet_top1)
+    plugins: list[str] = []  # imported before the model is built, wherever the job runs
+
+    def model_spec(self):  # noqa: ANN201 - a ModelSpec
+        return ModelEntry(spec=self.spec, **self.card).model_spec()
+
+    def settings(self):  # noqa: ANN201 - a RankSettings
+        from dataclasses import fields
+
+        from transferdet.transfer.rank import RankSettings
+
+        shared = {f.name for f in fields(RankSettings)} & set(type(self).model_fields) - {"device"}
+        # ``auto``: the device is decided where the job runs
+        return RankSettings(**self.model_dump(include=shared), device=default_device(self.device))
+
+
+class TrainDefinition(BaseModel):
+    """One model fine-tuned on one dataset with one seed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["train"] = "train"
+    data: DataRef
+    spec: str
+    detector: str
+    recipe: str
+    recipe_overrides: dict[str, Any]
+    seed: int
+    device: str
+    card: dict[str, Any] = {}  # the model's stated input normalisation (its top-1 changes no training)
+    plugins: list[str] = []
+
+    def train_job(self, out: Path):  # noqa: ANN201 - a TrainJob
+        from transferdet.train.job import TrainJob
+        from transferdet.train.recipes import load_recipe
+
+        return TrainJob(
+            data=Path(self.data.path),
+            backbone=ModelEntry(spec=self.spec, **self.card).model_spec(),
+            detector=self.detector,
+            recipe=load_recipe(self.recipe, config_file=self.recipe_overrides),
+            out=out,
+            seed=self.seed,
+            device=default_device(self.device),
+            format=self.data.format,
+        )
+
+
+class SourceDefinition(TrainDefinition):
+    """A shelf source: a model fine-tuned on one dataset into the run folder ``out``, which the
+    fine-tuning and ranking jobs of other datasets then name as weights (``ARCH@out``)."""
+
+    kind: Literal["source"] = "source"  # type: ignore[assignment]
+    out: str
+
+
+def feature_kind(definition: RankDefinition) -> str:
+    """How a ranking job's scores are labelled: its features, with the background RoIs per image
+    where it fixes them (``local+bg2``), so that runs with and without background stay apart."""
+    return definition.features + (f"+bg{definition.background}" if definition.background is not None else "")
+
+
+def _relative(value: Any, base: str) -> Any:
+    """``value`` with every path under ``base`` (a folder, ending in a separator) made relative to it."""
+    if isinstance(value, str):
+        return value.replace(base, "")
+    if isinstance(value, dict):
+        return {k: _relative(v, base) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relative(v, base) for v in value]
+    return value
+
+
+def _digest(content: dict[str, Any]) -> str:
+    # the device does not change what a job computes: keep it out of the identity (and a setting
+    # added later, left at its default, out of it too, so that stores made before it stay valid)
+    identity = {k: v for k, v in content.items() if k != "device"}
+    return config_hash({k: v for k, v in identity.items() if not (k in LATER_DEFAULTS and LATER_DEFAULTS[k] == v)})
+
+
+def make_job(definition: BaseModel, dataset: str, model: str, trial: int | None, base: Path | None) -> Job:
+    content = definition.model_dump(mode="json")
+    legacy = _digest(content)  # the identity before paths were made relative (stores made until then)
+    digest = legacy if base is None else _digest(_relative(content, str(base).rstrip("/") + "/"))
+    rank = definition.kind == "rank"
+    layer, features = (",".join(definition.layers), feature_kind(definition)) if rank else (None, None)
+    return Job(digest, definition.kind, dataset, model, trial, layer, features, content, legacy)
