@@ -39,8 +39,8 @@ def test_a_race_over_real_runs_spends_its_plan_and_answers_again_from_its_folder
     that ranks the best one last, and a kill inside a rung: tests/test_halving.py.)"""
     from transferdet.select.halving import Plan
     from transferdet.select.race import run_race
-    from transferdet.select.rung_jobs import race_base, run_folder
-    from transferdet.select.runner import RaceRuns, store_trainer
+    from transferdet.select.rung_jobs import RaceRuns, race_base, run_folder
+    from transferdet.select.runner import store_trainer
 
     order = ["torchvision:mobilenet_v3_small@random", "timm:resnet10t@random"]
     recipe = load_recipe("quick", [*SMALL, "checkpoint_every=100", "lr=0.002"])

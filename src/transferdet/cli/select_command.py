@@ -116,6 +116,7 @@ def select(
     use_plugins(plugin)
     from transferdet.select.flow import SelectSettings
     from transferdet.select.flow import select as run_select
+    from transferdet.select.runner import store_trainer
     from transferdet.train.recipes import load_recipe
     from transferdet.transfer.rank import RankSettings
 
@@ -131,7 +132,8 @@ def select(
                               executor, address, plugins=list(plugin))  # fmt: skip
     with Progress(console=err_console, transient=True) as bar:
         bars = RungBars(bar)
-        summary = run_select(data, specs, settings, out, announce=bars.announce, on_job=bars.on_job)
+        summary = run_select(data, specs, settings, out, announce=bars.announce, on_job=bars.on_job,
+                             trainer=store_trainer)  # fmt: skip
     if as_json:
         print(json.dumps(summary))
     else:

@@ -9,15 +9,16 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from transferdet.atomic import atomic_write_bytes
-from transferdet.bench.runner import JobCallback
 from transferdet.errors import TransferdetError
+from transferdet.models.model_card import ModelEntry
+from transferdet.models.specs import ModelSpec
 from transferdet.select.curves import write_curves
 from transferdet.select.halving import Plan, plan_race
-from transferdet.select.race import run_race
-from transferdet.select.rung_jobs import race_base, run_folder
-from transferdet.select.runner import RaceRuns, store_trainer
+from transferdet.select.race import TrainRung, run_race
+from transferdet.select.rung_jobs import RaceRuns, inline_trainer, race_base, run_folder
 from transferdet.train.engine import job_data
 from transferdet.train.job import TrainJob
 from transferdet.train.recipes import Recipe
@@ -27,6 +28,8 @@ from transferdet.transfer.rank import DEFAULT_METRICS, RankSettings, rank
 RECOMMENDED = DEFAULT_METRICS[0]  # rank's recommended ranker (its `recommended:` line's first metric)
 SCREEN_SCORES = (RECOMMENDED, "knn", "model_size")  # with the sceptic's baselines beside it
 
+JobCallback = Callable[[str, Any, str], None]  # the bench runner's (event, job, detail)
+Trainer = Callable[[RaceRuns, list[str]], TrainRung]  # a race's runs and order -> its train_rung
 # candidates -> (their order, best first; each one's screen scores by metric)
 Screen = Callable[[list[str]], tuple[list[str], dict[str, dict[str, float | None]]]]
 
@@ -46,20 +49,28 @@ class SelectSettings:
     threads: int | None = None  # torch threads per rung job (Ray's default is one)
     format: str = "auto"
     plugins: list[str] = field(default_factory=list)
+    # candidate name -> its listed entry (spec, stated normalisation); a name not here is its own spec
+    entries: dict[str, ModelEntry] = field(default_factory=dict)
+
+    def spec(self, candidate: str) -> str | ModelSpec:
+        """What rank and training build for ``candidate``."""
+        return self.entries[candidate].model_spec() if candidate in self.entries else candidate
 
     def runs(self, data: Path, out: Path, on_job: JobCallback | None = None) -> RaceRuns:
         """Where and how the race's rung jobs run (their shared definition fields)."""
         overrides = self.recipe.model_dump(mode="json", exclude={"name"})
         base = race_base(data, self.format, self.detector, self.recipe.name, overrides, self.seed, self.device,
                          self.plugins)  # fmt: skip
-        return RaceRuns(out, base, {}, self.executor, self.address, self.threads, on_job)
+        specs = {name: (e.spec, {k: v for k, v in e.card().items() if k in ("mean", "std")})
+                 for name, e in self.entries.items()}  # fmt: skip
+        return RaceRuns(out, base, specs, self.executor, self.address, self.threads, on_job)
 
 
 def race_length(data: Path, settings: SelectSettings) -> int:
     """The recipe's length in iterations over the training images left once the validation split
     is carved; a one-line error where there are too few images to carve one."""
     job = TrainJob(data, "unused", settings.detector, settings.recipe, Path("unused"), seed=settings.seed,
-                   carve_validation=True)  # fmt: skip
+                   format=settings.format, carve_validation=True)  # fmt: skip
     _, records, _, validation = job_data(job)
     if validation is None:
         raise TransferdetError(f"{data}: too few training images to carve a validation split from (need at least 2)")
@@ -70,8 +81,10 @@ def rank_screen(data: Path, settings: SelectSettings) -> Screen:
     """Order by the recommended ranker's score (candidates it cannot score last, in the given order)."""
 
     def screen(candidates: list[str]) -> tuple[list[str], dict[str, dict[str, float | None]]]:
-        rows = rank(data, candidates, list(SCREEN_SCORES), settings=settings.rank)
-        scores = {c: {r["metric"]: r["score"] for r in rows if r["model"] == c} for c in candidates}
+        specs = [settings.spec(c) for c in candidates]
+        named = {str(spec): c for spec, c in zip(specs, candidates, strict=True)}
+        rows = rank(data, specs, list(SCREEN_SCORES), settings=settings.rank, format=settings.format)
+        scores = {c: {r["metric"]: r["score"] for r in rows if named[r["model"]] == c} for c in candidates}
         first = {c: scores[c].get(RECOMMENDED) for c in candidates}
         order = sorted(candidates, key=lambda c: (first[c] is None, -(first[c] or 0.0), candidates.index(c)))
         return order, scores
@@ -96,8 +109,11 @@ Announce = Callable[[Plan, list[str]], None]  # the plan and the candidates left
 def select(
     data: Path, candidates: list[str], settings: SelectSettings, out: Path,
     screen: Screen | None = None, announce: Announce | None = None, on_job: JobCallback | None = None,
+    trainer: Trainer = inline_trainer,
 ) -> dict:  # fmt: skip
-    """Screen, plan, race, finish the winner; writes ``race.json`` in ``out`` and returns it."""
+    """Screen, plan, race, finish the winner; writes ``race.json`` in ``out`` and returns it. The
+    rungs' runs train as ``trainer`` runs them (in this process by default; the CLI's go through
+    the bench runner and the race's store, :func:`~transferdet.select.runner.store_trainer`)."""
     if len(candidates) < 2:
         raise TransferdetError("select needs at least two candidates (--models)")
     total = race_length(data, settings)
@@ -107,7 +123,7 @@ def select(
     raced = order[: plan.candidates]
     if announce is not None:
         announce(plan, dropped)
-    result = run_race(plan, raced, store_trainer(settings.runs(data, out, on_job), raced), settings.target)
+    result = run_race(plan, raced, trainer(settings.runs(data, out, on_job), raced), settings.target)
     summary = {
         "winner": result.winner,
         "winner_run": str(run_folder(out, raced, result.winner)),

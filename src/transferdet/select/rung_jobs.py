@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from transferdet.bench.definitions import AP_KEYS, DataRef, TrainDefinition, make_job
 from transferdet.bench.store import Job
+from transferdet.errors import TransferdetError
 from transferdet.runs import RunDir
+from transferdet.select.race import TrainRung
 
 
 class RungDefinition(TrainDefinition):
@@ -29,6 +33,42 @@ class RungDefinition(TrainDefinition):
     kind: Literal["rung"] = "rung"  # type: ignore[assignment]
     out: str
     stop_at: int | None
+
+
+@dataclass
+class RaceRuns:
+    """A race's folder, the fields its rung jobs share (:func:`race_base`), each candidate's spec
+    and stated card (mean, std; a candidate not listed is its own spec), and how its jobs are run
+    (by :func:`~transferdet.select.runner.store_trainer`; :func:`inline_trainer` runs them here)."""
+
+    out: Path
+    base: dict[str, Any]
+    specs: dict[str, tuple[str, dict]] = field(default_factory=dict)  # candidate -> (spec, card)
+    executor: str = "local"
+    address: str | None = None
+    threads: int | None = None
+    on_job: Callable[[str, Job, str], None] | None = None  # the bench runner's (event, job, detail)
+
+    def job(self, order: list[str], candidate: str, stop_at: int | None) -> Job:
+        spec, card = self.specs.get(candidate, (candidate, {}))
+        return rung_job(self.base, self.out, order, candidate, spec, card, stop_at)
+
+
+def inline_trainer(runs: RaceRuns, order: list[str]) -> TrainRung:
+    """Rung jobs run one by one in this process, without a store: the run folders are the state
+    (what a bench ``select`` job uses, which the bench runner itself retries)."""
+
+    def train_rung(candidates: list[str], iteration: int | None) -> dict[str, dict]:
+        records = {}
+        for candidate in candidates:
+            definition = RungDefinition.model_validate(runs.job(order, candidate, iteration).definition)
+            try:
+                records[candidate] = run_rung(definition)["ap"] | {"iteration": iteration}
+            except TransferdetError as error:
+                records[candidate] = {"error": str(error)}
+        return records
+
+    return train_rung
 
 
 def run_folder(out: Path, order: list[str], candidate: str) -> Path:

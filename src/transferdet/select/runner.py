@@ -5,35 +5,17 @@ is not run again, so the same race started again after a kill trains only what i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-from transferdet.bench.runner import JobCallback, run_jobs
+from transferdet.bench.runner import run_jobs
 from transferdet.bench.store import STORE_FILE, Job, Store
 from transferdet.select.race import TrainRung
-from transferdet.select.rung_jobs import rung_job
-
-
-@dataclass
-class RaceRuns:
-    """A race's folder, the fields its rung jobs share (:func:`~transferdet.select.rung_jobs.race_base`),
-    each candidate's spec and stated card (mean, std), and how its jobs are run."""
-
-    out: Path
-    base: dict[str, Any]
-    specs: dict[str, tuple[str, dict]] = field(default_factory=dict)  # candidate -> (spec, card)
-    executor: str = "local"
-    address: str | None = None
-    threads: int | None = None
-    on_job: JobCallback | None = None
+from transferdet.select.rung_jobs import RaceRuns
 
 
 def store_trainer(runs: RaceRuns, order: list[str]) -> TrainRung:
     """The race's ``train_rung``: every candidate asked for brought to the rung through the store."""
 
     def train_rung(candidates: list[str], iteration: int | None) -> dict[str, dict]:
-        jobs = [rung_job(runs.base, runs.out, order, c, *runs.specs.get(c, (c, {})), iteration) for c in candidates]
+        jobs = [runs.job(order, c, iteration) for c in candidates]
         with Store(runs.out / STORE_FILE) as store:
             store.add_jobs(jobs)
             status = store.status([j.id for j in jobs])
