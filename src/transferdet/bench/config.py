@@ -9,6 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from transferdet.bench.select_rule import SelectRule
 from transferdet.bench.shelf import ShelfRule, ShelfSource, shelf_sources
 from transferdet.errors import TransferdetError
 from transferdet.hashing import json_digest
@@ -60,6 +61,8 @@ class BenchConfig(BaseModel):
     plugins: list[str] = Field(default_factory=list)
     # intermediate-task sources the bench trains itself, each left out of its own dataset (bench/shelf.py)
     shelf: ShelfRule | None = None
+    # races of `transferdet select` over each target's sources, instead of ranking and fine-tuning them
+    select: SelectRule | None = None
     _base: Path | None = PrivateAttr(None)  # the config file's folder (relative paths, job identities)
 
     @property
@@ -114,6 +117,9 @@ class BenchConfig(BaseModel):
         unknown = [m for m in self.metrics if m not in KNOWN_SCORES]
         if unknown:
             raise ValueError(f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(KNOWN_SCORES)})")
+        names = {d.name for d in self.datasets}
+        if self.select is not None and not set(self.select.targets or names) <= names:
+            raise ValueError(f"select: unknown target(s) {', '.join(sorted(set(self.select.targets) - names))}")
         models = [m.name for m in self.models] + [s.entry.name for s in self.shelf_sources()]
         for kind, names in (("dataset", [d.name for d in self.datasets]), ("model", models)):
             repeated = sorted({n for n in names if names.count(n) > 1})
@@ -127,6 +133,21 @@ def config_hash(definition: dict[str, Any]) -> str:
     return json_digest(definition, 16)
 
 
+def _extended(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` over the settings of the config it ``extends`` (a file in the same folder, so that
+    relative paths mean the same in both; its own ``extends`` is not followed)."""
+    name = Path(str(raw.pop("extends")))
+    if name.parent != Path("."):
+        raise TransferdetError(f"{path}: extends: {name}: name a config in the same folder")
+    try:
+        base = yaml.safe_load((path.parent / name).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise TransferdetError(f"{path}: extends: cannot read {name} ({error})") from None
+    if not isinstance(base, dict) or "extends" in base:
+        raise TransferdetError(f"{path}: extends: {name} must be a mapping of settings that extends nothing")
+    return base | raw
+
+
 def load_config(path: Path) -> BenchConfig:
     """Read and validate CONFIG.yaml; relative dataset and checkpoint paths are taken from the
     config file's folder."""
@@ -138,6 +159,8 @@ def load_config(path: Path) -> BenchConfig:
         raise TransferdetError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise TransferdetError(f"{path}: expected a mapping of settings at the top level")
+    if "extends" in raw:
+        raw = _extended(path, raw)
     try:
         config = BenchConfig.model_validate(raw)
     except ValidationError as error:
@@ -150,6 +173,8 @@ def load_config(path: Path) -> BenchConfig:
             dataset.path = base / dataset.path
     config.models = [model.with_base(base) for model in config.models]
     config._base = base
+    if config.select is not None and not config.select.reference.is_absolute():
+        config.select.reference = base / config.select.reference
     config.plugins = [str(base / p) if is_file(p) and not Path(p).is_absolute() else p for p in config.plugins]
     load_plugins(config.plugins)  # a broken plug-in fails here, before any job
     return config

@@ -93,8 +93,13 @@ def _rank_definitions(config: BenchConfig, device: str) -> list[tuple[str, str, 
 
 def plan(config: BenchConfig, device: str) -> list[Job]:
     """Every shelf source job, then every ranking job, then every fine-tuning job (datasets and
-    models in config order, trials by seed)."""
+    models in config order, trials by seed); a benchmark of select plans its races instead of the
+    ranking and fine-tuning jobs."""
     jobs = _source_jobs(config, device)
+    if config.select is not None:
+        from transferdet.select.bench_jobs import select_jobs
+
+        return jobs + select_jobs(config, device)
     jobs += [make_job(d, dataset, model, None, config.base) for dataset, model, d in _rank_definitions(config, device)]
     for dataset in config.datasets:
         for model in config.models_for(dataset.name):
@@ -120,6 +125,10 @@ def run_job(job: Job, bench_dir: Path) -> dict[str, Any]:
         # its own AP stays in its run folder: the store's AP rows are of fine-tunes on targets
         resumed_from = _train(source, Path(source.out))["resumed_from"]
         result = {"artifact": RunDir(Path(source.out)).checkpoint_digest(), "resumed_from": resumed_from}
+    elif job.kind == "select":  # a race of select's over one target's sources
+        from transferdet.select.bench_jobs import SelectDefinition, run_select_job
+
+        result = run_select_job(SelectDefinition.model_validate(job.definition), bench_dir)
     elif job.kind == "rung":  # a rung of select's race (its run folder is in the definition)
         from transferdet.select.rung_jobs import RungDefinition, run_rung
 

@@ -14,7 +14,7 @@ from transferdet.bench.jobs import source_missing
 from transferdet.bench.store import Job, Store
 from transferdet.errors import TransferdetError
 
-KINDS = ("source", "rank", "train")
+KINDS = ("source", "rank", "train", "select")
 
 
 def pending(jobs: list[Job], store: Store, kinds: tuple[str, ...] = KINDS) -> list[Job]:
@@ -24,7 +24,9 @@ def pending(jobs: list[Job], store: Store, kinds: tuple[str, ...] = KINDS) -> li
         raise TransferdetError(f"unknown job kind(s) {', '.join(unknown)} (choose from {', '.join(KINDS)})")
     status = store.status([j.id for j in jobs])
     work = [j for j in jobs if j.kind in kinds and j.kind != "source" and status.get(j.id) != "done"]
-    needed = {j.model for j in work}
+    needed = {j.model for j in work} | {
+        c["name"] for j in work if j.kind == "select" for c in j.definition["candidates"]
+    }
     sources = [
         j
         for j in jobs
@@ -36,10 +38,19 @@ def pending(jobs: list[Job], store: Store, kinds: tuple[str, ...] = KINDS) -> li
 
 def schedule(jobs: list[Job]) -> list[Job]:
     """Jobs that need no source training first, then each shelf source to train followed by the
-    jobs of that source; otherwise in the given order."""
-    training = {j.model for j in jobs if j.kind == "source"}
-    ready = [j for j in jobs if j.kind != "source" and j.model not in training]
-    ordered = list(ready)
-    for source in (j for j in jobs if j.kind == "source"):
-        ordered += [source] + [j for j in jobs if j.kind != "source" and j.model == source.model]
+    jobs that wait for it last (a race waits for all its sources); otherwise in the given order."""
+    sources = [j for j in jobs if j.kind == "source"]
+    place = {s.model: i for i, s in enumerate(sources)}
+    after: list[list[Job]] = [[] for _ in sources]  # the jobs to run once source i is trained
+    ordered = []
+    for job in (j for j in jobs if j.kind != "source"):
+        waits = [place[m] for m in _uses(job) if m in place]
+        (after[max(waits)] if waits else ordered).append(job)
+    for source, following in zip(sources, after, strict=True):
+        ordered += [source, *following]
     return ordered
+
+
+def _uses(job: Job) -> set[str]:
+    """The sources a job builds: its model, or a race's candidates."""
+    return {c["name"] for c in job.definition["candidates"]} if job.kind == "select" else {job.model}

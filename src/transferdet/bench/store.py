@@ -1,11 +1,11 @@
 """The results store of a benchmark: one SQLite file, ``DIR/results.sqlite``.
 
-``jobs`` holds every ranking or fine-tuning job with its status (pending, running, done, failed),
-the hash of its definition, its times, attempts, completions, the iteration a fine-tuning job
-last resumed from, and error text; ``scores`` the
-metric scores of ranking jobs; ``ap`` the evaluation of fine-tuning jobs. A job's results and its
-``done`` status are written in one transaction, so a process killed at any moment leaves either a
-finished job or one to run again, never half of its results.
+``jobs`` holds every ranking, fine-tuning, rung or select job with its status (pending, running,
+done, failed), the hash of its definition, its times, attempts, completions, the iteration a
+fine-tuning job last resumed from, and error text; ``scores`` the metric scores of ranking jobs;
+``ap`` the evaluation of fine-tuning and rung jobs; ``races`` the summary of each race of select's.
+A job's results and its ``done`` status are written in one transaction, so a process killed at
+any moment leaves either a finished job or one to run again, never half of its results.
 """
 
 from __future__ import annotations
@@ -69,6 +69,12 @@ CREATE TABLE IF NOT EXISTS ap (
     key TEXT NOT NULL,
     value REAL,
     PRIMARY KEY (job_id, key)
+);
+CREATE TABLE IF NOT EXISTS races (
+    job_id TEXT PRIMARY KEY REFERENCES jobs(id),
+    dataset TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    summary TEXT NOT NULL          -- JSON: a select race's pick, rungs, screen scores and cost
 );
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -218,6 +224,10 @@ class Store:
                     if value is None or isinstance(value, int | float)
                 ],
             )
+            db.execute("DELETE FROM races WHERE job_id=?", (job.id,))
+            if "race" in result:
+                db.execute("INSERT INTO races VALUES (?, ?, ?, ?)",
+                           (job.id, job.dataset, job.trial, json.dumps(result["race"])))  # fmt: skip
             db.execute(
                 "UPDATE jobs SET status='done', completions=completions+1, finished=?, seconds=?, error=NULL,"
                 " resumed_from=?, code=?, artifact=? WHERE id=?",
@@ -255,6 +265,11 @@ class Store:
             marks = ",".join("?" * len(job_ids))
             rows = self._db.execute(query + f" AND t.job_id IN ({marks}) ORDER BY t.rowid", job_ids)
         return [dict(r) for r in rows]
+
+    def races(self) -> list[dict[str, Any]]:
+        """Done races: each one's job id, target, seed and summary (decoded; its budget among them)."""
+        rows = self._rows("races", None)
+        return [r | {"summary": json.loads(r["summary"])} for r in rows]
 
     def artifact(self, job_id: str) -> str | None:
         row = self._db.execute("SELECT artifact FROM jobs WHERE id=?", (job_id,)).fetchone()

@@ -68,6 +68,25 @@ def job_progress(bar: Progress, task: TaskID):  # noqa: ANN201
     return on_job
 
 
+def show_select_report(out: Path, reference: Path) -> None:
+    """A benchmark of select: the regret table (written with its CSV, JSON and figure)."""
+    from transferdet.bench.regret import RACE
+    from transferdet.bench.select_report import write_select_report
+
+    rows = write_select_report(out, reference)
+    table = Table(title="select: regret in test AP50 (best source minus pick), 90% intervals")
+    for name in ("budget", "picker", "races", "cost", "regret", "race minus this"):
+        table.add_column(name, justify="left" if name == "picker" else "right")
+    for r in rows:
+        gap = r.race_minus_this
+        cells = [f"{r.regret.value:.3f} [{r.regret.low:.3f}, {r.regret.high:.3f}]",
+                 "" if gap is None else f"{gap.value:+.3f} [{gap.low:+.3f}, {gap.high:+.3f}]"]  # fmt: skip
+        table.add_row(f"{r.budget:g}", r.picker, str(r.races), f"{r.cost:.2f}", *cells,
+                      style="bold" if r.picker == RACE else "")  # fmt: skip
+    out_console.print(table)
+    out_console.print(f"written: {out / 'select_regret.csv'}, select_regret.json, early_rungs.csv, regret.png")
+
+
 def _tell_provenance(outcome) -> None:  # noqa: ANN001 - a BenchOutcome
     """Say which code versions made the store's results, and any shelf source rebuilt differently."""
     for kind, versions in outcome.code_versions.items():
@@ -93,10 +112,11 @@ def bench(
     kinds: Annotated[
         str,
         typer.Option(
-            help="Job kinds to run now, comma-separated: source (shelf sources), rank, train. Shelf sources whose "
-            "run folder is missing always run (the other jobs need them)."
+            help="Job kinds to run now, comma-separated: source (shelf sources), rank, train, select (races of "
+            "a config's select section). Shelf sources whose run folder is missing always run (the other jobs "
+            "need them)."
         ),
-    ] = "source,rank,train",
+    ] = "source,rank,train,select",
 ) -> None:
     """Rank every model on every dataset and fine-tune each, store all results in OUT/results.sqlite,
     and write the report. Re-running runs only what is missing (jobs not yet done, failed or killed).
@@ -116,10 +136,13 @@ def bench(
         f"{len(outcome.failed)} failed"
     )
     _tell_provenance(outcome)
-    data = load_report_data(out)  # once: its bootstrap takes seconds
-    md, page = build_report(out, data)
-    out_console.print(correlation_console_table(data))
-    out_console.print(f"report: {page} (and {md.name}); store: {out / 'results.sqlite'}")
+    if settings.select is not None:
+        show_select_report(out, settings.select.reference)
+    else:
+        data = load_report_data(out)  # once: its bootstrap takes seconds
+        md, page = build_report(out, data)
+        out_console.print(correlation_console_table(data))
+        out_console.print(f"report: {page} (and {md.name}); store: {out / 'results.sqlite'}")
     if outcome.failed:
         raise typer.Exit(1)
 
@@ -132,7 +155,15 @@ def report(
 ) -> None:
     """Rebuild DIR/report.md, DIR/report.html and the CSV files from the store alone."""
     from transferdet.bench.report import build_report, load_report_data
+    from transferdet.bench.store import STORE_FILE, Store
 
+    select = None
+    if (bench_dir / STORE_FILE).exists():  # (a missing store is load_report_data's error to tell)
+        with Store(bench_dir / STORE_FILE) as store:
+            select = (store.meta("config") or {}).get("select")
+    if select:
+        show_select_report(bench_dir, Path(select["reference"]))
+        return
     data = load_report_data(bench_dir)
     md, page = build_report(bench_dir, data)
     out_console.print(correlation_console_table(data))

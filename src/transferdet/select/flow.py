@@ -51,6 +51,7 @@ class SelectSettings:
     plugins: list[str] = field(default_factory=list)
     # candidate name -> its listed entry (spec, stated normalisation); a name not here is its own spec
     entries: dict[str, ModelEntry] = field(default_factory=dict)
+    cache_dir: Path | None = None  # the screen's feature cache (rank's default where None)
 
     def spec(self, candidate: str) -> str | ModelSpec:
         """What rank and training build for ``candidate``."""
@@ -83,7 +84,8 @@ def rank_screen(data: Path, settings: SelectSettings) -> Screen:
     def screen(candidates: list[str]) -> tuple[list[str], dict[str, dict[str, float | None]]]:
         specs = [settings.spec(c) for c in candidates]
         named = {str(spec): c for spec, c in zip(specs, candidates, strict=True)}
-        rows = rank(data, specs, list(SCREEN_SCORES), settings=settings.rank, format=settings.format)
+        rows = rank(data, specs, list(SCREEN_SCORES), settings=settings.rank, format=settings.format,
+                    **({"cache_dir": settings.cache_dir} if settings.cache_dir else {}))  # fmt: skip
         scores = {c: {r["metric"]: r["score"] for r in rows if named[r["model"]] == c} for c in candidates}
         first = {c: scores[c].get(RECOMMENDED) for c in candidates}
         order = sorted(candidates, key=lambda c: (first[c] is None, -(first[c] or 0.0), candidates.index(c)))
@@ -131,6 +133,8 @@ def select(
         "plan": {"rungs": list(plan.rungs), "survivors": list(plan.survivors), "eta": plan.eta, "total": total},
         "cost": {"iterations": plan.cost, "fraction_of_all": round(plan.cost / (len(candidates) * total), 4)},
         "target": settings.target,
+        "budget": settings.budget,
+        "seed": settings.seed,
         "candidates": [
             {
                 "model": c,

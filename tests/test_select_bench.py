@@ -1,0 +1,93 @@
+"""A benchmark of select (a config's ``select`` section, its ``extends``): one race per target, budget
+and seed as bench jobs in their own store, and each pick's regret read against the reference
+benchmark's fine-tunes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from bench_kit import MODELS, write_config
+from transferdet.bench.config import load_config
+from transferdet.bench.regret import RACE, RANDOM
+from transferdet.bench.runner import run_bench
+from transferdet.bench.select_report import reference_trials, write_select_report
+from transferdet.bench.store import STORE_FILE, Store
+from transferdet.errors import TransferdetError
+
+CANDIDATES = [{**m, "imagenet_top1": 0.1} for m in [*MODELS, {"name": "resnet18", "spec": "timm:resnet18@random"}]]
+
+
+@pytest.fixture(scope="module")
+def select_bench(tmp_path_factory) -> Path:
+    """A reference benchmark (three random-init sources, fine-tuned once each on shapes) and a
+    select benchmark that extends it: races at two budgets."""
+    from transferdet.data.synthetic import SynthConfig, synthesize
+
+    folder = tmp_path_factory.mktemp("select-bench")
+    synthesize(SynthConfig(source="shapes", images=24, size=64, seed=5), folder / "data")
+    write_config(folder, CANDIDATES, image_size=64, max_images=16, metrics=["transrate", "knn", "model_size"])
+    races = {
+        "extends": "bench.yaml",
+        "select": {"reference": "reference", "budgets": [0.6, 0.9], "seeds": [0], "eta": 2},
+    }
+    (folder / "select.yaml").write_text(yaml.safe_dump(races))
+    outcome = run_bench(load_config(folder / "bench.yaml"), folder / "reference", device="cpu", kinds=("train",))
+    assert outcome.failed == []
+    return folder
+
+
+def test_a_select_benchmark_runs_its_races_in_its_own_store_and_resumes(select_bench: Path) -> None:
+    config = load_config(select_bench / "select.yaml")
+    assert config.models == load_config(select_bench / "bench.yaml").models  # extended, not copied
+    outcome = run_bench(config, select_bench / "races", device="cpu")
+    assert (outcome.planned, outcome.ran, outcome.failed) == (2, 2, [])  # one race per budget, nothing else
+    with Store(select_bench / "races" / STORE_FILE) as store:
+        races = store.races()
+        assert {r["summary"]["budget"] for r in races} == {0.6, 0.9} and store.ap() == []
+    assert all(r["summary"]["cost"]["fraction_of_all"] <= r["summary"]["budget"] for r in races)
+    again = run_bench(config, select_bench / "races", device="cpu")
+    assert (again.skipped, again.ran) == (2, 0)
+    # a race's own state is its run folders: with the store lost, the races run again and answer
+    # every rung from the folders, training nothing (no checkpoint is rewritten), to the same picks
+    checkpoints = {p: p.stat().st_mtime_ns for p in (select_bench / "races" / "races").rglob("*.pt")}
+    (select_bench / "races" / STORE_FILE).rename(select_bench / "races" / "lost.sqlite")
+    assert run_bench(config, select_bench / "races", device="cpu").ran == 2
+    with Store(select_bench / "races" / STORE_FILE) as store:
+        assert [r["summary"] for r in store.races()] == [r["summary"] for r in races]
+    assert checkpoints and {p: p.stat().st_mtime_ns for p in checkpoints} == checkpoints
+
+
+def test_each_picks_regret_is_read_against_the_reference_fine_tunes(select_bench: Path, cli) -> None:
+    run_bench(load_config(select_bench / "select.yaml"), select_bench / "races", device="cpu")
+    rows = write_select_report(select_bench / "races", select_bench / "reference", count=50)
+    ap = {m: float(a.mean()) for m, a in reference_trials(select_bench / "reference")["shapes"].items()}
+    with Store(select_bench / "races" / STORE_FILE) as store:
+        winners = {r["summary"]["budget"]: r["summary"]["winner"] for r in store.races()}
+    for row in rows:
+        if row.picker == RACE:
+            assert row.regret.value == pytest.approx(max(ap.values()) - ap[winners[row.budget]])
+        if row.picker == RANDOM:
+            assert row.regret.value == pytest.approx(max(ap.values()) - np.mean(list(ap.values())))
+        if row.picker == "card top-1":  # every source has the same (random-init) card: a random pick
+            assert row.regret.value == pytest.approx(max(ap.values()) - np.mean(list(ap.values())))
+    for name in ("select_regret.csv", "select_regret.json", "early_rungs.csv", "regret.png"):
+        assert (select_bench / "races" / name).stat().st_size > 0
+    shown = cli("report", select_bench / "races")  # the store knows its reference
+    assert shown.code == 0, shown.err
+    assert "regret in test AP50" in shown.out and "card top-1" in shown.out
+
+
+def test_bad_select_sections_are_one_line_errors(select_bench: Path) -> None:
+    (select_bench / "bad.yaml").write_text(yaml.safe_dump({"extends": "bench.yaml", "select": {"reference": "x",
+                                                           "targets": ["nowhere"]}}))  # fmt: skip
+    with pytest.raises(TransferdetError, match="select: unknown target"):
+        load_config(select_bench / "bad.yaml")
+    (select_bench / "far.yaml").write_text(yaml.safe_dump({"extends": "../bench.yaml"}))
+    with pytest.raises(TransferdetError, match="name a config in the same folder"):
+        load_config(select_bench / "far.yaml")
+    with pytest.raises(TransferdetError, match="no reference store"):
+        write_select_report(select_bench / "races", select_bench / "missing")
