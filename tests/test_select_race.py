@@ -1,0 +1,83 @@
+"""select's race over real runs on synthetic data, two iterations per rung: a stub screen ranks the
+truly best candidate last, so the race must find it; the iterations trained are the plan's; a race
+killed in the middle of a rung resumes to the same pick."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from transferdet.runs import RunDir
+
+BASE = ["batch_size=4", "num_workers=0", "min_size=[64]", "max_size=64", "warmup_iterations=1", "fpn_channels=64",
+        "checkpoint_every=100"]  # fmt: skip
+RANDOM = ["timm:resnet18@random", "timm:resnet10t@random", "torchvision:mobilenet_v3_small@random"]
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> Path:
+    from transferdet.data.synthetic import SynthConfig, synthesize
+
+    path = tmp_path_factory.mktemp("race") / "shapes"
+    synthesize(SynthConfig(source="shapes", images=32, size=64, seed=5), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pretrained(shapes: Path) -> str:
+    """A backbone pretrained on this very task (150 iterations of FCOS): the truly best candidate."""
+    from transferdet.train.engine import train
+    from transferdet.train.job import TrainJob
+    from transferdet.train.recipes import load_recipe
+
+    out = shapes.parent / "source"
+    train(TrainJob(shapes, "timm:resnet10t@random", "fcos", load_recipe("quick", [*BASE, "iterations=150", "lr=0.003"]), out,
+                   device="cpu"))  # fmt: skip
+    return f"timm:resnet10t@{out}"
+
+
+def test_the_race_finds_the_pretrained_backbone_the_screen_ranked_last(shapes, pretrained, tmp_path) -> None:
+    from transferdet.select.flow import SelectSettings, select
+    from transferdet.select.rung_jobs import run_folder
+    from transferdet.select.runner import store_trainer
+    from transferdet.train.recipes import load_recipe
+
+    candidates = [*RANDOM, pretrained]
+    settings = SelectSettings(load_recipe("quick", [*BASE, "iterations=8", "lr=0.003"]), budget=0.5, eta=2)
+    worst_first = lambda names: (list(names), {n: {} for n in names})  # noqa: E731 - the stub screen
+    summary = select(shapes, candidates, settings, tmp_path, screen=worst_first, trainer=store_trainer)
+    assert summary["plan"]["rungs"] == [2, 4]  # two rungs of two iterations: 4 candidates, then 2
+    assert summary["winner"] == pretrained  # found by the race, not the screen
+    trained = sum(RunDir(run_folder(tmp_path, candidates, c)).checkpoint_iteration() for c in candidates)
+    assert trained == summary["cost"]["iterations"] == 4 * 2 + 2 * 2 + (8 - 4)  # the budget arithmetic
+
+
+def test_a_race_killed_in_the_middle_of_a_rung_resumes_to_the_same_pick(shapes, pretrained, tmp_path, cli) -> None:
+    sets = [part for item in [*BASE, "iterations=8", "lr=0.003"] for part in ("--set", item)]
+    args = ["select", "--data", str(shapes), "--models", ",".join([*RANDOM, pretrained]), "--budget", "0.5",
+            "--eta", "2", "--screen-images", "8", "--image-size", "64", "--device", "cpu", *sets, "--json"]  # fmt: skip
+    whole = cli(*args, "--out", tmp_path / "whole")
+    assert whole.code == 0, whole.err
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "transferdet", *args, "--out", str(killed)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:  # kill it once the first rung's first run has its rung and the others have not
+        deadline = time.time() + 240
+        while process.poll() is None and time.time() < deadline and not list(killed.glob("*/rungs.json")):
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    assert len(list(killed.glob("*/rungs.json"))) == 1, "the race was not killed in the middle of its first rung"
+    resumed = cli(*args, "--out", killed)
+    assert resumed.code == 0, resumed.err
+    first, again = whole.json(), resumed.json()
+    assert again["winner"] == first["winner"] and again["final"]["AP50"] == first["final"]["AP50"]
+    assert [c["rungs"] for c in again["candidates"]] == [c["rungs"] for c in first["candidates"]]
+    assert json.loads((killed / "race.json").read_text())["cost"] == first["cost"]
