@@ -91,3 +91,9 @@ def test_bad_select_sections_are_one_line_errors(select_bench: Path) -> None:
         load_config(select_bench / "far.yaml")
     with pytest.raises(TransferdetError, match="no reference store"):
         write_select_report(select_bench / "races", select_bench / "missing")
+
+
+def test_report_takes_another_reference_and_names_a_missing_one(select_bench: Path, cli) -> None:
+    run_bench(load_config(select_bench / "select.yaml"), select_bench / "races", device="cpu")
+    moved = cli("report", select_bench / "races", "--reference", select_bench / "missing")
+    assert moved.code == 2 and "missing/results.sqlite: no reference store" in moved.err

@@ -37,8 +37,8 @@ def pretrained(shapes: Path) -> str:
     from transferdet.train.recipes import load_recipe
 
     out = shapes.parent / "source"
-    train(TrainJob(shapes, "timm:resnet10t@random", "fcos", load_recipe("quick", [*BASE, "iterations=150", "lr=0.003"]), out,
-                   device="cpu"))  # fmt: skip
+    recipe = load_recipe("quick", [*BASE, "iterations=150", "lr=0.003"])
+    train(TrainJob(shapes, "timm:resnet10t@random", "fcos", recipe, out, device="cpu"))
     return f"timm:resnet10t@{out}"
 
 

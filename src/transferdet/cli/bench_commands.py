@@ -152,8 +152,16 @@ bench.__doc__ = (bench.__doc__ or "") + "\n\n" + CONFIG_HELP
 
 def report(
     bench_dir: Annotated[Path, typer.Argument(help="A bench output folder (holding results.sqlite).", metavar="DIR")],
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="A benchmark of select: the folder of the store whose fine-tunes give the regret "
+            "(default: the one its config named)."
+        ),
+    ] = None,  # fmt: skip
 ) -> None:
-    """Rebuild DIR/report.md, DIR/report.html and the CSV files from the store alone."""
+    """Rebuild DIR/report.md, DIR/report.html and the CSV files from the store alone (a benchmark
+    of select: its regret table, CSV, JSON and figure)."""
     from transferdet.bench.report import build_report, load_report_data
     from transferdet.bench.store import STORE_FILE, Store
 
@@ -162,7 +170,7 @@ def report(
         with Store(bench_dir / STORE_FILE) as store:
             select = (store.meta("config") or {}).get("select")
     if select:
-        show_select_report(bench_dir, Path(select["reference"]))
+        show_select_report(bench_dir, reference or Path(select["reference"]))
         return
     data = load_report_data(bench_dir)
     md, page = build_report(bench_dir, data)
