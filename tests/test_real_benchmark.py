@@ -66,3 +66,22 @@ def test_the_committed_store_reproduces_the_docs_tables(tmp_path: Path) -> None:
     assert len(table_lines) > 40
     missing = [line for line in table_lines if line not in docs]
     assert not missing, f"{len(missing)} table rows differ from docs/results.md, e.g. {missing[0]}"
+
+
+def test_rank_recommends_what_the_shelf_rule_selected(tmp_path: Path) -> None:
+    """rank's default ranker (transfer/recommended.py) is the pre-registered rule's winner on the
+    complete shelf store (bench/shelf_rule.py); until the sweep is done the rule has not decided."""
+    import sqlite3
+
+    from transferdet.transfer.recommended import LAYER, METRIC
+
+    store = REAL / "shelf" / STORE_FILE
+    if not store.is_file():
+        pytest.skip(f"{store} is absent")
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+        (left,) = db.execute("SELECT COUNT(*) FROM jobs WHERE status != 'done'").fetchone()
+    if left:
+        pytest.skip(f"the shelf sweep is not finished ({left} jobs to run): its rule has not decided yet")
+    shutil.copy(store, tmp_path / STORE_FILE)
+    winner = load_report_data(tmp_path).within.winner
+    assert (winner.metric, winner.layer) == (METRIC, LAYER), "rank's default must follow the shelf rule's winner"

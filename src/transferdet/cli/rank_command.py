@@ -30,6 +30,7 @@ from transferdet.devices import default_device
 from transferdet.errors import TransferdetError
 from transferdet.models.specs import ModelSpec
 from transferdet.ties import TIE_RTOL
+from transferdet.transfer.recommended import LAYER as RECOMMENDED_LAYER
 
 LayerOption = Annotated[
     str,
@@ -205,7 +206,7 @@ def rank(
     models: ModelsOption = [],  # noqa: B006 - typer reads the default
     models_file: ModelsFileOption = None,
     metrics: MetricsOption = [],  # noqa: B006
-    layer: LayerOption = "c5",
+    layer: LayerOption = RECOMMENDED_LAYER,
     features: Annotated[str, typer.Option(help="local: RoI-Align on each box; global: whole image.")] = "local",
     split: Annotated[str | None, typer.Option(help="Split to score on (default: train).")] = None,
     max_images: Annotated[int | None, typer.Option(help="Use at most this many images (seeded).")] = None,

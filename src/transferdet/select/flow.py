@@ -23,9 +23,10 @@ from transferdet.train.engine import job_data
 from transferdet.train.job import TrainJob
 from transferdet.train.recipes import Recipe
 from transferdet.train.schedule import total_iterations
-from transferdet.transfer.rank import DEFAULT_METRICS, RankSettings, rank
+from transferdet.transfer.rank import RankSettings, rank
+from transferdet.transfer.recommended import METRIC as RECOMMENDED_METRIC
 
-RECOMMENDED = DEFAULT_METRICS[0]  # rank's recommended ranker (its `recommended:` line's first metric)
+RECOMMENDED = RECOMMENDED_METRIC  # rank's recommended ranker (on its default layer, RankSettings' default)
 SCREEN_SCORES = (RECOMMENDED, "knn", "model_size")  # with the sceptic's baselines beside it
 
 JobCallback = Callable[[str, Any, str], None]  # the bench runner's (event, job, detail)

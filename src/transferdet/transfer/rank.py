@@ -40,12 +40,16 @@ from transferdet.transfer import cache
 from transferdet.transfer.background import BACKGROUND, default_background, with_background
 from transferdet.transfer.features import BoxFeatures, extract_layers, sample_records
 from transferdet.transfer.layer_scores import variant_rows
+from transferdet.transfer.recommended import LAYER as RECOMMENDED_LAYER
+from transferdet.transfer.recommended import METRIC as RECOMMENDED_METRIC
 from transferdet.transfer.scoring import Outcome
 from transferdet.transfer.variants import base_layers, parse_layer
 
 # bumped when extraction changes what it computes, so that older cache entries are not reused
 EXTRACTOR_VERSION = 5  # 4: batch norms folded into convolutions, 5: also across stages (float32 rounding)
-DEFAULT_METRICS = ("transrate", "logme", "tlogme", "h_score", "reg_h_score", "sfda", "etran", "gbc", "leep", "nce")
+_METRIC_ORDER = ("transrate", "logme", "tlogme", "h_score", "reg_h_score", "sfda", "etran", "gbc", "leep", "nce")
+# the recommended metric first (transfer/recommended.py), then the others in a fixed order
+DEFAULT_METRICS = (RECOMMENDED_METRIC, *(m for m in _METRIC_ORDER if m != RECOMMENDED_METRIC))
 MODEL_SIZE = "model_size"  # the backbone's parameter count: a static ranker
 IMAGENET_TOP1 = "imagenet_top1"  # the top-1 a model's entry states (models/model_card.py): another static ranker
 STATIC_SCORES = (MODEL_SIZE, IMAGENET_TOP1)
@@ -71,7 +75,7 @@ class RankSettings:
     """How ranking extracts features. ``layers``: one or more (``"c4,c5"`` or a list), all from one
     forward pass."""
 
-    layers: tuple[str, ...] | str = ("c5",)
+    layers: tuple[str, ...] | str = (RECOMMENDED_LAYER,)
     features: str = "local"
     image_size: int = 512
     max_images: int | None = None
