@@ -81,3 +81,35 @@ def test_a_race_killed_in_the_middle_of_a_rung_resumes_to_the_same_pick(shapes, 
     assert again["winner"] == first["winner"] and again["final"]["AP50"] == first["final"]["AP50"]
     assert [c["rungs"] for c in again["candidates"]] == [c["rungs"] for c in first["candidates"]]
     assert json.loads((killed / "race.json").read_text())["cost"] == first["cost"]
+
+
+def test_a_candidate_that_fails_to_train_is_recorded_and_drops_only_itself(shapes, tmp_path, monkeypatch) -> None:
+    """Its rung job is recorded as failed in the race's store; the others race on, and the same
+    race started again tries it again and trains nothing the others already reached."""
+    from transferdet.bench.store import STORE_FILE, Store
+    from transferdet.errors import TransferdetError
+    from transferdet.select import rung_jobs
+    from transferdet.select.flow import SelectSettings, select
+    from transferdet.select.runner import store_trainer
+    from transferdet.train.recipes import load_recipe
+
+    real = rung_jobs.run_rung
+
+    def failing(definition):  # noqa: ANN001, ANN202 - a RungDefinition
+        if definition.spec == RANDOM[0]:
+            raise TransferdetError(f"{definition.spec}: loss is nan at iteration 1")
+        return real(definition)
+
+    monkeypatch.setattr(rung_jobs, "run_rung", failing)
+    settings = SelectSettings(load_recipe("quick", [*BASE, "iterations=8", "lr=0.003"]), budget=0.5, eta=2)
+    screen = lambda names: (list(names), {n: {} for n in names})  # noqa: E731
+    summary = select(shapes, RANDOM, settings, tmp_path, screen=screen, trainer=store_trainer)
+    stopped = {c["model"]: c["stopped"] for c in summary["candidates"]}
+    assert stopped[RANDOM[0]].startswith(f"failed: {RANDOM[0]}: loss is nan") and summary["winner"] != RANDOM[0]
+    with Store(tmp_path / STORE_FILE) as store:
+        rows = store.jobs()
+    assert [r["status"] for r in rows if r["model"] == RANDOM[0]] == ["failed"]
+    again = select(shapes, RANDOM, settings, tmp_path, screen=screen, trainer=store_trainer)
+    with Store(tmp_path / STORE_FILE) as store:
+        attempts = {r["model"]: r["attempts"] for r in store.jobs() if r["status"] == "done"}
+    assert again["winner"] == summary["winner"] and set(attempts.values()) == {1}  # nothing trained twice
