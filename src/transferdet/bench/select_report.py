@@ -8,6 +8,7 @@ Writes ``select_regret.csv``, ``select_regret.json``, ``early_rungs.csv`` and ``
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -67,7 +68,9 @@ def early_rungs(bench_dir: Path, trials: dict[str, dict[str, np.ndarray]]) -> li
         summary, target = race["summary"], race["dataset"]
         first = str(summary["plan"]["rungs"][0])
         seen = {c["model"]: c["rungs"].get(first) for c in summary["candidates"]}
-        seen = {m: v for m, v in seen.items() if v is not None and m in trials[target]}
+        seen = {m: v for m, v in seen.items() if v is not None and m in trials.get(target, {})}
+        if len(seen) < 2:  # the reference has not fine-tuned these sources yet
+            continue
         final = {m: float(trials[target][m].mean()) for m in seen}
         leader, best = max(seen, key=seen.get), max(final, key=final.get)
         tau = kendall_tau_b(np.array(list(seen.values())), np.array(list(final.values())))
@@ -101,8 +104,6 @@ def _flat(row: RegretRow) -> dict:
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    import io
-
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else [])
     writer.writeheader()

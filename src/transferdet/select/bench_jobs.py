@@ -9,7 +9,7 @@ pick. Its result is the race's summary, kept in the store's ``races`` table.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,6 +17,10 @@ from transferdet.bench.definitions import DataRef, make_job
 from transferdet.bench.store import Job
 from transferdet.devices import default_device
 from transferdet.models.model_card import ModelEntry
+
+if TYPE_CHECKING:
+    from transferdet.bench.config import BenchConfig
+    from transferdet.select.flow import SelectSettings
 
 
 class SelectDefinition(BaseModel):
@@ -40,7 +44,7 @@ class SelectDefinition(BaseModel):
     plugins: list[str] = []
     out: str
 
-    def settings(self, cache_dir: Path):  # noqa: ANN201 - a SelectSettings
+    def settings(self, cache_dir: Path) -> SelectSettings:
         from transferdet.select.flow import SelectSettings
         from transferdet.train.recipes import load_recipe
         from transferdet.transfer.rank import RankSettings
@@ -54,7 +58,7 @@ class SelectDefinition(BaseModel):
         )  # fmt: skip
 
 
-def select_jobs(config, device: str) -> list[Job]:  # noqa: ANN001 - a BenchConfig
+def select_jobs(config: BenchConfig, device: str) -> list[Job]:
     """One race per target, budget and seed of ``config.select`` (targets in config order)."""
     rule = config.select
     targets = [d for d in config.datasets if rule.targets is None or d.name in rule.targets]
