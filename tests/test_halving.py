@@ -37,6 +37,20 @@ def test_a_budget_that_cannot_afford_two_rungs_is_a_one_line_error() -> None:
         plan_race(4, 200, 1.5)
 
 
+def test_a_race_of_the_best_screened_spends_the_budget_of_fine_tuning_every_candidate() -> None:
+    """Where the budget cannot afford the shortest first rung for all eight, the race takes the six
+    best screened, under the budget of fine-tuning all eight (not of the six it races)."""
+    from transferdet.select.flow import SelectSettings, affordable
+    from transferdet.train.recipes import load_recipe
+
+    order = [f"m{i}" for i in range(8)]
+    settings = SelectSettings(load_recipe("quick"), budget=0.3, eta=3, min_first=30)
+    plan, dropped = affordable(order, 200, settings)
+    assert (plan.candidates, dropped) == (6, ["m6", "m7"]) and plan.rungs[0] >= 30
+    assert 0.3 * 6 * 200 < plan.cost <= 0.3 * 8 * 200  # the budget of all eight, more than the six's
+    assert plan_race(8, 200, 0.3, 3).rungs[0] < 30  # all eight: a first rung under 30
+
+
 class FakeRuns:
     """Run folders as a race sees them: each candidate's last trained iteration and its rung
     results; training to a rung costs the iterations since the last one. ``curve`` gives a

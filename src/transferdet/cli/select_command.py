@@ -96,6 +96,13 @@ def select(
         ),
     ] = 0.3,  # fmt: skip
     eta: Annotated[int, typer.Option(help="Keep the best 1/eta at each rung.")] = 3,
+    min_first_rung: Annotated[
+        int,
+        typer.Option(
+            help="Shortest first rung, in iterations: where the budget cannot afford it for every "
+            "candidate, the race takes the best screened that it can (the others are left out, said so)."
+        ),
+    ] = 1,  # fmt: skip
     target: Annotated[str, typer.Option(help="Validation metric the race compares (AP50 or AP).")] = "AP50",
     seed: Annotated[int, typer.Option(help="Seed for the validation split, data order and initialisation.")] = 0,
     screen_images: Annotated[int, typer.Option(help="Images the screen (rank) scores on, at most.")] = 200,
@@ -128,8 +135,8 @@ def select(
     if executor not in ("local", "ray"):
         raise TransferdetError(f"--executor {executor!r}: choose local or ray")
     screen = RankSettings(image_size=image_size, max_images=screen_images, seed=seed, device=resolved)
-    settings = SelectSettings(load_recipe(recipe, overrides), detector, budget, eta, target, seed, resolved, screen,
-                              executor, address, plugins=list(plugin))  # fmt: skip
+    settings = SelectSettings(load_recipe(recipe, overrides), detector, budget, eta, min_first_rung, target, seed,
+                              resolved, screen, executor, address, plugins=list(plugin))  # fmt: skip
     with Progress(console=err_console, transient=True) as bar:
         bars = RungBars(bar)
         summary = run_select(data, specs, settings, out, announce=bars.announce, on_job=bars.on_job,

@@ -41,6 +41,7 @@ class SelectSettings:
     detector: str = "fcos"
     budget: float = 0.3
     eta: int = 3
+    min_first: int = 1  # the shortest first rung, in iterations (a race that cannot afford it races fewer)
     target: str = "AP50"
     seed: int = 0
     device: str = "cpu"
@@ -100,7 +101,8 @@ def affordable(order: list[str], total: int, settings: SelectSettings) -> tuple[
     error = None
     for count in range(len(order), 1, -1):
         try:
-            return plan_race(count, total, settings.budget, settings.eta), order[count:]
+            plan = plan_race(count, total, settings.budget, settings.eta, settings.min_first, of=len(order))
+            return plan, order[count:]
         except TransferdetError as found:
             error = error or found
     raise error or TransferdetError("select needs at least two candidates")

@@ -61,10 +61,14 @@ def _rungs(first: int, eta: int, count: int) -> tuple[int, ...]:
     return tuple(first * eta**i for i in range(count))
 
 
-def plan_race(candidates: int, total: int, budget: float, eta: int = 3, min_first: int = 1) -> Plan:
+def plan_race(
+    candidates: int, total: int, budget: float, eta: int = 3, min_first: int = 1, of: int | None = None
+) -> Plan:  # fmt: skip
     """The race with the longest first rung the budget affords: ``ceil(log_eta(candidates))``
     rungs (one per halving down to a single survivor, at least two), the first at least
-    ``min_first`` iterations, the last below ``total``. A one-line error when none fits."""
+    ``min_first`` iterations, the last below ``total``. The budget is a fraction of fine-tuning
+    ``of`` candidates in full (all there are, where the screen left some out of the race; default:
+    the ``candidates`` raced). A one-line error when none fits."""
     if candidates < 2:
         raise TransferdetError(f"a race needs at least two candidates (got {candidates})")
     if eta < 2:
@@ -73,14 +77,15 @@ def plan_race(candidates: int, total: int, budget: float, eta: int = 3, min_firs
         raise TransferdetError(f"--budget {budget:g}: a fraction of fine-tuning every candidate, in (0, 1]")
     count = max(2, math.ceil(math.log(candidates, eta) - 1e-9))
     entering = survivors(candidates, eta, count)
-    allowed = budget * candidates * total
+    everyone = max(of or candidates, candidates)
+    allowed = budget * everyone * total
     best = None
     first = max(1, min_first)
     while first * eta ** (count - 1) < total and race_cost(_rungs(first, eta, count), entering, total) <= allowed:
         best = first
         first += 1
     if best is None:
-        cheapest = race_cost(_rungs(max(1, min_first), eta, count), entering, total) / (candidates * total)
+        cheapest = race_cost(_rungs(max(1, min_first), eta, count), entering, total) / (everyone * total)
         raise TransferdetError(
             f"--budget {budget:g} cannot afford {count} rungs of {candidates} candidates over {total} iterations "
             f"(the shortest race costs {cheapest:.2f} of fine-tuning them all; raise --budget or race fewer)"
