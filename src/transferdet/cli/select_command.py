@@ -17,6 +17,27 @@ from transferdet.cli.train_commands import SetOption
 from transferdet.devices import default_device
 from transferdet.errors import TransferdetError
 
+BudgetOption = Annotated[
+    float,
+    typer.Option(
+        help="Iterations the race trains, the winner's completion included, as a fraction of fine-tuning every "
+        "candidate in full."
+    ),
+]
+MinRungOption = Annotated[
+    int,
+    typer.Option(
+        help="Shortest first rung, in iterations: where the budget cannot afford it for every candidate, the race "
+        "takes the best screened that it can (the others are left out, said so)."
+    ),
+]
+ExecutorOption = Annotated[
+    str, typer.Option(help="Where the rungs' runs train: local (one by one) or ray (side by side).")
+]
+AddressOption = Annotated[
+    str | None, typer.Option(help="Address of an existing Ray cluster (default: start a local Ray instance).")
+]
+
 
 def _check_specs(specs: list[str]) -> None:
     """An unknown architecture is a one-line error before anything runs (decided on the meta device)."""
@@ -88,32 +109,16 @@ def select(
     recipe: Annotated[str, typer.Option(help="Training recipe every candidate is raced under.")] = "quick",
     overrides: SetOption = [],  # noqa: B006 - typer reads the default
     detector: Annotated[str, typer.Option(help="Detector family.")] = "fcos",
-    budget: Annotated[
-        float,
-        typer.Option(
-            help="Iterations the race trains, the winner's completion included, as a fraction of "
-            "fine-tuning every candidate in full."
-        ),
-    ] = 0.3,  # fmt: skip
+    budget: BudgetOption = 0.3,
     eta: Annotated[int, typer.Option(help="Keep the best 1/eta at each rung.")] = 3,
-    min_first_rung: Annotated[
-        int,
-        typer.Option(
-            help="Shortest first rung, in iterations: where the budget cannot afford it for every "
-            "candidate, the race takes the best screened that it can (the others are left out, said so)."
-        ),
-    ] = 1,  # fmt: skip
+    min_first_rung: MinRungOption = 1,
     target: Annotated[str, typer.Option(help="Validation metric the race compares (AP50 or AP).")] = "AP50",
     seed: Annotated[int, typer.Option(help="Seed for the validation split, data order and initialisation.")] = 0,
     screen_images: Annotated[int, typer.Option(help="Images the screen (rank) scores on, at most.")] = 200,
     image_size: Annotated[int, typer.Option(help="Longer image side for the screen's forward passes.")] = 512,
     device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
-    executor: Annotated[
-        str, typer.Option(help="Where the rungs' runs train: local (one by one) or ray (side by side).")
-    ] = "local",
-    address: Annotated[
-        str | None, typer.Option(help="Address of an existing Ray cluster (default: start a local Ray instance).")
-    ] = None,
+    executor: ExecutorOption = "local",
+    address: AddressOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the race's summary as JSON on stdout.")] = False,
     plugin: PluginOption = [],  # noqa: B006 - typer reads the default
 ) -> None:
