@@ -4,8 +4,8 @@
 # checkout never changes the running code, and writes into this checkout's store
 # benchmarks/real/shelf/results.sqlite (job identities are path-free, so the store's jobs are found
 # from the worktree). Every job records the commit that ran it; the store keeps its pip freeze.
-#   bash benchmarks/real/shelf.sh                      # shelf sources and fine-tunes (the long part)
-#   KINDS=rank bash benchmarks/real/shelf.sh           # the ranking jobs
+#   bash benchmarks/real/shelf.sh                      # shelf sources and fine-tunes (the long part), then ranking
+#   KINDS=rank bash benchmarks/real/shelf.sh           # only the ranking jobs
 #   bash benchmarks/real/snapshot.sh shelf             # stage a consistent copy of the store for a commit
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
@@ -17,5 +17,7 @@ if [ ! -x "$tree/.venv/bin/transferdet" ]; then
   (cd "$tree" && python3 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e .)
 fi
 cd "$tree"
-.venv/bin/transferdet bench benchmarks/real/shelf.yaml --out "$root/benchmarks/real/shelf" --device cpu \
-  --kinds "${KINDS:-source,train}"
+for kinds in ${KINDS:-source,train rank}; do  # fine-tunes first: ranking jobs are short and cached
+  .venv/bin/transferdet bench benchmarks/real/shelf.yaml --out "$root/benchmarks/real/shelf" --device cpu \
+    --kinds "$kinds"
+done
