@@ -30,8 +30,11 @@ def test_select_races_and_finishes_the_winners_run(cli, synthetic, tmp_path) -> 
     assert json.loads((winner / "metrics.json").read_text())["iterations"] == 4  # a finished run
     assert json.loads((tmp_path / "race" / "race.json").read_text()) == summary
     assert (tmp_path / "race" / "race.png").stat().st_size > 1000  # the learning curves
-    again = cli(*_args(synthetic, tmp_path, "--models", models, "--budget", "0.75", "--eta", "2", "--json"))
-    assert again.code == 0 and again.json()["winner"] == summary["winner"]  # answered from the run folders
+    page = (tmp_path / "race" / "race.html").read_text()
+    assert f"pick: {summary['winner']}" in page and "data:image/png;base64," in page  # the curves inline
+    again = cli(*_args(synthetic, tmp_path, "--models", models, "--budget", "0.75", "--eta", "2"))
+    assert again.code == 0 and f"pick: {summary['winner']}" in again.out  # answered from the store and folders
+    assert "race.html" in again.out and "it 1" in again.out
 
 
 def test_bad_input_is_a_one_line_error_before_any_training(cli, synthetic, tmp_path) -> None:

@@ -88,16 +88,14 @@ class RungBars:
 
 
 def _table(summary: dict) -> Table:
-    rungs = summary["plan"]["rungs"]
+    from transferdet.select.race_page import race_rows
+
+    header, rows = race_rows(summary)
     table = Table(title=f"select: validation {summary['target']} at each rung")
-    screened = list(dict.fromkeys(m for row in summary["candidates"] for m in row["screen"]))
-    for column in ["model", *screened, *(f"it {r}" for r in rungs), "stopped"]:
+    for column in header:
         table.add_column(column)
-    for row in summary["candidates"]:
-        screen = [row["screen"].get(m) for m in screened]
-        cells = ["" if v is None else f"{v:.3g}" for v in screen]
-        reached = ["" if row["rungs"].get(str(r)) is None else f"{row['rungs'][str(r)]:.3f}" for r in rungs]
-        table.add_row(row["model"], *cells, *reached, row["stopped"])
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -154,12 +152,8 @@ def select(
 
 def _show(summary: dict) -> None:
     """The race's table and the pick line."""
+    from transferdet.select.race_page import pick_line
+
     out_console.print(_table(summary))
-    winner = next(row for row in summary["candidates"] if row["model"] == summary["winner"])
-    last = max(winner["rungs"], key=int)
-    test = summary["final"].get("AP50")
-    out_console.print(
-        f"pick: {summary['winner']} (validation {summary['target']} {winner['rungs'][last]:.3f} at iteration "
-        f"{last}; test AP50 {'n/a' if test is None else f'{test:.3f}'} after the full recipe), for "
-        f"{summary['cost']['fraction_of_all']:.2f} of fine-tuning all; its run: {summary['winner_run']}"
-    )
+    out_console.print(pick_line(summary))
+    out_console.print(f"race: {summary['page']} (and race.json, race.png)")

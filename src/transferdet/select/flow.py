@@ -18,6 +18,7 @@ from transferdet.models.specs import ModelSpec
 from transferdet.select.curves import write_curves
 from transferdet.select.halving import Plan, plan_race
 from transferdet.select.race import TrainRung, run_race
+from transferdet.select.race_page import write_race_page
 from transferdet.select.rung_jobs import RaceRuns, inline_trainer, race_base, run_folder
 from transferdet.train.engine import job_data
 from transferdet.train.job import TrainJob
@@ -149,5 +150,6 @@ def select(
         ],  # fmt: skip
     }
     summary["curves"] = str(write_curves(summary, out / "race.png"))
+    summary["page"] = str(write_race_page(summary, out))
     atomic_write_bytes(out / "race.json", json.dumps(summary, indent=1).encode())
     return summary

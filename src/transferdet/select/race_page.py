@@ -1,0 +1,52 @@
+"""select's race as a page (``race.md`` and ``race.html``, the curves inline): the pick and its
+cost, every candidate's screen scores, validation score at each rung and where it stopped."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from transferdet.bench.report import Document
+
+
+def race_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """The race's table: one row per candidate in the screen's order (what the CLI prints too)."""
+    rungs = summary["plan"]["rungs"]
+    screened = list(dict.fromkeys(m for row in summary["candidates"] for m in row["screen"]))
+    header = ["model", *screened, *(f"it {r}" for r in rungs), "stopped"]
+    rows = []
+    for row in summary["candidates"]:
+        screen = ["" if row["screen"].get(m) is None else f"{row['screen'][m]:.3g}" for m in screened]
+        reached = ["" if row["rungs"].get(str(r)) is None else f"{row['rungs'][str(r)]:.3f}" for r in rungs]
+        rows.append([row["model"], *screen, *reached, row["stopped"]])
+    return header, rows
+
+
+def pick_line(summary: dict) -> str:
+    """One line: the pick, its validation score where it last met the others, its test AP50, the cost."""
+    winner = next(row for row in summary["candidates"] if row["model"] == summary["winner"])
+    last = max(winner["rungs"], key=int)
+    test = summary["final"].get("AP50")
+    return (
+        f"pick: {summary['winner']} (validation {summary['target']} {winner['rungs'][last]:.3f} at iteration "
+        f"{last}; test AP50 {'n/a' if test is None else f'{test:.3f}'} after the full recipe), for "
+        f"{summary['cost']['fraction_of_all']:.2f} of fine-tuning all; its run: {summary['winner_run']}"
+    )
+
+
+def write_race_page(summary: dict, out: Path) -> Path:
+    """``race.md`` and ``race.html`` in ``out`` (the curves as ``plots/curves.png`` and inline)."""
+    doc = Document(out)
+    doc.heading("select: the race", 1)
+    doc.paragraph(pick_line(summary))
+    plan = summary["plan"]
+    doc.paragraph(
+        f"Rungs at iterations {', '.join(map(str, plan['rungs']))} of {plan['total']} (eta {plan['eta']}), "
+        f"{summary['cost']['iterations']} iterations trained in all; budget {summary.get('budget', 'n/a')}."
+    )
+    doc.table(*race_rows(summary))
+    png = Path(summary["curves"])
+    if png.exists():
+        doc.plot("curves", base64.b64encode(png.read_bytes()).decode(), f"validation {summary['target']} at each rung")
+    doc.write(out / "race.md", out / "race.html", "transferdet select: the race")
+    return out / "race.html"
