@@ -54,8 +54,10 @@ def job_progress(bar: Progress, task: TaskID):  # noqa: ANN201
 
     def on_job(event: str, job: Job, detail: str) -> None:
         if event in ("start", "retry"):
-            verb = {"rank": "ranking", "source": "training shelf source"}.get(job.kind, "fine-tuning")
-            where = f"{job.layer}, " if job.layer else "" if job.trial is None else f"trial {job.trial}, "
+            verbs = {"rank": "ranking", "source": "training shelf source", "select": "racing"}
+            verb = verbs.get(job.kind, "fine-tuning")
+            label = "seed" if job.kind == "select" else "trial"
+            where = f"{job.layer}, " if job.layer else "" if job.trial is None else f"{label} {job.trial}, "
             again = f", {detail}" if event == "retry" else ""
             bar.update(task, description=f"{verb} {job.model} ({where}{job.dataset}{again})")
         elif event == "lost":  # to be run again
