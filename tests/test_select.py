@@ -73,3 +73,13 @@ def test_a_race_on_a_local_ray_cluster_gives_the_local_race(cli, synthetic, tmp_
     local, ray = races["local"], races["ray"]
     assert ray["winner"] == local["winner"] and ray["final"]["AP50"] == local["final"]["AP50"]
     assert [c["rungs"] for c in ray["candidates"]] == [c["rungs"] for c in local["candidates"]]
+
+
+def test_a_race_into_a_folder_that_holds_another_race_is_a_one_line_error(cli, synthetic, tmp_path) -> None:
+    """Its run folders' rungs and checkpoints belong to other settings: never answered from or resumed."""
+    models = "torchvision:mobilenet_v3_small@random,timm:resnet10t@random"
+    first = cli(*_args(synthetic, tmp_path, "--models", models, "--budget", "0.75", "--eta", "2", "--json"))
+    assert first.code == 0, first.err
+    other = cli(*_args(synthetic, tmp_path, "--models", models, "--budget", "0.75", "--eta", "2", "--seed", "1"))
+    assert other.code == 2 and "holds a run with another seed; race into another --out" in other.err
+    assert len(other.err.strip().splitlines()) == 1  # before any training: no rung failed

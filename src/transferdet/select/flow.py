@@ -19,7 +19,7 @@ from transferdet.select.curves import write_curves
 from transferdet.select.halving import Plan, plan_race
 from transferdet.select.race import TrainRung, run_race
 from transferdet.select.race_page import write_race_page
-from transferdet.select.rung_jobs import RaceRuns, inline_trainer, race_base, run_folder
+from transferdet.select.rung_jobs import RaceRuns, check_race_folders, inline_trainer, race_base, run_folder
 from transferdet.train.engine import job_data
 from transferdet.train.job import TrainJob
 from transferdet.train.recipes import Recipe
@@ -127,9 +127,11 @@ def select(
     order, scores = (screen or rank_screen(data, settings))(candidates)
     plan, dropped = affordable(order, total, settings)
     raced = order[: plan.candidates]
+    runs = settings.runs(data, out, on_job)
+    check_race_folders(runs, raced)  # a folder holding another race's runs: an error before any training
     if announce is not None:
         announce(plan, dropped)
-    result = run_race(plan, raced, trainer(settings.runs(data, out, on_job), raced), settings.target)
+    result = run_race(plan, raced, trainer(runs, raced), settings.target)
     summary = {
         "winner": result.winner,
         "winner_run": str(run_folder(out, raced, result.winner)),

@@ -13,6 +13,7 @@ checkpoint (resuming is exact).
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from transferdet.bench.store import Job
 from transferdet.errors import TransferdetError
 from transferdet.runs import RunDir
 from transferdet.select.race import TrainRung
+from transferdet.train.job import TrainJob
 
 
 class RungDefinition(TrainDefinition):
@@ -104,6 +106,9 @@ def run_rung(definition: RungDefinition) -> dict[str, Any]:
     from transferdet.train.engine import train
 
     run = RunDir(Path(definition.out))
+    job = definition.train_job(run.path)
+    job.stop_at, job.carve_validation = definition.stop_at, True
+    _check_same_run(run, job)
     if definition.stop_at is not None:
         reached = {r["iteration"]: r for r in run.rungs()}
         if definition.stop_at in reached:
@@ -113,9 +118,35 @@ def run_rung(definition: RungDefinition) -> dict[str, Any]:
     resumed_from = run.checkpoint_iteration() if run.has_checkpoint() else None
     if run.path.exists() and resumed_from is None:
         shutil.rmtree(run.path)  # killed before its first checkpoint: start clean
-    job = definition.train_job(run.path)
-    job.stop_at, job.carve_validation = definition.stop_at, True
     return _result(train(job, resume=resumed_from is not None), resumed_from)
+
+
+def check_race_folders(runs: RaceRuns, order: list[str]) -> None:
+    """Before any training: every candidate's run folder is empty or holds this race's run."""
+    for candidate in order:
+        definition = RungDefinition.model_validate(runs.job(order, candidate, None).definition)
+        job = definition.train_job(Path(definition.out))
+        job.carve_validation = True
+        _check_same_run(RunDir(job.out), job)
+
+
+RUN_KEYS = ("data", "backbone", "detector", "seed", "format", "carve_validation")
+
+
+def _check_same_run(run: RunDir, job: TrainJob) -> None:
+    """A run folder that holds another run (a race started before into the same folder with another
+    recipe, data, seed or candidate) is a one-line error: its rungs and checkpoint are not this
+    race's to answer from or resume."""
+    path = run.path / RunDir.MANIFEST
+    if not path.is_file():
+        return
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    ours = job.record(manifest["job"]["iterations"])
+    differ = [k for k in RUN_KEYS if str(manifest["job"].get(k)) != str(ours.get(k))]
+    if json.loads(json.dumps(job.recipe.model_dump())) != manifest["recipe"]:
+        differ.append("recipe")
+    if differ:
+        raise TransferdetError(f"{run.path}: holds a run with another {', '.join(differ)}; race into another --out")
 
 
 def _result(record: dict[str, Any], resumed_from: int | None) -> dict[str, Any]:
