@@ -54,7 +54,7 @@ class SelectSettings:
     plugins: list[str] = field(default_factory=list)
     # candidate name -> its listed entry (spec, stated normalisation); a name not here is its own spec
     entries: dict[str, ModelEntry] = field(default_factory=dict)
-    cache_dir: Path | None = None  # the screen's feature cache (rank's default where None)
+    cache_dir: Path | None = None  # the screen's feature cache (none where None, as rank's default)
 
     def spec(self, candidate: str) -> str | ModelSpec:
         """What rank and training build for ``candidate``."""
@@ -88,7 +88,7 @@ def rank_screen(data: Path, settings: SelectSettings) -> Screen:
         specs = [settings.spec(c) for c in candidates]
         named = {str(spec): c for spec, c in zip(specs, candidates, strict=True)}
         rows = rank(data, specs, list(SCREEN_SCORES), settings=settings.rank, format=settings.format,
-                    **({"cache_dir": settings.cache_dir} if settings.cache_dir else {}))  # fmt: skip
+                    cache_dir=settings.cache_dir)  # fmt: skip
         scores = {c: {r["metric"]: r["score"] for r in rows if named[r["model"]] == c} for c in candidates}
         first = {c: scores[c].get(RECOMMENDED) for c in candidates}
         order = sorted(candidates, key=lambda c: (first[c] is None, -(first[c] or 0.0), candidates.index(c)))

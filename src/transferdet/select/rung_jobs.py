@@ -36,6 +36,12 @@ class RungDefinition(TrainDefinition):
     out: str
     stop_at: int | None
 
+    def race_job(self) -> TrainJob:
+        """The training job: the full schedule in ``out``, stopped at ``stop_at``, on the carved split."""
+        job = self.train_job(Path(self.out))
+        job.stop_at, job.carve_validation = self.stop_at, True
+        return job
+
 
 @dataclass
 class RaceRuns:
@@ -105,9 +111,7 @@ def run_rung(definition: RungDefinition) -> dict[str, Any]:
     the run resumes from its checkpoint (or starts clean) and stops at the rung."""
     from transferdet.train.engine import train
 
-    run = RunDir(Path(definition.out))
-    job = definition.train_job(run.path)
-    job.stop_at, job.carve_validation = definition.stop_at, True
+    run, job = RunDir(Path(definition.out)), definition.race_job()
     _check_same_run(run, job)
     if definition.stop_at is not None:
         reached = {r["iteration"]: r for r in run.rungs()}
@@ -124,9 +128,7 @@ def run_rung(definition: RungDefinition) -> dict[str, Any]:
 def check_race_folders(runs: RaceRuns, order: list[str]) -> None:
     """Before any training: every candidate's run folder is empty or holds this race's run."""
     for candidate in order:
-        definition = RungDefinition.model_validate(runs.job(order, candidate, None).definition)
-        job = definition.train_job(Path(definition.out))
-        job.carve_validation = True
+        job = RungDefinition.model_validate(runs.job(order, candidate, None).definition).race_job()
         _check_same_run(RunDir(job.out), job)
 
 
