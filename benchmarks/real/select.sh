@@ -9,6 +9,9 @@
 # a missing one is trained again). The report is rebuilt here against this checkout's reference store.
 set -euo pipefail
 which=${1:?say curve or shelf}
+if pgrep -f "transferdet bench benchmarks/real/shelf.yaml" > /dev/null; then
+  echo "the shelf sweep is running: races must not share its cores (wait for it, or stop it first)" >&2; exit 2
+fi
 root=$(git rev-parse --show-toplevel)
 commit=$(cat "$root/benchmarks/real/SELECT_COMMIT")
 tree=${SELECT_TREE:-$root/../transferdet-select}
