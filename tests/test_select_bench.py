@@ -74,7 +74,7 @@ def test_each_picks_regret_is_read_against_the_reference_fine_tunes(select_bench
             assert row.regret.value == pytest.approx(max(ap.values()) - np.mean(list(ap.values())))
         if row.picker == "card top-1":  # every source has the same (random-init) card: a random pick
             assert row.regret.value == pytest.approx(max(ap.values()) - np.mean(list(ap.values())))
-    for name in ("select_regret.csv", "select_regret.json", "early_rungs.csv", "regret.png"):
+    for name in ("select_regret.csv", "select_regret.json", "early_rungs.csv", "regret.png", "early_rungs.png"):
         assert (select_bench / "races" / name).stat().st_size > 0
     shown = cli("report", select_bench / "races")  # the store knows its reference
     assert shown.code == 0, shown.err

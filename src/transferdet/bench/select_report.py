@@ -2,7 +2,8 @@
 static picks, as regret against cost (:mod:`~transferdet.bench.regret`), and how well the first
 rung's validation AP orders the sources as their full fine-tunes do. Read from this benchmark's
 store (its races) and the reference benchmark's store (every source's fine-tunes on every target).
-Writes ``select_regret.csv``, ``select_regret.json``, ``early_rungs.csv`` and ``regret.png``.
+Writes ``select_regret.csv``, ``select_regret.json``, ``early_rungs.csv``, ``regret.png`` and
+``early_rungs.png``.
 """
 
 from __future__ import annotations
@@ -90,8 +91,10 @@ def write_select_report(bench_dir: Path, reference: Path, count: int = 1000) -> 
     flat = [_flat(r) for r in rows]
     _write_csv(bench_dir / "select_regret.csv", flat)
     atomic_write_bytes(bench_dir / "select_regret.json", json.dumps(flat, indent=1).encode())
-    _write_csv(bench_dir / "early_rungs.csv", early_rungs(bench_dir, trials))
+    early = early_rungs(bench_dir, trials)
+    _write_csv(bench_dir / "early_rungs.csv", early)
     write_regret_figure(rows, bench_dir / "regret.png")
+    write_early_rung_figure(early, bench_dir / "early_rungs.png")
     return rows
 
 
@@ -131,6 +134,28 @@ def write_regret_figure(rows: list[RegretRow], path: Path) -> Path:
     axes.set_xlabel("cost (fraction of fine-tuning every source)")
     axes.set_ylabel("regret (test AP50)")
     axes.set_title("select: regret against cost")
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def write_early_rung_figure(rows: list[dict], path: Path) -> Path:
+    """Kendall's tau-b between the first rung's validation AP50 and the full fine-tunes' test AP50,
+    against how far into the schedule the rung stops: one point per race, the mean per rung."""
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(6.0, 3.6))
+    for target in sorted({r["target"] for r in rows}):
+        mine = [r for r in rows if r["target"] == target]
+        axes.scatter([r["rung"] / r["of"] for r in mine], [r["kendall_tau_b"] for r in mine], label=target, s=18)
+    fractions = sorted({r["rung"] / r["of"] for r in rows})
+    means = [float(np.nanmean([r["kendall_tau_b"] for r in rows if r["rung"] / r["of"] == f])) for f in fractions]
+    axes.plot(fractions, means, color="black", linewidth=1, label="mean")
+    axes.axhline(0, color="0.8", linewidth=0.8, zorder=0)
+    axes.set_xlabel("first rung (fraction of the schedule)")
+    axes.set_ylabel("Kendall τ-b with the full fine-tunes")
+    axes.set_title("does the first rung see the final order?")
     axes.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -86,7 +86,7 @@ def show_select_report(out: Path, reference: Path) -> None:
         table.add_row(f"{r.budget:g}", r.picker, str(r.races), f"{r.cost:.2f}", *cells,
                       style="bold" if r.picker == RACE else "")  # fmt: skip
     out_console.print(table)
-    out_console.print(f"written: {out / 'select_regret.csv'}, select_regret.json, early_rungs.csv, regret.png")
+    out_console.print(f"written: {out / 'select_regret.csv'}, select_regret.json, regret.png, early_rungs.csv/png")
 
 
 def _tell_provenance(outcome) -> None:  # noqa: ANN001 - a BenchOutcome
