@@ -4,8 +4,11 @@
 # checkout never changes the running code, and writes into this checkout's store
 # benchmarks/real/shelf/results.sqlite (job identities are path-free, so the store's jobs are found
 # from the worktree). Every job records the commit that ran it; the store keeps its pip freeze.
-#   bash benchmarks/real/shelf.sh                      # shelf sources and fine-tunes (the long part), then ranking
+#   bash benchmarks/real/shelf.sh                      # every job: sources, fine-tunes, ranking
 #   KINDS=rank bash benchmarks/real/shelf.sh           # only the ranking jobs
+# One pass over every kind, so that each shelf source is trained right before all the jobs that use
+# it, its ranking jobs included (bench/schedule.py): source folders are not committed, and a session
+# that ends leaves few of them for a later one to train again (about 5 minutes each).
 #   bash benchmarks/real/snapshot.sh shelf             # stage a consistent copy of the store for a commit
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
@@ -17,7 +20,5 @@ if [ ! -x "$tree/.venv/bin/transferdet" ]; then
   (cd "$tree" && python3 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e .)
 fi
 cd "$tree"
-for kinds in ${KINDS:-source,train rank}; do  # fine-tunes first: ranking jobs are short and cached
-  .venv/bin/transferdet bench benchmarks/real/shelf.yaml --out "$root/benchmarks/real/shelf" --device cpu \
-    --kinds "$kinds"
-done
+.venv/bin/transferdet bench benchmarks/real/shelf.yaml --out "$root/benchmarks/real/shelf" --device cpu \
+  --kinds "${KINDS:-source,train,rank}"
