@@ -17,7 +17,7 @@ from transferdet.bench.jobs import plan
 from transferdet.bench.runner import run_bench
 from transferdet.bench.store import STORE_FILE, Store
 from transferdet.errors import TransferdetError
-from transferdet.provenance import code_version
+from transferdet.provenance import code_version, machine
 
 SHELF = {"start_from": {"r10": "resnet10t"}, "datasets": ["shapes", "digits"]}
 
@@ -95,11 +95,12 @@ def test_a_shelf_source_is_trained_then_used_and_every_job_records_its_code(shel
     assert outcome.failed == []
     assert (shelf_bench / "sources" / "r10-dig" / "checkpoint.pt").is_file()
     db = sqlite3.connect(out / STORE_FILE)
-    rows = db.execute("SELECT kind, dataset, model, status, code, artifact FROM jobs ORDER BY rowid").fetchall()
+    rows = db.execute("SELECT kind, dataset, model, status, code, artifact, host FROM jobs ORDER BY rowid").fetchall()
     done = [r for r in rows if r[3] == "done"]
     assert {r[0] for r in done} == {"source", "train"}  # ranking left for a later run
     assert ("train", "shapes", "r10-dig") in {r[:3] for r in done}
     assert {r[4] for r in done} == {code_version()}
+    assert {r[6] for r in done} == {machine()}  # the CPU too: seeded runs agree bit for bit only on a like one
     assert next(r[5] for r in done if r[0] == "source")  # the source's checkpoint digest
     assert db.execute("SELECT COUNT(*) FROM meta WHERE key LIKE 'environment %'").fetchone()[0] == 1
     assert run_bench(config, out, device="cpu", kinds=("train",)).ran == 0
@@ -116,3 +117,12 @@ def test_a_shelf_source_is_trained_then_used_and_every_job_records_its_code(shel
     order = [(kind, model) for event, kind, model in started if event == "start"]
     assert order[-2:] == [("source", "r10-dig"), ("rank", "r10-dig")]  # the jobs that need nothing first
     assert again.code_versions["train"] == {code_version(): 5}  # 3 on shapes (the source among them), 2 on digits
+
+
+def test_the_machine_names_the_cpu_and_the_vector_extensions_torch_dispatches_on(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    block = "processor\t: {n}\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16\n\n"
+    cpuinfo.write_text(block.format(n=0) + block.format(n=1).replace("AMD EPYC 9R14", "other"))
+    assert machine(cpuinfo).endswith("(AMD EPYC 9R14; avx2, avx512f, avx512_bf16, amx_bf16)")
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Old CPU\nflags\t\t: fpu sse2\n")
+    assert machine(cpuinfo).endswith("(Old CPU; no listed vector extensions)")

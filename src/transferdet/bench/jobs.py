@@ -27,7 +27,7 @@ from transferdet.bench.definitions import (
 from transferdet.bench.store import Job
 from transferdet.models.model_card import ModelEntry
 from transferdet.plugins import load_plugins
-from transferdet.provenance import code_version
+from transferdet.provenance import code_version, machine
 from transferdet.runs import RunDir
 
 
@@ -135,7 +135,7 @@ def run_job(job: Job, bench_dir: Path) -> dict[str, Any]:
         result = run_rung(RungDefinition.model_validate(job.definition))
     else:
         result = _train(TrainDefinition.model_validate(job.definition), run_dir(bench_dir, job))
-    return result | {"code": code_version()}
+    return result | {"code": code_version(), "host": machine()}
 
 
 def source_missing(job: Job) -> bool:

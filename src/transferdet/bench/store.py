@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     started REAL,
     finished REAL,
     seconds REAL,
-    host TEXT,
+    host TEXT,                     -- where it ran: host name, CPU model, vector extensions (provenance.py)
     resumed_from INTEGER,          -- a fine-tuning job's checkpoint iteration when it last resumed
     error TEXT,
     code TEXT,                     -- the code version that computed the results (provenance.py)
@@ -230,8 +230,8 @@ class Store:
                            (job.id, job.dataset, job.trial, json.dumps(result["race"])))  # fmt: skip
             db.execute(
                 "UPDATE jobs SET status='done', completions=completions+1, finished=?, seconds=?, error=NULL,"
-                " resumed_from=?, code=?, artifact=? WHERE id=?",
-                (time.time(), seconds, result.get("resumed_from"), result.get("code"), result.get("artifact"), job.id),
+                " resumed_from=?, code=?, artifact=?, host=COALESCE(?, host) WHERE id=?",
+                (time.time(), seconds, *(result.get(k) for k in ("resumed_from", "code", "artifact", "host")), job.id),
             )
 
     def failed(self, job_id: str, error: str, seconds: float) -> None:
