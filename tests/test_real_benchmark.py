@@ -68,20 +68,46 @@ def test_the_committed_store_reproduces_the_docs_tables(tmp_path: Path) -> None:
     assert not missing, f"{len(missing)} table rows differ from docs/results.md, e.g. {missing[0]}"
 
 
-def test_rank_recommends_what_the_shelf_rule_selected(tmp_path: Path) -> None:
-    """rank's default ranker (transfer/recommended.py) is the pre-registered rule's winner on the
-    complete shelf store (bench/shelf_rule.py); until the sweep is done the rule has not decided."""
+def _finished_shelf_store(tmp_path: Path) -> Path:
+    """A copy of the shelf store, once every job its config plans is done (the store also holds
+    jobs of configs it no longer plans, never run: they do not count)."""
+    import json
     import sqlite3
-
-    from transferdet.transfer.recommended import LAYER, METRIC
 
     store = REAL / "shelf" / STORE_FILE
     if not store.is_file():
         pytest.skip(f"{store} is absent")
     with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
-        (left,) = db.execute("SELECT COUNT(*) FROM jobs WHERE status != 'done'").fetchone()
+        (ids,) = db.execute("SELECT value FROM meta WHERE key = 'job_ids'").fetchone()
+        status = dict(db.execute("SELECT id, status FROM jobs").fetchall())
+    left = sum(status.get(job_id) != "done" for job_id in json.loads(ids))
     if left:
         pytest.skip(f"the shelf sweep is not finished ({left} jobs to run): its rule has not decided yet")
     shutil.copy(store, tmp_path / STORE_FILE)
-    winner = load_report_data(tmp_path).within.winner
+    return tmp_path
+
+
+def test_rank_recommends_what_the_shelf_rule_selected(tmp_path: Path) -> None:
+    """rank's default ranker (transfer/recommended.py) is the pre-registered rule's winner on the
+    complete shelf store (bench/shelf_rule.py); until the sweep is done the rule has not decided."""
+    from transferdet.transfer.recommended import LAYER, METRIC
+
+    winner = load_report_data(_finished_shelf_store(tmp_path)).within.winner
     assert (winner.metric, winner.layer) == (METRIC, LAYER), "rank's default must follow the shelf rule's winner"
+
+
+def test_the_shelf_store_reproduces_the_docs_tables(tmp_path: Path) -> None:
+    """docs/results.md's shelf section: every table row as benchmarks/real/shelf_table.py builds it
+    from the report of the committed (finished) shelf store."""
+    from transferdet.bench.report import build_report
+
+    folder = _finished_shelf_store(tmp_path)
+    build_report(folder)
+    spec = importlib.util.spec_from_file_location("shelf_table", REAL / "shelf_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    table_lines = [line for line in module.tables(folder).splitlines() if line.startswith("| ")]
+    assert len(table_lines) > 60
+    docs = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    missing = [line for line in table_lines if line not in docs]
+    assert not missing, f"{len(missing)} shelf table rows differ from docs/results.md, e.g. {missing[0]}"

@@ -120,18 +120,24 @@ def rule_outcome(within_rows: list[dict], scores: list[dict], aps: list[dict], a
     return "\n".join(lines)
 
 
-def main() -> None:
-    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT
+def tables(folder: Path) -> str:
+    """Every table of docs/results.md's shelf section, from the report's CSV files in ``folder``."""
     table = _results_table()
     aps, scores = _read(folder, "ap.csv"), _read(folder, "scores.csv")
     within = _read(folder, "within.csv")
     models = load_config(HERE / "shelf.yaml").all_models()
     arch_of = {m.name: split_spec(m.spec)[0] for m in models if split_spec(m.spec)[1] != "random"}
-    print(table.ap_table(aps) + "\n")
-    print(within_table(within) + "\n")
-    print(rule_outcome(within, scores, aps, arch_of) + "\n")
-    print(table.markdown(_read(folder, "correlations.csv")))
-    print(table.pair_agreement(scores, aps, list(arch_of)))
+    return "\n\n".join([
+        table.ap_table(aps),
+        within_table(within),
+        rule_outcome(within, scores, aps, arch_of),
+        table.markdown(_read(folder, "correlations.csv")),
+        table.pair_agreement(scores, aps, list(arch_of)),
+    ])  # fmt: skip
+
+
+def main() -> None:
+    print(tables(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT))
 
 
 if __name__ == "__main__":
