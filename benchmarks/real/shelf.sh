@@ -20,5 +20,10 @@ if [ ! -x "$tree/.venv/bin/transferdet" ]; then
   (cd "$tree" && python3 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e .)
 fi
 cd "$tree"
+# The sweep's commit records the host name only; a seeded run agrees bit for bit only on a like CPU,
+# so each start notes the machine (CPU model, vector extensions) in the store: meta 'machine <UTC time>'
+store=$root/benchmarks/real/shelf/results.sqlite
+here=$(PYTHONPATH="$root/src" .venv/bin/python -c "import json; from transferdet.provenance import machine; print(json.dumps(machine()))")
+sqlite3 "$store" "INSERT OR REPLACE INTO meta VALUES ('machine $(date -u +%Y-%m-%dT%H:%M:%SZ)', '$here')"
 .venv/bin/transferdet bench benchmarks/real/shelf.yaml --out "$root/benchmarks/real/shelf" --device cpu \
   --kinds "${KINDS:-source,train,rank}"
