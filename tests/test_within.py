@@ -12,7 +12,7 @@ from scipy import stats
 from transferdet.bench.bootstrap import Evidence, Interval
 from transferdet.bench.shelf_rule import Candidate, rule_candidates, rule_winner
 from transferdet.bench.within import group_tau, pair_share, pair_share_where, within_groups
-from transferdet.bench.within_summary import WithinSummary, noise_ceiling, summarise_within
+from transferdet.bench.within_summary import WithinSummary, noise_ceiling, noise_ceiling_pairs, summarise_within
 from transferdet.transfer.combined import card_then_metric
 
 ARCH = {"a-imagenet": "a", "a-bccd": "a", "a-chess": "a", "b-imagenet": "b", "b-bccd": "b"}
@@ -54,6 +54,26 @@ def test_the_noise_ceiling_compares_trial_0_with_trial_1() -> None:
     trials = {"t1": {"a-imagenet": np.array([0.1, 0.2]), "a-bccd": np.array([0.3, 0.1])}}
     ceiling = noise_ceiling(Evidence({}, trials), ARCH, count=50)
     assert ceiling["pair_share"].value == 0.0  # trial 0 orders them one way, trial 1 the other
+
+
+def test_the_noise_ceiling_row_counts_its_own_pairs_not_the_first_scores() -> None:
+    """Its pairs are every twice fine-tuned pair of one architecture, scored or not; the row used
+    to copy the best score's count (1 here, where only two sources were scored yet)."""
+    from types import SimpleNamespace
+
+    from transferdet.bench.report_data import Within
+    from transferdet.bench.report_within import within_records
+
+    found = _evidence()
+    found.scores[("logme", "c5", "local")] = {"t1": {"a-imagenet": 1.0, "a-bccd": 2.0}}
+    del found.scores[("knn", "c5", "local")]
+    summaries = summarise_within(found, ARCH, "pretrained sources", count=20)
+    assert [s.pairs for s in summaries] == [1]
+    ceiling = noise_ceiling(found, ARCH, count=20)
+    assert noise_ceiling_pairs(found, ARCH) == 3 * (3 + 1)
+    data = SimpleNamespace(within=Within(summaries, ceiling, [], None, noise_ceiling_pairs(found, ARCH)))
+    rows = {r["metric"]: r for r in within_records(data)}
+    assert (rows["logme"]["pairs"], rows["noise_ceiling"]["pairs"]) == (1, 12)
 
 
 def test_the_combined_ranker_puts_the_card_first_and_the_metric_within_equal_cards() -> None:

@@ -11,7 +11,7 @@ from transferdet.bench.bootstrap import Interval, Summary, evidence, summarise
 from transferdet.bench.correlate import Correlation, correlate
 from transferdet.bench.shelf_rule import RULE_FEATURES, RULE_LAYERS, Candidate, rule_candidates, rule_winner
 from transferdet.bench.store import STORE_FILE, Store
-from transferdet.bench.within_summary import WithinSummary, noise_ceiling, summarise_within
+from transferdet.bench.within_summary import WithinSummary, noise_ceiling, noise_ceiling_pairs, summarise_within
 from transferdet.errors import TransferdetError
 from transferdet.models.specs import split_spec
 from transferdet.transfer.combined import card_then_metric
@@ -65,6 +65,7 @@ class Within:
     ceiling: dict[str, Interval]
     candidates: list[Candidate]
     winner: Candidate | None
+    ceiling_pairs: int = 0  # the pairs the noise ceiling compares (fine-tuned twice, scored or not)
 
 
 def architectures(config: dict) -> dict[str, str]:
@@ -83,7 +84,8 @@ def analyse_within(config: dict, scores: list[dict], ap: list[dict], target: str
     summaries = summarise_within(found, arch_of, PRETRAINED, replicates, seed)
     layers = {s.layer for s in summaries}
     candidates = rule_candidates(summaries) if set(RULE_LAYERS) <= layers else []
-    return Within(summaries, noise_ceiling(found, arch_of, replicates, seed), candidates, rule_winner(candidates))
+    ceiling = noise_ceiling(found, arch_of, replicates, seed)
+    return Within(summaries, ceiling, candidates, rule_winner(candidates), noise_ceiling_pairs(found, arch_of))
 
 
 def combined_rows(scores: list[dict], winner: Candidate) -> list[dict]:

@@ -29,7 +29,7 @@ def within_records(data: ReportData) -> list[dict]:
     ceiling = data.within.ceiling
     if ceiling:  # trial 0's AP as a ranker of trial 1's: what no score can beat
         record = {"scope": records[0]["scope"] if records else "", "metric": "noise_ceiling", "layer": "-",
-                  "features": "trial 0 vs 1", "pairs": records[0]["pairs"] if records else 0}  # fmt: skip
+                  "features": "trial 0 vs 1", "pairs": data.within.ceiling_pairs}  # fmt: skip
         for name in WITHIN_MEASURES:
             record.update(
                 {name: ceiling[name].value, f"{name}_low": ceiling[name].low, f"{name}_high": ceiling[name].high}
@@ -63,7 +63,7 @@ def within_section(doc, data: ReportData) -> None:  # noqa: ANN001 - a report Do
         "Pairs of checkpoints of one architecture on one target; share of them ordered as mean fine-tuned "
         f"{data.target} orders them (a tie counts half) and the mean per-group Kendall τ-b; gain: in share over "
         "the best baseline of this scope (k-NN, linear probe), paired. Noise ceiling (trial 0's AP ranking "
-        f"trial 1's): {noise or 'n/a (one trial)'}."
+        f"trial 1's, over {data.within.ceiling_pairs} pairs): {noise or 'n/a (one trial)'}."
     )
     doc.table(*within_table(data))
     if data.within.winner is not None:

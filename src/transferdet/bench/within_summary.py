@@ -64,16 +64,31 @@ def noise_ceiling(
 ) -> dict[str, Interval]:
     """The within-architecture figures of trial 0's AP as a ranker of trial 1's, with intervals over
     resampled targets (the trials are what is compared, so they are not resampled)."""
-    names = [d for d in sorted(evidence.trials) if all(len(t) >= 2 for t in evidence.trials[d].values())]
+    names = _two_trial_targets(evidence)
     if not names:
         return {}
 
     def figures(targets: Sequence[str]) -> dict[str, float]:
-        first = {d: {m: float(t[0]) for m, t in evidence.trials[d].items()} for d in targets}
-        second = {d: {m: float(t[1]) for m, t in evidence.trials[d].items()} for d in targets}
-        return within_measures(within_groups(first, second, targets, arch_of))
+        return within_measures(_trial_groups(evidence, targets, arch_of))
 
     rng = np.random.default_rng(seed)
     draws = [figures([names[i] for i in rng.integers(0, len(names), len(names))]) for _ in range(count)]
     measured = figures(names)
     return {m: interval(measured[m], np.array([d[m] for d in draws]), level) for m in WITHIN_MEASURES}
+
+
+def noise_ceiling_pairs(evidence: Evidence, arch_of: dict[str, str]) -> int:
+    """How many within-architecture pairs the noise ceiling compares: every pair of fine-tuned
+    sources of one architecture on a target with two trials of each, scored or not."""
+    return sum(len(s) * (len(s) - 1) // 2 for s, _ in _trial_groups(evidence, _two_trial_targets(evidence), arch_of))
+
+
+def _two_trial_targets(evidence: Evidence) -> list[str]:
+    return [d for d in sorted(evidence.trials) if all(len(t) >= 2 for t in evidence.trials[d].values())]
+
+
+def _trial_groups(evidence: Evidence, targets: Sequence[str], arch_of: dict[str, str]) -> list:
+    """The within-architecture groups of trial 0's AP (as the score) against trial 1's."""
+    first = {d: {m: float(t[0]) for m, t in evidence.trials[d].items()} for d in targets}
+    second = {d: {m: float(t[1]) for m, t in evidence.trials[d].items()} for d in targets}
+    return within_groups(first, second, targets, arch_of)
