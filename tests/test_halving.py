@@ -48,6 +48,7 @@ def test_a_race_of_the_best_screened_spends_the_budget_of_fine_tuning_every_cand
     plan, dropped = affordable(order, 200, settings)
     assert (plan.candidates, dropped) == (6, ["m6", "m7"]) and plan.rungs[0] >= 30
     assert 0.3 * 6 * 200 < plan.cost <= 0.3 * 8 * 200  # the budget of all eight, more than the six's
+    assert plan.fraction == plan.cost / (8 * 200) <= 0.3  # its fraction too: of all eight (it said of the six)
     assert plan_race(8, 200, 0.3, 3).rungs[0] < 30  # all eight: a first rung under 30
 
 

@@ -55,10 +55,9 @@ def _check_specs(specs: list[str]) -> None:
 
 def _announce(plan, dropped: list[str]) -> None:  # noqa: ANN001 - a Plan
     """The race's plan and cost, before any training."""
-    everyone = plan.candidates + len(dropped)
     err_console.print(
         f"racing {plan.candidates} candidates: rungs at iterations {', '.join(map(str, plan.rungs))} of "
-        f"{plan.total}, {plan.cost} iterations ({plan.cost / (everyone * plan.total):.2f} of fine-tuning all)"
+        f"{plan.total}, {plan.cost} iterations ({plan.fraction:.2f} of fine-tuning all)"
     )
     if dropped:
         err_console.print(f"left out by the screen (the budget races {plan.candidates}): {', '.join(dropped)}")

@@ -137,7 +137,7 @@ def select(
         "winner_run": str(run_folder(out, raced, result.winner)),
         "final": result.final,
         "plan": {"rungs": list(plan.rungs), "survivors": list(plan.survivors), "eta": plan.eta, "total": total},
-        "cost": {"iterations": plan.cost, "fraction_of_all": round(plan.cost / (len(candidates) * total), 4)},
+        "cost": {"iterations": plan.cost, "fraction_of_all": round(plan.fraction, 4)},
         "target": settings.target,
         "budget": settings.budget,
         "seed": settings.seed,

@@ -24,13 +24,15 @@ from transferdet.errors import TransferdetError
 @dataclass(frozen=True)
 class Plan:
     """Rung iterations (increasing, each below ``total``), survivors entering each rung, and the
-    iterations the race trains in all."""
+    iterations the race trains in all; ``everyone``: the candidates the budget is a fraction of
+    (the raced ones and those the screen left out; 0: only the raced ones)."""
 
     candidates: int
     total: int
     eta: int
     rungs: tuple[int, ...]
     survivors: tuple[int, ...]
+    everyone: int = 0
 
     @property
     def cost(self) -> int:
@@ -38,8 +40,8 @@ class Plan:
 
     @property
     def fraction(self) -> float:
-        """The cost as a fraction of fine-tuning every candidate in full."""
-        return self.cost / (self.candidates * self.total)
+        """The cost as a fraction of fine-tuning every candidate in full, the left-out ones included."""
+        return self.cost / (max(self.everyone, self.candidates) * self.total)
 
 
 def survivors(candidates: int, eta: int, rungs: int) -> tuple[int, ...]:
@@ -90,4 +92,4 @@ def plan_race(
             f"--budget {budget:g} cannot afford {count} rungs of {candidates} candidates over {total} iterations "
             f"(the shortest race costs {cheapest:.2f} of fine-tuning them all; raise --budget or race fewer)"
         )
-    return Plan(candidates, total, eta, _rungs(best, eta, count), entering)
+    return Plan(candidates, total, eta, _rungs(best, eta, count), entering, everyone)
