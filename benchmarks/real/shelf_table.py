@@ -7,7 +7,8 @@
 2. within one architecture (pretrained sources): every score's share of pairs right and mean group
    tau-b with 90% intervals, its gain over the best baseline (k-NN, linear probe), the noise ceiling;
 3. the pre-registered rule: its candidates' criterion, the winner, and the winner's share on all
-   pairs and on the new pairs alone (pairs with a source the first benchmark had not measured);
+   pairs, on the new pairs alone (pairs with a source the first benchmark had not measured) and on
+   the pairs of sources whose jobs all started from one checkpoint (README.md, "Machines");
 4. the pooled scopes (all sources, pretrained sources: the card and the combined ranker among them);
 5. pairs ordered right within and across architectures at the fixed setting (c5, background on).
 """
@@ -31,6 +32,8 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "shelf"
 OLD_SOURCES = {"mnv2-imagenet", "lite0-imagenet", "lite2-imagenet", "mnv2-thermal", "lite0-thermal"}  # bench.yaml's
 OLD_TARGETS = {"bccd", "chess_pieces", "hardhat", "pothole"}
+# sources whose fine-tunes and rankings started from two trainings of them on unlike CPUs (README.md, "Machines")
+TWO_CHECKPOINTS = {"lite0-bccd", "mnv2-bccd", "mnv2-thermal", "lite0-thermal"}
 
 
 def _results_table():
@@ -98,8 +101,8 @@ def rule_outcome(within_rows: list[dict], scores: list[dict], aps: list[dict], a
         f"Candidates: {len(candidates)}; winner: **{winner.metric} on {winner.layer}**, share {winner.share:.3f} "
         f"({shares}), group τ-b {winner.tau:.3f}.",
         "",
-        "| features | pairs | share, all pairs | new pairs | share, new pairs |",
-        "|---|---|---|---|---|",
+        "| features | pairs | share, all pairs | new pairs | share, new pairs | pairs, one checkpoint each | share |",
+        "|---|---|---|---|---|---|---|",
     ]
     for features in ("local+bg0", "local+bg2"):
         found = [
@@ -115,8 +118,9 @@ def rule_outcome(within_rows: list[dict], scores: list[dict], aps: list[dict], a
         ]
         right = sum(s * n for s, n in fresh if n)
         count = sum(n for _, n in fresh)
+        single = pair_share_where(values, ap, arch_of, keep=lambda a, b: not {a, b} & TWO_CHECKPOINTS)
         lines.append(f"| {features} | {every[1]} | {every[0]:.3f} | {count} | "
-                     f"{(right / count) if count else math.nan:.3f} |")  # fmt: skip
+                     f"{(right / count) if count else math.nan:.3f} | {single[1]} | {single[0]:.3f} |")  # fmt: skip
     return "\n".join(lines)
 
 
