@@ -37,6 +37,13 @@ ExecutorOption = Annotated[
 AddressOption = Annotated[
     str | None, typer.Option(help="Address of an existing Ray cluster (default: start a local Ray instance).")
 ]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Torch and BLAS threads per rung's run (default: torch's, all cores, when local; one per Ray task). "
+        "A seeded race repeats bit for bit on a like CPU at the same thread count."
+    ),
+]
 
 
 def _check_specs(specs: list[str]) -> None:
@@ -116,6 +123,7 @@ def select(
     device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
     executor: ExecutorOption = "local",
     address: AddressOption = None,
+    threads: ThreadsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the race's summary as JSON on stdout.")] = False,
     plugin: PluginOption = [],  # noqa: B006 - typer reads the default
 ) -> None:
@@ -138,7 +146,7 @@ def select(
         raise TransferdetError(f"--executor {executor!r}: choose local or ray")
     screen = RankSettings(image_size=image_size, max_images=screen_images, seed=seed, device=resolved)
     settings = SelectSettings(load_recipe(recipe, overrides), detector, budget, eta, min_first_rung, target, seed,
-                              resolved, screen, executor, address, plugins=list(plugin))  # fmt: skip
+                              resolved, screen, executor, address, threads, plugins=list(plugin))  # fmt: skip
     with Progress(console=err_console, transient=True) as bar:
         bars = RungBars(bar)
         summary = run_select(data, specs, settings, out, announce=bars.announce, on_job=bars.on_job,
