@@ -164,3 +164,16 @@ def test_the_report_and_correlations_csv_carry_intervals_in_both_scopes(tmp_path
     report = (tmp_path / "report.md").read_text()
     assert "pretrained sources (90% bootstrap intervals)" in report and "within the pretrained sources" in report
     assert (tmp_path / "plots" / "intervals-1.png").is_file()
+
+
+def test_the_bootstraps_weighted_tau_is_scipys_public_one_value_for_value() -> None:
+    """The bootstrap calls scipy's weightedtau past its axis and NaN-policy wrapper (for speed):
+    on 1-D inputs, ties included, it must give exactly what the public function gives."""
+    from transferdet.bench.bootstrap import _WEIGHTED_TAU
+
+    rng = np.random.default_rng(0)
+    for size in (2, 3, 5, 8, 40):
+        for _ in range(50):
+            x, y = np.round(rng.normal(size=size), 1), rng.normal(size=size)
+            public, direct = stats.weightedtau(x, y).statistic, _WEIGHTED_TAU(x, y).statistic
+            assert public == direct or (np.isnan(public) and np.isnan(direct))
