@@ -3,8 +3,8 @@ was imported from (with ``+dirty`` when its ``src/`` has uncommitted changes), e
 version; the installed distributions, as ``pip freeze`` would list them; and the machine: its
 name, CPU model and the vector instructions that decide which kernels torch runs (AVX-512 and AMX
 kernels round differently from AVX2 ones, so a seeded run agrees bit for bit only on a like CPU).
-A benchmark store records all three, per job and per run, so that one store never mixes code
-versions or machines silently."""
+A benchmark store records all three (the code version and the machine per job, the packages per
+code version), so that one store never mixes code versions or machines silently."""
 
 from __future__ import annotations
 
