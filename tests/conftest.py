@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,32 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 BCCD = SHARED / "datasets" / "bccd"
 CHESS = SHARED / "datasets" / "chess_pieces"
 MOBILENET = SHARED / "weights" / "mobilenet_v2-b0353104.pth"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, the workers share the cores: each gets its share of threads (torch, the
+    BLAS libraries, and through OMP_NUM_THREADS the subprocesses it starts). Two workers of two
+    threads each on two cores oversubscribe OpenMP, whose spinning threads then slow every test."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not workers:
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = max(1, len(os.sched_getaffinity(0)) // int(workers))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)  # for the whole worker process
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """pytest-xdist's groups (--dist loadgroup): a file's tests run in one worker, so that its module
+    fixtures are built once, and the files with a test marked ``cluster`` (a Ray cluster, torchrun)
+    share one worker, so that two clusters never start side by side."""
+    clusters = {item.path for item in items if item.get_closest_marker("cluster")}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("cluster" if item.path in clusters else item.path.name))
 
 
 def require_shared(path: Path) -> Path:

@@ -104,6 +104,7 @@ def test_failing_job_is_recorded_and_the_rest_go_on(bench_folder: Path, tmp_path
     assert [r[3] for r in rows if r[1] == "broken"] == [2, 2]
 
 
+@pytest.mark.cluster
 def test_ray_executor_gives_the_local_results(bench_folder: Path, uninterrupted: Path) -> None:
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'transferdet[ray]')")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

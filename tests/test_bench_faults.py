@@ -91,6 +91,7 @@ def cluster():
     nodes.shutdown()
 
 
+@pytest.mark.cluster
 def test_a_crashing_worker_is_recorded_after_three_attempts(cluster, tmp_path, data, monkeypatch):
     def crash(job, out, threads=None):  # pickled by value: runs in the Ray worker
         if job.model == "crashing":
@@ -144,6 +145,7 @@ def _kill_a_node_holding_training(cluster, store: Path, runs: Path, sweep: threa
     raise AssertionError("the sweep finished before a node could be killed during fine-tuning")
 
 
+@pytest.mark.cluster
 def test_killing_a_worker_node_during_fine_tuning_resumes_the_job_elsewhere(cluster, tmp_path, data):
     uninterrupted = tmp_path / "uninterrupted"
     run_bench(_config(uninterrupted, data, MODELS, SLOW_TRAINING), uninterrupted / "out", device="cpu")

@@ -71,6 +71,7 @@ def plugin_bench(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.cluster
 def test_the_bench_imports_its_plugins_locally_and_on_ray_workers(plugin_bench):
     config = load_config(plugin_bench / "bench.yaml")
     assert config.plugins == [str(plugin_bench / "toy_attention_net.py")]  # relative to the config file

@@ -58,6 +58,7 @@ def test_a_dataset_too_small_to_carve_a_validation_split_is_a_one_line_error(cli
     assert len(result.err.strip().splitlines()) == 1 and not (tmp_path / "race").exists()
 
 
+@pytest.mark.cluster
 def test_a_race_on_a_local_ray_cluster_gives_the_local_race(cli, synthetic, tmp_path, monkeypatch) -> None:
     """The rungs' runs go through the bench runner; on Ray they train side by side, and the
     seeded runs give the same rung scores, the same pick and the same finished run, at the same

@@ -162,6 +162,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(synthetic, tmp_path, monk
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
+@pytest.mark.cluster
 def test_ddp_two_cpu_processes_on_gloo(synthetic, tmp_path):
     """torchrun with 2 processes: the run completes, files are written once, ranks agree, and an
     epoch is an epoch (each step consumes a batch in each process)."""
