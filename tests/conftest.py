@@ -28,7 +28,8 @@ def pytest_configure(config: pytest.Config) -> None:
     import torch
     from threadpoolctl import threadpool_limits
 
-    threads = max(1, len(os.sched_getaffinity(0)) // int(workers))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS
+    threads = max(1, cores // int(workers))
     os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
     threadpool_limits(threads)  # for the whole worker process
