@@ -8,7 +8,7 @@
 #   KINDS=rank bash benchmarks/real/shelf.sh           # only the ranking jobs
 # One pass over every kind, so that each shelf source is trained right before all the jobs that use
 # it, its ranking jobs included (bench/schedule.py): source folders are not committed, and a session
-# that ends leaves few of them for a later one to train again (about 5 minutes each).
+# that ends leaves few of them for a later one to train again (4-11 minutes each, by CPU).
 #   bash benchmarks/real/snapshot.sh shelf             # stage a consistent copy of the store for a commit
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
