@@ -104,6 +104,41 @@ def test_a_tie_for_first_is_said_as_one_in_the_recommended_line() -> None:
     assert line.endswith("; transferdet select races them on your data")  # the way out of a tie
 
 
+SHELF = [
+    "torchvision:mobilenet_v2@imagenet.pth",
+    "torchvision:mobilenet_v2@/runs/mnv2-hardhat",
+    "timm:efficientnet_lite0@lite0.pth",
+]  # two checkpoints of one architecture (one card), another one
+
+
+def _carded_line(transrate: list[float], top1: list[float | None]) -> str:
+    rows = []
+    for model, *scores in zip(SHELF, transrate, top1, [0.9, 0.8, 0.7], strict=True):
+        for metric, score in zip(("transrate", "imagenet_top1", "knn"), scores, strict=True):
+            rows.append({"model": model, "layer": "c5", "features": "local", "metric": metric, "score": score,
+                         "status": "ok" if score is not None else "failed", "reason": None, "note": None})  # fmt: skip
+    rows = rank_rows(rows, ("layer", "features", "metric"))
+    return recommended_line(rows, SHELF, ["transrate", "knn", "imagenet_top1"])
+
+
+def test_where_every_model_states_its_card_the_card_orders_architectures_and_the_metric_within() -> None:
+    how = "(first by the card's ImageNet top-1, then transrate on c5 among equal top-1; "
+    # Lite0's card is the best: it is the pick though TransRate ranks it last
+    assert _carded_line([1.0, 3.0, 0.5], [71.878, 71.878, 75.1]).startswith(f"recommended: m3 = {SHELF[2]} {how}")
+    # MobileNetV2's card is the best: TransRate picks between its two checkpoints, not Lite0 (its own first)
+    line = _carded_line([1.0, 3.0, 9.0], [71.878, 71.878, 70.0])
+    assert line.startswith("recommended: m2 = torchvision:mobilenet_v2@mnv2-hardhat " + how)
+    assert "imagenet_top1 ties m1 and m2" in line and "knn picks m1" in line
+    tie = _carded_line([3.0, 3.0, 9.0], [71.878, 71.878, 70.0])
+    assert tie.startswith("recommended: no single pick: m1 and m2 tie for first by the card's ImageNet top-1, then")
+
+
+def test_without_a_card_for_every_model_or_with_one_card_for_all_the_metric_alone_decides() -> None:
+    for top1 in ([71.878, None, 75.1], [71.878, 71.878, 71.878]):
+        line = _carded_line([1.0, 3.0, 9.0], top1)
+        assert line.startswith(f"recommended: m3 = {SHELF[2]} (first by transrate on c5; "), line
+
+
 def test_the_same_model_twice_ties_on_every_metric_in_table_files_and_line(cli, synthetic, tmp_path) -> None:
     spec = "timm:resnet10t@random"
     args = ["rank", "--data", synthetic, "--models", f"{spec},{spec}", "--image-size", 64, "--max-images", 8,

@@ -148,11 +148,29 @@ def _pick_text(metric: str, firsts: list[str], labels: dict[str, str]) -> str:
     return f"{metric} picks {names[0]}" if len(names) == 1 else f"{metric} ties {' and '.join(names)}"
 
 
+def _card_first(rows: list[dict], lead: str, layer: str) -> list[str] | None:
+    """The models first by the combined ranker (:mod:`~transferdet.transfer.combined`: the card's
+    ImageNet top-1 across architectures, ``lead`` among equal top-1), or None where it says nothing
+    more than ``lead``: a model scored by ``lead`` states no top-1, or all state the same one."""
+    from transferdet.transfer.combined import card_then_metric
+    from transferdet.transfer.rank import IMAGENET_TOP1
+
+    on_layer = [r for r in rows if r["layer"] == layer and r["score"] is not None]
+    metric = {r["model"]: r["score"] for r in on_layer if r["metric"] == lead}
+    top1 = {r["model"]: r["score"] for r in on_layer if r["metric"] == IMAGENET_TOP1}
+    if any(m not in top1 for m in metric) or len({top1[m] for m in metric}) < 2:
+        return None
+    combined = card_then_metric(top1, metric)
+    return [m for m in metric if combined[m] == max(combined.values())]
+
+
 def recommended_line(
     rows: list[dict], specs: list[str], wanted: list[str], labels: dict[str, str] | None = None
 ) -> str | None:
     """The model the first metric asked for ranks first (on the first layer), with what the
-    baselines pick beside it; a tie for first is said as one, never as a pick. Models go by the
+    baselines pick beside it; where every model states a top-1 and they differ, the combined ranker
+    decides (the card's top-1 first, the metric among equal top-1: the shelf benchmark's rule,
+    benchmarks/real/README.md). A tie for first is said as one, never as a pick. Models go by the
     table's labels, the pick also by its spec."""
     from transferdet.transfer.rank import BASELINES
 
@@ -163,14 +181,16 @@ def recommended_line(
     lead = next((m for m in wanted if m not in BASELINES and _first_by(rows, m, layer)), None)
     if lead is None:
         return None
-    firsts = _first_by(rows, lead, layer)
+    firsts, how = _first_by(rows, lead, layer), f"{lead} on {layer}"
+    if (carded := _card_first(rows, lead, layer)) is not None:
+        firsts, how = carded, f"the card's ImageNet top-1, then {how} among equal top-1"
     picks = [_pick_text(m, f, labels) for m in BASELINES if m in wanted and (f := _first_by(rows, m, layer))]
     tail = f"; {'; '.join(picks)})" if picks else ")"
     if len(firsts) == 1:
         spec = short_spec(firsts[0])
         named = spec if labels[firsts[0]] == spec else f"{labels[firsts[0]]} = {spec}"
-        return f"recommended: {named} (first by {lead} on {layer}" + tail
-    tie = f"{' and '.join(labels[m] for m in firsts)} tie for first by {lead} on {layer} (within {TIE_RTOL:g})"
+        return f"recommended: {named} (first by {how}" + tail
+    tie = f"{' and '.join(labels[m] for m in firsts)} tie for first by {how} (within {TIE_RTOL:g})"
     return "recommended: no single pick: " + tie + tail + "; transferdet select races them on your data"
 
 
