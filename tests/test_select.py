@@ -86,3 +86,22 @@ def test_a_race_into_a_folder_that_holds_another_race_is_a_one_line_error(cli, s
     other = cli(*_args(synthetic, tmp_path, "--models", models, "--budget", "0.75", "--eta", "2", "--seed", "1"))
     assert other.code == 2 and "holds a run with another seed; race into another --out" in other.err
     assert len(other.err.strip().splitlines()) == 1  # before any training: no rung failed
+
+
+def test_the_screen_orders_as_ranks_recommended_line(monkeypatch) -> None:
+    """The card's top-1 orders architectures and the recommended metric the checkpoints that share a
+    card; with a candidate that states no card, the metric alone; one it cannot score comes last."""
+    from transferdet.select import flow
+    from transferdet.train.recipes import load_recipe
+
+    def fake_rank(data, specs, metrics, **_) -> list[dict]:
+        return [{"model": str(s), "metric": m, "score": table[str(s)].get(m)} for s in specs for m in metrics]
+
+    monkeypatch.setattr(flow, "rank", fake_rank)
+    screen = flow.rank_screen("data", flow.SelectSettings(load_recipe("quick")))
+    metric = flow.RECOMMENDED
+    table = {"mnv2-a": {metric: 1.0, "imagenet_top1": 71.9}, "mnv2-b": {metric: 3.0, "imagenet_top1": 71.9},
+             "lite0": {metric: 0.5, "imagenet_top1": 75.1}, "unscored": {"imagenet_top1": 80.0}}  # fmt: skip
+    assert screen(list(table))[0] == ["lite0", "mnv2-b", "mnv2-a", "unscored"]
+    del table["mnv2-a"]["imagenet_top1"]
+    assert screen(list(table))[0] == ["mnv2-b", "mnv2-a", "lite0", "unscored"]

@@ -14,9 +14,10 @@ from bench_kit import MODELS, write_config
 from transferdet.bench.config import load_config
 from transferdet.bench.regret import RACE, RANDOM
 from transferdet.bench.runner import run_bench
-from transferdet.bench.select_report import reference_trials, write_select_report
+from transferdet.bench.select_report import COMBINED, reference_trials, write_select_report
 from transferdet.bench.store import STORE_FILE, Store
 from transferdet.errors import TransferdetError
+from transferdet.select.flow import RECOMMENDED
 
 CANDIDATES = [{**m, "imagenet_top1": 0.1} for m in [*MODELS, {"name": "resnet18", "spec": "timm:resnet18@random"}]]
 
@@ -74,6 +75,9 @@ def test_each_picks_regret_is_read_against_the_reference_fine_tunes(select_bench
             assert row.regret.value == pytest.approx(max(ap.values()) - np.mean(list(ap.values())))
         if row.picker == "card top-1":  # every source has the same (random-init) card: a random pick
             assert row.regret.value == pytest.approx(max(ap.values()) - np.mean(list(ap.values())))
+    by_picker = {(row.budget, row.picker): row.regret.value for row in rows}
+    for budget in (0.6, 0.9):  # with one card for all, rank's recommended line is the metric's pick
+        assert by_picker[budget, COMBINED] == by_picker[budget, f"{RECOMMENDED} alone"]
     for name in ("select_regret.csv", "select_regret.json", "early_rungs.csv", "regret.png", "early_rungs.png"):
         assert (select_bench / "races" / name).stat().st_size > 0
     shown = cli("report", select_bench / "races")  # the store knows its reference

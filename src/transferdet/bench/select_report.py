@@ -22,9 +22,11 @@ from transferdet.bench.regret import RACE, RANDOM, RaceOutcome, RegretRow, regre
 from transferdet.bench.store import STORE_FILE, Store
 from transferdet.errors import TransferdetError
 from transferdet.select.flow import RECOMMENDED
+from transferdet.transfer.combined import card_then_metric
 
-STATIC = {"card top-1": "imagenet_top1", "model size": "model_size", f"recommended ({RECOMMENDED})": RECOMMENDED,
+STATIC = {"card top-1": "imagenet_top1", "model size": "model_size", f"{RECOMMENDED} alone": RECOMMENDED,
           "k-NN": "knn"}  # fmt: skip
+COMBINED = f"recommended (card, then {RECOMMENDED})"  # rank's recommended line (transfer/combined.py)
 
 
 def reference_trials(reference: Path, target: str = "AP50") -> dict[str, dict[str, np.ndarray]]:
@@ -53,6 +55,8 @@ def race_outcomes(bench_dir: Path) -> list[RaceOutcome]:
         for label, score in STATIC.items():
             values = cards if score == "imagenet_top1" else {m: s.get(score) for m, s in screen.items()}
             picks[label] = top_ties(values)
+        metric = {m: s[RECOMMENDED] for m, s in screen.items() if s.get(RECOMMENDED) is not None}
+        picks[COMBINED] = top_ties(card_then_metric(cards, metric)) if metric else list(screen)
         picks[RANDOM] = list(screen)
         cost = summary["cost"]["fraction_of_all"]
         outcomes.append(RaceOutcome(race["dataset"], race["seed"], summary["budget"], cost, picks))

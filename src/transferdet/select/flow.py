@@ -24,11 +24,12 @@ from transferdet.train.engine import job_data
 from transferdet.train.job import TrainJob
 from transferdet.train.recipes import Recipe
 from transferdet.train.schedule import total_iterations
-from transferdet.transfer.rank import RankSettings, rank
+from transferdet.transfer.combined import card_then_metric
+from transferdet.transfer.rank import IMAGENET_TOP1, RankSettings, rank
 from transferdet.transfer.recommended import METRIC as RECOMMENDED_METRIC
 
-RECOMMENDED = RECOMMENDED_METRIC  # rank's recommended ranker (on its default layer, RankSettings' default)
-SCREEN_SCORES = (RECOMMENDED, "knn", "model_size")  # with the sceptic's baselines beside it
+RECOMMENDED = RECOMMENDED_METRIC  # rank's recommended metric (on its default layer, RankSettings' default)
+SCREEN_SCORES = (RECOMMENDED, "knn", "model_size", IMAGENET_TOP1)  # with the sceptic's baselines beside it
 
 JobCallback = Callable[[str, Any, str], None]  # the bench runner's (event, job, detail)
 Trainer = Callable[[RaceRuns, list[str]], TrainRung]  # a race's runs and order -> its train_rung
@@ -82,7 +83,9 @@ def race_length(data: Path, settings: SelectSettings) -> int:
 
 
 def rank_screen(data: Path, settings: SelectSettings) -> Screen:
-    """Order by the recommended ranker's score (candidates it cannot score last, in the given order)."""
+    """Order as rank's recommended line does: the combined ranker (the card's top-1, then the
+    recommended metric among equal top-1; the metric alone unless every candidate states a card);
+    candidates the metric cannot score last, in the given order."""
 
     def screen(candidates: list[str]) -> tuple[list[str], dict[str, dict[str, float | None]]]:
         specs = [settings.spec(c) for c in candidates]
@@ -90,8 +93,9 @@ def rank_screen(data: Path, settings: SelectSettings) -> Screen:
         rows = rank(data, specs, list(SCREEN_SCORES), settings=settings.rank, format=settings.format,
                     cache_dir=settings.cache_dir)  # fmt: skip
         scores = {c: {r["metric"]: r["score"] for r in rows if named[r["model"]] == c} for c in candidates}
-        first = {c: scores[c].get(RECOMMENDED) for c in candidates}
-        order = sorted(candidates, key=lambda c: (first[c] is None, -(first[c] or 0.0), candidates.index(c)))
+        scored = {c: s[RECOMMENDED] for c, s in scores.items() if s.get(RECOMMENDED) is not None}
+        first = card_then_metric({c: s.get(IMAGENET_TOP1) for c, s in scores.items()}, scored)
+        order = sorted(candidates, key=lambda c: (c not in first, -first.get(c, 0.0), candidates.index(c)))
         return order, scores
 
     return screen
