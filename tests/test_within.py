@@ -104,3 +104,24 @@ def test_the_rule_picks_by_share_then_tau_within_the_margin_then_order() -> None
     assert rule_winner(far).metric == "logme"
     same = [Candidate("logme", "c5", 0.80, 0.5, ()), Candidate("gbc", "c5/wm64", 0.80, 0.5, ())]
     assert rule_winner(same).metric == "logme" and rule_winner([]) is None
+
+
+def test_the_reports_within_section_shows_its_shares_as_a_figure(tmp_path) -> None:
+    """The section's figure is written beside report.md and linked from it (no figure, and no
+    section, where no architecture has two scored sources)."""
+    from types import SimpleNamespace
+
+    from transferdet.bench.report import Document
+    from transferdet.bench.report_data import Within
+    from transferdet.bench.report_within import within_section
+
+    found = _evidence()
+    summaries = summarise_within(found, ARCH, "pretrained sources", count=20)
+    within = Within(summaries, noise_ceiling(found, ARCH, count=20), [], None, noise_ceiling_pairs(found, ARCH))
+    doc = Document(tmp_path)
+    within_section(doc, SimpleNamespace(within=within, target="AP50"))
+    assert (tmp_path / "plots" / "within.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "](plots/within.png)" in "\n".join(doc.md)
+    empty = Document(tmp_path / "empty")
+    within_section(empty, SimpleNamespace(within=Within([], {}, [], None), target="AP50"))
+    assert empty.md == [] and not (tmp_path / "empty" / "plots").exists()

@@ -1,5 +1,6 @@
 """The report's plots, as base64 PNG: each metric's score against fine-tuned AP with model names,
-AP per model with error bars (std over trials), and a metric x layer heat map of Kendall tau."""
+AP per model with error bars (std over trials), a metric x layer heat map of Kendall tau, pooled
+tau with intervals, and the within-architecture shares with the noise ceiling."""
 
 from __future__ import annotations
 
@@ -146,6 +147,47 @@ def interval_plot(data: ReportData, scope: str) -> str | None:
     axis.set_xlim(-1.05, 1.05)
     axis.set_xlabel(f"pooled Kendall τ with {data.target} (90% bootstrap interval; grey: baselines)")
     axis.set_title(f"{scope}: {rows[0].targets} target(s), {rows[0].models} models", fontsize=10)
+    axis.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    return png(figure)
+
+
+def within_plot(data: ReportData) -> str | None:
+    """Within one architecture: every score's share of pairs ordered right with its bootstrap
+    interval, best first; baselines grey, the pre-registered rule's winner orange; chance (a half)
+    dashed, the noise ceiling (trial 0's AP ranking trial 1's) as a grey band."""
+    from transferdet.transfer.rank import BASELINES
+
+    plt = pyplot()
+    within = data.within
+    rows = sorted(
+        (s for s in (within.summaries if within else []) if math.isfinite(s.measures["pair_share"].value)),
+        key=lambda s: s.measures["pair_share"].value,
+    )
+    if not rows:
+        return None
+    winner = within.winner
+    figure, axis = plt.subplots(figsize=(7, 0.16 * len(rows) + 1.5))
+    for y, summary in enumerate(rows):
+        share = summary.measures["pair_share"]
+        won = winner is not None and (summary.metric, summary.layer) == (winner.metric, winner.layer)
+        colour = "#888888" if summary.metric in BASELINES else ("#ff7f0e" if won else "#1f77b4")
+        low, high = (share.low, share.high) if math.isfinite(share.low) else (share.value, share.value)
+        axis.plot([low, high], [y, y], color=colour, linewidth=2, alpha=0.6)
+        axis.plot(share.value, y, "o", color=colour, markersize=3)
+    ceiling = within.ceiling.get("pair_share")
+    if ceiling is not None and math.isfinite(ceiling.value):
+        if math.isfinite(ceiling.low):
+            axis.axvspan(ceiling.low, ceiling.high, color="#888888", alpha=0.15, label="noise ceiling (interval)")
+        axis.axvline(ceiling.value, color="#555555", linewidth=1, label="noise ceiling")
+    axis.axvline(0.5, color="black", linewidth=0.8, linestyle="--", label="chance")
+    axis.set_yticks(range(len(rows)), [f"{s.metric} {s.layer} {s.features}" for s in rows], fontsize=6)
+    axis.set_xlim(0, 1)
+    axis.set_ylim(-1, len(rows))
+    axis.set_xlabel(f"share of pairs ordered as fine-tuned {data.target} orders them (90% bootstrap interval)")
+    pairs = max(s.pairs for s in rows)
+    axis.set_title(f"within one architecture: {pairs} pairs (grey: baselines; orange: the rule's winner)", fontsize=9)
+    axis.legend(loc="lower right", fontsize=7)
     axis.grid(axis="x", alpha=0.3)
     figure.tight_layout()
     return png(figure)

@@ -4,6 +4,7 @@ pre-registered rule's candidates and winner."""
 
 from __future__ import annotations
 
+from transferdet.bench.plots import within_plot
 from transferdet.bench.report_data import ReportData
 from transferdet.bench.report_tables import interval_text
 from transferdet.bench.within_summary import WITHIN_MEASURES
@@ -66,6 +67,7 @@ def within_section(doc, data: ReportData) -> None:  # noqa: ANN001 - a report Do
         f"trial 1's, over {data.within.ceiling_pairs} pairs): {noise or 'n/a (one trial)'}."
     )
     doc.table(*within_table(data))
+    doc.plot("within", within_plot(data), "share of pairs ordered right within one architecture")
     if data.within.winner is not None:
         w = data.within.winner
         doc.paragraph(
