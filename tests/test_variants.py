@@ -14,6 +14,7 @@ from transferdet.transfer.variants import (
     box_sides,
     parse_layer,
     pyramid_levels,
+    pyramid_only,
     weighted_level_score,
     width_matched,
 )
@@ -56,6 +57,14 @@ def test_fpn_level_rule_and_box_sides_in_input_pixels() -> None:
     np.testing.assert_allclose(box_sides(boxes, sizes, 256), [np.sqrt(128 * 64), np.sqrt(128 * 64)])
 
 
+def test_a_level_the_backbone_lacks_gives_its_boxes_to_the_nearest_it_has() -> None:
+    sides = np.array([50.0, 300.0, 2000.0])  # levels 3, 4, 5
+    assert pyramid_levels(sides, (4,)).tolist() == [4, 4, 4]  # a plain ViT: c4 alone
+    assert pyramid_levels(sides, (3, 4)).tolist() == [3, 4, 4]  # SqueezeNet: no stride-32 map
+    assert pyramid_levels(sides, (3, 5)).tolist() == [3, 3, 5]  # equally near: the finer
+    assert pyramid_only(("c4", "pyramid/wm32")) == {"c3", "c5"}  # c4 asked for outright must exist
+
+
 def test_levels_are_combined_by_box_count_over_the_levels_that_scored() -> None:
     assert weighted_level_score([1.0, 4.0, None], [30, 10, 5]) == pytest.approx((30 + 40) / 40)
     assert weighted_level_score([None, float("nan")], [3, 4]) is None
@@ -79,3 +88,17 @@ def test_a_candidates_width_matched_score_does_not_depend_on_the_others(syntheti
     first = {(r["layer"], r["metric"]): r["score"] for r in beside if r["model"] == "timm:resnet10t@random"}
     assert {(r["layer"], r["metric"]): r["score"] for r in alone} == first
     assert all(r["score"] is not None for r in alone)
+
+
+def test_a_plain_vits_pyramid_reads_every_box_from_its_one_map(synthetic) -> None:
+    """A plain ViT has c4 alone: pyramid/wm8 reads every box there and scores as c4/wm8 does (before,
+    it failed on c3). Asked for outright, c3 is still an error naming the layers the model has."""
+    vit = "timm:vit_tiny_patch16_224@random"
+    settings = RankSettings(layers="pyramid/wm8,c4/wm8", image_size=96, max_images=12, device="cpu")
+    rows = rank(synthetic, [vit], ["logme", "gbc"], settings=settings)
+    found = {(r["layer"], r["metric"]): r for r in rows}
+    for metric in ("logme", "gbc"):
+        assert found["pyramid/wm8", metric]["score"] == pytest.approx(found["c4/wm8", metric]["score"], rel=1e-12)
+    assert found["pyramid/wm8", "logme"]["note"].startswith("boxes per level {'c4': ")
+    with pytest.raises(TransferdetError, match="layer 'c3': this model has c4"):
+        rank(synthetic, [vit], ["logme"], settings=RankSettings(layers="c3,pyramid/wm8", image_size=96, device="cpu"))

@@ -40,8 +40,8 @@ LayerOption = Annotated[
         "detector as weights (ARCH@RUN_DIR, a transferdet train run folder) also its FPN levels p2..p7, fpn_ms "
         "(each box from the FPN level Faster R-CNN assigns it) and fc7 (a Faster R-CNN's box-head output). "
         "Variants: c5/wm64 (width-matched: the candidate's own features projected to 64 dimensions, so that "
-        "wide and narrow layers compare) and pyramid/wm32 (each box from c3, c4 or c5 by FPN's level rule, "
-        "each level width-matched, scores averaged by box count)."
+        "wide and narrow layers compare) and pyramid/wm32 (each box from c3, c4 or c5 by FPN's level rule, or "
+        "the nearest of them the backbone has; each level width-matched, scores averaged by box count)."
     ),
 ]
 ModelsOption = Annotated[

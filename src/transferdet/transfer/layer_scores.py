@@ -55,12 +55,15 @@ def _pyramid(
     extracted: dict[str, BoxFeatures], variant: LayerVariant, records: Sequence[ImageRecord], image_size: int,
     names: list[str], classes, device,  # noqa: ANN001
 ) -> dict[str, Outcome]:  # fmt: skip
-    first = extracted[variant.base[0]]
+    present = [layer for layer in variant.base if layer in extracted]  # the levels this backbone has
+    if not present:
+        return {m: Outcome(None, f"this backbone has none of {', '.join(variant.base)}") for m in names}
+    first = extracted[present[0]]
     sizes = np.array([[records[i].width, records[i].height] for i in first.image_index], dtype=np.float64)
-    levels = pyramid_levels(box_sides(first.boxes, sizes, image_size))
+    levels = pyramid_levels(box_sides(first.boxes, sizes, image_size), tuple(int(layer[1:]) for layer in present))
     per_level, counts = [], []
-    for level, layer in zip((3, 4, 5), variant.base, strict=True):
-        rows = np.flatnonzero(levels == level)
+    for layer in present:
+        rows = np.flatnonzero(levels == int(layer[1:]))
         counts.append(len(rows))
         if len(rows) < 2:
             per_level.append({})
@@ -71,10 +74,8 @@ def _pyramid(
     for metric in names:
         scored = [found.get(metric) for found in per_level]
         score = weighted_level_score([o.score if o else None for o in scored], counts)
-        reasons = "; ".join(
-            f"{layer}: {o.reason}" for layer, o in zip(variant.base, scored, strict=True) if o and o.reason
-        )
-        note = f"boxes per level {dict(zip(variant.base, counts, strict=True))}"
+        reasons = "; ".join(f"{layer}: {o.reason}" for layer, o in zip(present, scored, strict=True) if o and o.reason)
+        note = f"boxes per level {dict(zip(present, counts, strict=True))}"
         outcomes[metric] = Outcome(score, None if score is not None else reasons or "no level could be scored", note)
     return outcomes
 
@@ -93,8 +94,8 @@ def variant_rows(
     """Rows ``{"model", "layer", "features", "metric", "score", "status", "reason", "note"}`` of
     ``wanted`` on ``variant``; the source-classifier metrics (LEEP, NCE) on raw layers only, where
     the checkpoint's classifier is, and the static scores (``static_names``) as ``static`` gives them."""
-    found = extracted[variant.base[-1]]
-    has_source = found.source_probs is not None and variant.width is None
+    found = next((extracted[layer] for layer in reversed(variant.base) if layer in extracted), None)
+    has_source = found is not None and found.source_probs is not None and variant.width is None
     names = [m for m in wanted if m not in static_names and (m not in SOURCE_METRICS or has_source)]
     if variant.pyramid:
         outcomes = _pyramid(extracted, variant, records, settings.image_size, names, classes, settings.device)

@@ -43,7 +43,7 @@ from transferdet.transfer.layer_scores import variant_rows
 from transferdet.transfer.recommended import LAYER as RECOMMENDED_LAYER
 from transferdet.transfer.recommended import METRIC as RECOMMENDED_METRIC
 from transferdet.transfer.scoring import Outcome
-from transferdet.transfer.variants import base_layers, parse_layer
+from transferdet.transfer.variants import base_layers, parse_layer, pyramid_only
 
 # bumped when extraction changes what it computes, so that older cache entries are not reused
 EXTRACTOR_VERSION = 5  # 4: batch norms folded into convolutions, 5: also across stages (float32 rounding)
@@ -170,8 +170,9 @@ def model_features(
     cache_dir: Path | None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, BoxFeatures]:
-    """The raw box features of every layer ``settings`` needs (a variant's base layers): from the
-    cache where there, the others from one forward pass; each layer is cached under its own key."""
+    """The raw box features of every layer ``settings`` needs (a variant's base layers; of a pyramid's
+    levels, those the backbone has): from the cache where there, the others from one forward pass;
+    each layer is cached under its own key."""
     spec = parse_spec(spec)
     run = RunDir(spec.checkpoint) if spec.is_detector_run else None
     weights = _weights_identity(spec, run)  # hashed once, whatever the number of layers
@@ -182,6 +183,8 @@ def model_features(
     missing = [layer for layer in layers if found.get(layer) is None]
     if missing:
         backbone, detector = _network(spec, run, settings.seed)
+        optional = pyramid_only(tuple(settings.layers))  # a level the backbone lacks: its boxes read the nearest
+        missing = [layer for layer in missing if layer not in optional or layer in backbone.feature_names]
         total = len(target.records)
         extracted = extract_layers(
             backbone,
@@ -200,7 +203,7 @@ def model_features(
             found[layer] = features
             if cache_dir is not None:
                 cache.save(cache_dir, keys[layer], features)
-    return {layer: found[layer] for layer in layers}
+    return {layer: found[layer] for layer in layers if found.get(layer) is not None}
 
 
 def parameter_count(spec: ModelSpec) -> int:

@@ -10,7 +10,8 @@
   Detection", CVPR 2017, eq. 1: ``k = floor(4 + log2(sqrt(w h) / 224))``, clamped to 3..5, with
   ``w, h`` in input pixels); each level's rows width-matched to 32 dimensions and scored on their
   own; the candidate's score is the mean of its levels' scores weighted by their box counts, over
-  the levels a metric can score.
+  the levels a metric can score. A backbone without one of those levels (a plain ViT has c4
+  alone) reads its boxes from the nearest level it has.
 
 The variants change scores, not features: the cache keeps the base layers' raw features.
 """
@@ -83,10 +84,20 @@ def box_sides(boxes: np.ndarray, sizes: np.ndarray, image_size: int) -> np.ndarr
     return np.sqrt(np.clip(width * height, 1e-12, None))
 
 
-def pyramid_levels(sides: np.ndarray) -> np.ndarray:
-    """FPN's level of each box (3, 4 or 5) from its side in input pixels."""
-    level = np.floor(CANONICAL_LEVEL + np.log2(sides / CANONICAL_SIDE))
-    return np.clip(level, 3, 5).astype(int)
+def pyramid_only(names: tuple[str, ...]) -> set[str]:
+    """The base layers only a pyramid variant asks for: a backbone may lack them (a plain ViT has
+    c4 alone), and the boxes of a missing level are read from the nearest level it has."""
+    variants = [parse_layer(name) for name in names]
+    asked = {base for v in variants if not v.pyramid for base in v.base}
+    return {base for v in variants if v.pyramid for base in v.base} - asked
+
+
+def pyramid_levels(sides: np.ndarray, available: tuple[int, ...] = (3, 4, 5)) -> np.ndarray:
+    """FPN's level of each box (3, 4 or 5) from its side in input pixels; where the backbone lacks
+    that level, the nearest one in ``available`` (the finer of two equally near)."""
+    level = np.clip(np.floor(CANONICAL_LEVEL + np.log2(sides / CANONICAL_SIDE)), 3, 5).astype(int)
+    have = np.array(sorted(available))
+    return have[np.argmin(np.abs(level[:, None] - have[None, :]), axis=1)]
 
 
 def weighted_level_score(scores: list[float | None], counts: list[int]) -> float | None:
