@@ -90,12 +90,14 @@ def test_a_candidates_width_matched_score_does_not_depend_on_the_others(syntheti
     assert all(r["score"] is not None for r in alone)
 
 
-def test_a_plain_vits_pyramid_reads_every_box_from_its_one_map(synthetic) -> None:
+def test_a_plain_vits_pyramid_reads_every_box_from_its_one_map(synthetic, tmp_path) -> None:
     """A plain ViT has c4 alone: pyramid/wm8 reads every box there and scores as c4/wm8 does (before,
-    it failed on c3). Asked for outright, c3 is still an error naming the layers the model has."""
+    it failed on c3), from the cache too. Asked for outright, c3 is still an error naming the layers
+    the model has."""
     vit = "timm:vit_tiny_patch16_224@random"
     settings = RankSettings(layers="pyramid/wm8,c4/wm8", image_size=96, max_images=12, device="cpu")
-    rows = rank(synthetic, [vit], ["logme", "gbc"], settings=settings)
+    rows = rank(synthetic, [vit], ["logme", "gbc"], settings=settings, cache_dir=tmp_path)
+    assert rank(synthetic, [vit], ["logme", "gbc"], settings=settings, cache_dir=tmp_path) == rows  # c4 cached
     found = {(r["layer"], r["metric"]): r for r in rows}
     for metric in ("logme", "gbc"):
         assert found["pyramid/wm8", metric]["score"] == pytest.approx(found["c4/wm8", metric]["score"], rel=1e-12)

@@ -185,6 +185,7 @@ def model_features(
         backbone, detector = _network(spec, run, settings.seed)
         optional = pyramid_only(tuple(settings.layers))  # a level the backbone lacks: its boxes read the nearest
         missing = [layer for layer in missing if layer not in optional or layer in backbone.feature_names]
+    if missing:
         total = len(target.records)
         extracted = extract_layers(
             backbone,
