@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from transferdet.bench.bootstrap import evidence, kendall_tau_b, pooled, summarise
+from transferdet.bench.bootstrap import Evidence, evidence, kendall_tau_b, pooled, summarise
 from transferdet.bench.correlate import POOLED, correlate
 from transferdet.bench.report import build_report
 from transferdet.bench.report_data import PRETRAINED, scopes
@@ -177,3 +177,38 @@ def test_the_bootstraps_weighted_tau_is_scipys_public_one_value_for_value() -> N
             x, y = np.round(rng.normal(size=size), 1), rng.normal(size=size)
             public, direct = stats.weightedtau(x, y).statistic, _WEIGHTED_TAU(x, y).statistic
             assert public == direct or (np.isnan(public) and np.isnan(direct))
+
+
+def _two_trials(first: list[list[float]], second: list[list[float]]) -> Evidence:
+    """Targets t0, t1 ... with models m0, m1 ...: each model's two trial APs."""
+    trials = {
+        f"t{d}": {f"m{m}": np.array([a, b]) for m, (a, b) in enumerate(zip(x, y, strict=True))}
+        for d, (x, y) in enumerate(zip(first, second, strict=True))
+    }
+    return Evidence({}, trials)
+
+
+def test_the_pooled_noise_ceiling_is_trial_0_ranking_trial_1() -> None:
+    from transferdet.bench.pooled_ceiling import pooled_noise_ceiling
+
+    trial0 = [[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.9], [0.2, 0.1, 0.4, 0.3]]
+    same = pooled_noise_ceiling(_two_trials(trial0, trial0), count=50)
+    assert (same["kendall"].value, same["kendall"].low, same["kendall"].high) == (1.0, 1.0, 1.0)
+    swapped = [[0.2, 0.1, 0.3, 0.4], [0.5, 0.6, 0.7, 0.9], [0.2, 0.1, 0.3, 0.4]]  # two pairs swapped
+    for second in (swapped, [row[::-1] for row in trial0]):
+        ceiling = pooled_noise_ceiling(_two_trials(trial0, second), count=50)
+        assert ceiling["kendall"].value == pytest.approx(_pooled_tau(trial0, second))  # standardised, pooled
+    assert ceiling["kendall"].value < 0 and ceiling["kendall"].low <= ceiling["kendall"].high
+
+
+def _pooled_tau(first: list[list[float]], second: list[list[float]]) -> float:
+    def z(rows: list[list[float]]) -> np.ndarray:
+        return np.concatenate([(np.array(r) - np.mean(r)) / np.std(r) for r in rows])
+
+    return stats.kendalltau(z(first), z(second)).statistic
+
+
+def test_one_trial_has_no_noise_ceiling() -> None:
+    from transferdet.bench.pooled_ceiling import pooled_noise_ceiling
+
+    assert pooled_noise_ceiling(Evidence({}, {"t0": {"a": np.array([0.1]), "b": np.array([0.2])}})) == {}

@@ -4,6 +4,7 @@ errors naming the file."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -58,7 +59,7 @@ def test_rank_ranks_the_stated_top1_as_a_baseline(cli, synthetic, tmp_path):
     entries = [
         {"spec": "timm:resnet10t", "imagenet_top1": 66.5},
         {"spec": "timm:mobilenetv3_small_050", "imagenet_top1": 57.9, **SIGNED},
-        "timm:resnet18",  # states none: no top-1 row for it
+        "timm:resnet18",  # states none: a random init is at chance
     ]
     listing.write_text(yaml.safe_dump(entries))
     args = ["--image-size", "64", "--max-images", "6", "--metrics", "logme,imagenet_top1", "--device", "cpu"]
@@ -66,12 +67,12 @@ def test_rank_ranks_the_stated_top1_as_a_baseline(cli, synthetic, tmp_path):
     assert result.code == 0, result.err
     rows = result.json()
     top1 = {r["model"]: r["score"] for r in rows if r["metric"] == "imagenet_top1"}
-    assert top1 == {"timm:resnet10t@random": 66.5, "timm:mobilenetv3_small_050@random": 57.9}
+    assert top1 == {"timm:resnet10t@random": 66.5, "timm:mobilenetv3_small_050@random": 57.9, "timm:resnet18": 0.1}
     assert sum(r["metric"] == "logme" for r in rows) == 3
 
 
 def test_a_stated_normalisation_changes_the_features_and_their_cache_key(synthetic, tmp_path):
-    settings = RankSettings(image_size=64, max_images=4, device="cpu")
+    settings = RankSettings(layers="c5", image_size=64, max_images=4, device="cpu")  # one layer: one cache file
     plain = parse_spec("timm:resnet10t@random")
     stated = replace(plain, mean=(0.5,) * 3, std=(0.5,) * 3)
     first = rank(synthetic, [plain], ["logme"], settings=settings, cache_dir=tmp_path / "cache")
@@ -144,3 +145,22 @@ def test_a_list_of_background_counts_ranks_with_each_and_keeps_them_apart(tmp_pa
     assert stored == {(m["name"], kind) for m in MODELS for kind in ("local+bg0", "local+bg2")}
     with pytest.raises(TransferdetError, match="background"):
         load_config(write_config(tmp_path, MODELS, background=[0, -1]))
+
+
+def test_a_random_initialisation_states_chance_top1_so_the_card_orders_it_below_a_carded_checkpoint(
+    cli, synthetic, tmp_path
+):
+    """A random init's ImageNet top-1 is chance (0.1%, as the bench configs state it), so a list of
+    carded checkpoints and random inits is ordered by the card first, whatever the metric prefers."""
+    listing = tmp_path / "models.yaml"
+    listing.write_text("- {spec: 'timm:resnet10t@random', imagenet_top1: 66.5}\n- timm:resnet18@random\n")
+    args = ["rank", "--data", synthetic, "--models-file", listing, "--metrics", "logme,imagenet_top1", "--layer", "c5",
+            "--image-size", 64, "--max-images", 8, "--device", "cpu", "--no-cache", "--out", tmp_path]  # fmt: skip
+    result = cli(*args)
+    assert result.code == 0, result.err
+    top1 = {r["model"]: r["score"] for r in json.loads((tmp_path / "scores.json").read_text())
+            if r["metric"] == "imagenet_top1"}  # fmt: skip
+    assert top1 == {"timm:resnet10t@random": 66.5, "timm:resnet18@random": 0.1}
+    line = next(line for line in result.out.splitlines() if line.startswith("recommended:"))
+    how = "(first by the card's ImageNet top-1, then logme on c5"
+    assert line.startswith(f"recommended: timm:resnet10t@random {how}"), line

@@ -103,7 +103,7 @@ def test_a_bad_sidecar_is_a_one_line_error_naming_it(tmp_path, sidecar, message)
 def test_ranking_follows_the_sidecar(synthetic, tmp_path):
     checkpoint = tmp_path / "net.pth"
     _small_checkpoint(checkpoint)
-    settings = RankSettings(image_size=64, max_images=4, device="cpu")
+    settings = RankSettings(layers="c5", image_size=64, max_images=4, device="cpu")  # one layer: one cache file
     spec = f"timm:resnet10t@{checkpoint}"
     before = rank(synthetic, [spec], ["logme"], settings=settings, cache_dir=tmp_path / "cache")
     (tmp_path / "net.pth.json").write_text(json.dumps(SIGNED))

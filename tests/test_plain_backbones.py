@@ -15,6 +15,7 @@ from transferdet.train.engine import train
 from transferdet.train.job import TrainJob
 from transferdet.train.recipes import load_recipe
 from transferdet.transfer.rank import RankSettings, rank
+from transferdet.transfer.recommended import LAYER as RECOMMENDED_LAYER
 
 VIT = "timm:vit_small_patch16_224"
 DEIT = "timm:deit_tiny_patch16_224"
@@ -140,7 +141,7 @@ def test_a_plain_vit_trains_through_the_training_loop(synthetic, tmp_path) -> No
 def test_each_backbone_ranks_with_default_options(model, dino_checkpoint, synthetic) -> None:
     spec = dino_checkpoint if model == "dino" else model
     rows = rank(synthetic, [spec], ["logme"], settings=RankSettings(image_size=96, max_images=6))
-    assert [r["layer"] for r in rows] == ["c5"] and rows[0]["score"] is not None
+    assert [r["layer"] for r in rows] == [RECOMMENDED_LAYER] and rows[0]["score"] is not None, rows
 
 
 def test_a_torchvision_vit_is_a_plain_backbone_at_its_patch_stride() -> None:

@@ -14,6 +14,7 @@ from transferdet.data.validation import DataWarning
 from transferdet.models.backbones import build_backbone
 from transferdet.transfer.features import extract_box_features, sample_records
 from transferdet.transfer.rank import DEFAULT_METRICS, RankSettings, rank
+from transferdet.transfer.recommended import LAYER as RECOMMENDED_LAYER
 
 
 def test_local_and_global_features(synthetic):
@@ -60,7 +61,7 @@ def test_imagenet_weights_outrank_random_on_bccd(bccd, mobilenet_weights, tmp_pa
             bccd,
             [pretrained, "torchvision:mobilenet_v2@random"],
             metrics=["logme", "tlogme"],
-            settings=RankSettings(max_images=100, image_size=384, device="cpu"),
+            settings=RankSettings(layers="c5", max_images=100, image_size=384, device="cpu"),
             cache_dir=tmp_path,
         )
     score = {(r["model"], r["metric"]): r["score"] for r in rows}
@@ -204,6 +205,6 @@ def test_rank_prints_the_baselines_beside_the_metrics_and_a_recommendation(cli, 
     larger = max(size, key=size.get)
     labels, _ = model_labels(list(size))  # MobileNetV2's spec is long: the table calls the models m1, m2
     line = next(line for line in result.out.splitlines() if line.startswith("recommended:"))
-    assert line.startswith(f"recommended: {labels[best]} = {best} (first by {lead} on c5;")
+    assert line.startswith(f"recommended: {labels[best]} = {best} (first by {lead} on {RECOMMENDED_LAYER};")
     assert line.endswith(f"model_size picks {labels[larger]})")
     assert "knn" in result.out and "model_size" in result.out  # table columns

@@ -5,6 +5,7 @@ against background RoIs, and the feature cache follows the annotations."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -102,8 +103,7 @@ def test_rank_scores_every_metric_on_chess_pieces_with_its_one_box_class(chess):
     assert [r["metric"] for r in rows] == [*DEFAULT, "knn", "model_size"]  # the cheap baselines last
     assert all(r["status"] == "ok" and np.isfinite(r["score"]) for r in rows), rows
     notes = {r["metric"]: r["note"] for r in rows if r["note"]}
-    assert set(notes) == {"sfda", "etran", "gbc", "knn"}
-    assert all("'bishop' has 1 box" in n for n in notes.values())
+    assert {m for m, n in notes.items() if "'bishop' has 1 box" in n} == {"sfda", "etran", "gbc", "knn"}
 
 
 def test_rank_on_single_class_data_adds_background_by_default(cli, tmp_path):
@@ -117,7 +117,7 @@ def test_rank_on_single_class_data_adds_background_by_default(cli, tmp_path):
     scored = {r["metric"]: r for r in json.loads((tmp_path / "scores.json").read_text())}
     assert {m for m, r in scored.items() if r["status"] == "ok"} == {"tlogme", "etran", "model_size"}
     assert all(r["score"] is None and "a single class" in r["reason"] for r in scored.values() if r["status"] != "ok")
-    assert "* timm:resnet10t@random: logme: labels: a single class" in result.out
+    assert re.search(r"\* timm:resnet10t@random: (c\d: )?logme: labels: a single class", result.out), result.out
 
 
 def test_the_feature_cache_follows_the_annotation_files(synthetic, tmp_path):

@@ -30,6 +30,7 @@ from transferdet.bench.report_tables import (
     ap_table,
     correlation_table,
     html_table,
+    interval_text,
     markdown_table,
     scores_table,
     summary_table,
@@ -99,9 +100,15 @@ def _overview(doc: Document, data: ReportData) -> None:
     )
     for index, scope in enumerate(sorted({s.scope for s in data.summaries}, key=[ALL, PRETRAINED].index)):
         doc.heading(f"All datasets pooled, {scope} (90% bootstrap intervals)")
+        ceiling = data.ceilings.get(scope, {})
+        noise = ", ".join(
+            f"{m} {interval_text(ceiling[m])}" for m in ("kendall", "weighted_tau", "pearson") if m in ceiling
+        )
         doc.paragraph(
             f"Scores and {data.target} standardised per dataset; intervals from {REPLICATES} replicates resampling "
-            "datasets and trials; gain in τ: over the best baseline in this scope, paired."
+            "datasets and trials; gain in τ: over the best baseline in this scope, paired. Noise ceiling (trial 0's "
+            f"{data.target} ranking trial 1's over every pair, targets resampled; a score that ties pairs, as the "
+            f"card ties one architecture's checkpoints, can pass it under τ-b): {noise or 'n/a (one trial)'}."
         )
         doc.table(*summary_table(data, scope))
         doc.plot(f"intervals-{index}", interval_plot(data, scope), f"pooled Kendall tau, {scope}")

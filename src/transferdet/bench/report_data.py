@@ -4,11 +4,12 @@ correlations computed from them."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from transferdet.bench.bootstrap import Interval, Summary, evidence, summarise
 from transferdet.bench.correlate import Correlation, correlate
+from transferdet.bench.pooled_ceiling import pooled_noise_ceiling
 from transferdet.bench.shelf_rule import RULE_FEATURES, RULE_LAYERS, Candidate, rule_candidates, rule_winner
 from transferdet.bench.store import STORE_FILE, Store
 from transferdet.bench.within_summary import WithinSummary, noise_ceiling, noise_ceiling_pairs, summarise_within
@@ -30,6 +31,7 @@ class ReportData:
     correlations: list[Correlation]  # per dataset and pooled, in each scope
     summaries: list[Summary]  # pooled, with bootstrap intervals and gains over the best baseline
     within: Within | None = None  # the within-architecture scope, where an architecture has 2+ sources
+    ceilings: dict[str, dict[str, Interval]] = field(default_factory=dict)  # scope -> pooled noise ceiling
 
 
 def scopes(config: dict) -> dict[str, set[str] | None]:
@@ -104,24 +106,27 @@ def combined_rows(scores: list[dict], winner: Candidate) -> list[dict]:
 
 def analyse(
     config: dict, scores: list[dict], ap: list[dict], target: str, replicates: int = REPLICATES
-) -> tuple[list[Correlation], list[Summary], Within | None]:
-    """Correlations and bootstrap summaries in every scope, and the within-architecture scope (its
-    rule's winner joins the others as the combined ranker ``card+METRIC``); the bootstrap is
-    seeded with the bench's seed, so the same store always gives the same report."""
+) -> tuple[list[Correlation], list[Summary], Within | None, dict[str, dict[str, Interval]]]:
+    """Correlations, bootstrap summaries and the noise ceiling in every scope, and the
+    within-architecture scope (its rule's winner joins the others as the combined ranker
+    ``card+METRIC``); the bootstrap is seeded with the bench's seed, so the same store always gives
+    the same report."""
     from transferdet.transfer.rank import BASELINES
 
     scores = static_once(scores)
     within = analyse_within(config, scores, ap, target, replicates)
     if within is not None and within.winner is not None:
         scores = scores + combined_rows(scores, within.winner)
-    correlations, summaries = [], []
+    correlations, summaries, ceilings = [], [], {}
+    seed = int(config.get("seed", 0))
     for scope, models in scopes(config).items():
         kept_scores = [r for r in scores if models is None or r["model"] in models]
         kept_ap = [r for r in ap if models is None or r["model"] in models]
         correlations += correlate(kept_scores, kept_ap, target, scope)
         found = evidence(scores, ap, target, models)
-        summaries += summarise(found, scope, BASELINES, replicates, seed=int(config.get("seed", 0)))
-    return correlations, summaries, within
+        summaries += summarise(found, scope, BASELINES, replicates, seed=seed)
+        ceilings[scope] = pooled_noise_ceiling(found, replicates, seed)
+    return correlations, summaries, within, ceilings
 
 
 def load_report_data(bench_dir: Path) -> ReportData:

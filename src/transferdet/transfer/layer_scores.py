@@ -75,7 +75,8 @@ def _pyramid(
         scored = [found.get(metric) for found in per_level]
         score = weighted_level_score([o.score if o else None for o in scored], counts)
         reasons = "; ".join(f"{layer}: {o.reason}" for layer, o in zip(present, scored, strict=True) if o and o.reason)
-        note = f"boxes per level {dict(zip(present, counts, strict=True))}"
+        level_notes = [f"{layer}: {o.note}" for layer, o in zip(present, scored, strict=True) if o and o.note]
+        note = "; ".join([f"boxes per level {dict(zip(present, counts, strict=True))}", *level_notes])
         outcomes[metric] = Outcome(score, None if score is not None else reasons or "no level could be scored", note)
     return outcomes
 

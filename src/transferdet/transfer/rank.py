@@ -52,6 +52,7 @@ _METRIC_ORDER = ("transrate", "logme", "tlogme", "h_score", "reg_h_score", "sfda
 DEFAULT_METRICS = (RECOMMENDED_METRIC, *(m for m in _METRIC_ORDER if m != RECOMMENDED_METRIC))
 MODEL_SIZE = "model_size"  # the backbone's parameter count: a static ranker
 IMAGENET_TOP1 = "imagenet_top1"  # the top-1 a model's entry states (models/model_card.py): another static ranker
+CHANCE_TOP1 = 0.1  # a random initialisation's ImageNet-1k top-1 (%): chance over 1,000 classes, as the bench states
 STATIC_SCORES = (MODEL_SIZE, IMAGENET_TOP1)
 BASELINES = (*SUITE_BASELINES, *STATIC_SCORES)
 # what rank computes unless told: the metrics, then the baselines that cost little (the linear
@@ -215,12 +216,14 @@ def parameter_count(spec: ModelSpec) -> int:
 
 def static_scores(spec: ModelSpec, wanted: Sequence[str]) -> dict[str, Outcome]:
     """The scores that do not look at the data: the parameter count, and the ImageNet top-1 where
-    the model's entry states one (no row otherwise, like LEEP without a source classifier)."""
+    the model's entry states one or the weights are a random initialisation (chance, unless stated;
+    no row otherwise, like LEEP without a source classifier)."""
     static = {}
     if MODEL_SIZE in wanted:
         static[MODEL_SIZE] = Outcome(float(parameter_count(spec)))
-    if IMAGENET_TOP1 in wanted and spec.top1 is not None:
-        static[IMAGENET_TOP1] = Outcome(float(spec.top1))
+    top1 = spec.top1 if spec.top1 is not None or spec.weights != "random" else CHANCE_TOP1
+    if IMAGENET_TOP1 in wanted and top1 is not None:
+        static[IMAGENET_TOP1] = Outcome(float(top1))
     return static
 
 
