@@ -194,7 +194,7 @@ def test_rank_prints_the_baselines_beside_the_metrics_and_a_recommendation(cli, 
     result = cli(*args)
     assert result.code == 0, result.err
     rows = json.loads((tmp_path / "scores.json").read_text())
-    assert [r["metric"] for r in rows[-2:]] == ["knn", "model_size"]
+    assert [r["metric"] for r in rows[-3:]] == ["knn", "model_size", "imagenet_top1"]  # random inits: chance
     size = {r["model"]: r["score"] for r in rows if r["metric"] == "model_size"}
     for spec in size:  # counted on the meta device; the real backbone has as many parameters
         assert size[spec] == sum(p.numel() for p in build_backbone(spec).parameters())
@@ -206,5 +206,14 @@ def test_rank_prints_the_baselines_beside_the_metrics_and_a_recommendation(cli, 
     labels, _ = model_labels(list(size))  # MobileNetV2's spec is long: the table calls the models m1, m2
     line = next(line for line in result.out.splitlines() if line.startswith("recommended:"))
     assert line.startswith(f"recommended: {labels[best]} = {best} (first by {lead} on {RECOMMENDED_LAYER};")
-    assert line.endswith(f"model_size picks {labels[larger]})")
+    assert line.endswith(f"model_size picks {labels[larger]}; imagenet_top1 ties m1 and m2)")  # one card: the metric
     assert "knn" in result.out and "model_size" in result.out  # table columns
+
+
+def test_rank_help_says_which_ranker_answers_which_question(cli) -> None:
+    result = cli("rank", "--help")
+    text = " ".join(result.out.split())  # rich wraps the help to the terminal
+    assert result.code == 0
+    assert "Across architectures: the checkpoint card." in text
+    assert "Within one architecture" in text and "nothing measured beats a coin" in text
+    assert f"{DEFAULT_METRICS[0].replace('tlogme', 'TLogME')} on {RECOMMENDED_LAYER}" in text

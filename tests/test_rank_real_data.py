@@ -100,7 +100,7 @@ def test_rank_scores_every_metric_on_chess_pieces_with_its_one_box_class(chess):
     rows = rank(
         chess, ["timm:resnet10t@random"], settings=RankSettings(image_size=128, max_boxes_per_class=3, device="cpu")
     )
-    assert [r["metric"] for r in rows] == [*DEFAULT, "knn", "model_size"]  # the cheap baselines last
+    assert [r["metric"] for r in rows] == [*DEFAULT, "knn", "model_size", "imagenet_top1"]  # cheap baselines last
     assert all(r["status"] == "ok" and np.isfinite(r["score"]) for r in rows), rows
     notes = {r["metric"]: r["note"] for r in rows if r["note"]}
     assert {m for m, n in notes.items() if "'bishop' has 1 box" in n} == {"sfda", "etran", "gbc", "knn"}
@@ -115,7 +115,7 @@ def test_rank_on_single_class_data_adds_background_by_default(cli, tmp_path):
                  "--background", 0, "--device", "cpu", "--no-cache", "--out", tmp_path)  # fmt: skip
     assert result.code == 0, result.err
     scored = {r["metric"]: r for r in json.loads((tmp_path / "scores.json").read_text())}
-    assert {m for m, r in scored.items() if r["status"] == "ok"} == {"tlogme", "etran", "model_size"}
+    assert {m for m, r in scored.items() if r["status"] == "ok"} == {"tlogme", "etran", "model_size", "imagenet_top1"}
     assert all(r["score"] is None and "a single class" in r["reason"] for r in scored.values() if r["status"] != "ok")
     assert re.search(r"\* timm:resnet10t@random: (c\d: )?logme: labels: a single class", result.out), result.out
 

@@ -12,7 +12,7 @@ from transferdet.cli.bench_commands import bench, report
 from transferdet.cli.data_commands import app as data_app
 from transferdet.cli.demo import demo
 from transferdet.cli.distill_commands import app as distill_app
-from transferdet.cli.rank_command import rank
+from transferdet.cli.rank_command import RANK_HELP, rank
 from transferdet.cli.recipe_commands import app as recipe_app
 from transferdet.cli.select_command import select
 from transferdet.cli.train_commands import eval_, predict, train
@@ -33,7 +33,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(distill_app, name="distill")
 app.add_typer(recipe_app, name="recipe")
-app.command()(rank)
+app.command(help=RANK_HELP)(rank)
 app.command()(select)
 app.command()(train)
 app.command("eval")(eval_)

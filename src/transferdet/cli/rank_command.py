@@ -85,6 +85,20 @@ MetricsOption = Annotated[
 ]
 
 
+RANK_HELP = """Rank backbones by transferability metrics on per-box features, in minutes, no fine-tuning.
+
+Which ranker for which question, on the real benchmarks (docs/results.md). Across architectures:
+the checkpoint card. State each model's imagenet_top1 in a --models-file (a random init is at
+chance, 0.1) and the recommended line orders by the card first; over 18 sources on 5 datasets the
+card reached Kendall tau 0.58 [0.44, 0.66] and no metric more than 0.23. Within one architecture
+(an ImageNet checkpoint and detectors fine-tuned from it on other data): nothing measured beats a
+coin. The first metric and default layer, TLogME on pyramid/wm32, are the pre-registered rule's
+winner: it ordered 0.60 [0.47, 0.66] of 150 pairs right (0.53 [0.44, 0.63] with background RoIs),
+where two fine-tunes of one checkpoint agreed on 0.50. Read the baselines beside it, and race
+close candidates with transferdet select.
+"""  # rank --help: which ranker for which question, on the real benchmarks
+
+
 def _file_plugins(plugins: object, models_file: Path) -> None:
     """Import a models file's ``plugins:`` (module names, or .py files relative to the file)."""
     from transferdet.plugins import is_file, load_plugins
@@ -251,18 +265,7 @@ def rank(
     class_name: ClassNameOption = "object",
     plugin: PluginOption = [],  # noqa: B006 - typer reads the default
 ) -> None:
-    """Rank backbones by transferability metrics on per-box features, in minutes, no fine-tuning.
-
-    Which ranker for which question, on the real benchmarks (docs/results.md). Across architectures:
-    the checkpoint card. State each model's imagenet_top1 in a --models-file (a random init is at
-    chance, 0.1) and the recommended line orders by the card first; over 18 sources on 5 datasets the
-    card reached Kendall tau 0.58 [0.44, 0.66] and no metric more than 0.23. Within one architecture
-    (an ImageNet checkpoint and detectors fine-tuned from it on other data): nothing measured beats a
-    coin. The first metric and default layer, TLogME on pyramid/wm32, are the pre-registered rule's
-    winner: it ordered 0.60 [0.47, 0.66] of 150 pairs right (0.53 [0.44, 0.63] with background RoIs),
-    where two fine-tunes of one checkpoint agreed on 0.50. Read the baselines beside it, and race
-    close candidates with transferdet select.
-    """
+    """Rank backbones by transferability metrics on per-box features, in minutes, no fine-tuning."""
     use_plugins(plugin)
     from transferdet.transfer import cache
     from transferdet.transfer.rank import DEFAULT_SCORES, RankSettings
