@@ -104,3 +104,16 @@ def test_a_plain_vits_pyramid_reads_every_box_from_its_one_map(synthetic, tmp_pa
     assert found["pyramid/wm8", "logme"]["note"].startswith("boxes per level {'c4': ")
     with pytest.raises(TransferdetError, match="layer 'c3': this model has c4"):
         rank(synthetic, [vit], ["logme"], settings=RankSettings(layers="c3,pyramid/wm8", image_size=96, device="cpu"))
+
+
+def test_variants_are_scored_from_the_plain_layers_cache_entries(synthetic, tmp_path) -> None:
+    """The variants add nothing to the feature cache's key: a cache written by a ranking of c3, c4 and
+    c5 (before the variants existed, too) serves them, and serves what a cold ranking computes."""
+    model, metrics = ["timm:resnet10t@random"], ["logme", "gbc"]
+    plain = RankSettings(layers="c3,c4,c5", image_size=96, max_images=12, device="cpu")
+    rank(synthetic, model, metrics, settings=plain, cache_dir=tmp_path)
+    entries = sorted(tmp_path.rglob("*.npz"))
+    variants = RankSettings(layers="c5/wm16,pyramid/wm8", image_size=96, max_images=12, device="cpu")
+    cached = rank(synthetic, model, metrics, settings=variants, cache_dir=tmp_path)
+    assert sorted(tmp_path.rglob("*.npz")) == entries and len(entries) == 3  # one per layer, none added
+    assert cached == rank(synthetic, model, metrics, settings=variants)
