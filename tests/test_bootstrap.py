@@ -212,3 +212,14 @@ def test_one_trial_has_no_noise_ceiling() -> None:
     from transferdet.bench.pooled_ceiling import pooled_noise_ceiling
 
     assert pooled_noise_ceiling(Evidence({}, {"t0": {"a": np.array([0.1]), "b": np.array([0.2])}})) == {}
+
+
+def test_a_replicate_of_targets_with_one_model_each_is_undefined_not_an_error() -> None:
+    from transferdet.bench.pooled_ceiling import pooled_noise_ceiling
+
+    trials = {
+        "t0": {"a": np.array([0.1, 0.2])},
+        "t1": {m: np.array([v, v]) for m, v in zip("abc", (0.1, 0.2, 0.3), strict=True)},
+    }
+    ceiling = pooled_noise_ceiling(Evidence({}, trials), count=50)  # a quarter of the draws are t0 twice
+    assert ceiling["kendall"].value == 1.0

@@ -38,8 +38,6 @@ def pooled_noise_ceiling(
         return pooled(parts) if parts else dict.fromkeys(MEASURES, float("nan"))
 
     rng = np.random.default_rng(seed)
-    draws = [
-        pooled(_parts(evidence, [names[i] for i in rng.integers(0, len(names), len(names))])) for _ in range(count)
-    ]
+    draws = [measures([names[i] for i in rng.integers(0, len(names), len(names))]) for _ in range(count)]
     measured = measures(names)
     return {m: interval(measured[m], np.array([d[m] for d in draws]), level) for m in MEASURES}
