@@ -125,3 +125,31 @@ def test_a_candidate_that_fails_leaves_the_race_and_the_others_go_on() -> None:
     assert result.winner == "pretrained"
     assert promote(["a", "b", "c"], {"a": 0.5, "b": 0.5, "c": float("nan")}, 2) == ["a", "b"]  # ties: screen order
     assert promote(["b", "a"], {"a": 0.5, "b": 0.5}, 1) == ["b"]
+
+
+def test_by_default_the_first_rung_is_past_the_start_of_the_warmup() -> None:
+    """At budget 0.15 over eight candidates the budget affords all eight a first rung of 3 iterations,
+    inside quick's warmup, where validation AP50 ordered real sources near chance (docs/results.md).
+    By default the race takes the best screened that a first rung of 0.3 of the warmup (15) affords;
+    ``min_first=1`` still asks for the old race of all eight."""
+    from transferdet.select.flow import FIRST_RUNG_WARMUP_SHARE, SelectSettings, affordable
+    from transferdet.train.recipes import load_recipe
+
+    order = [f"m{i}" for i in range(8)]
+    quick = load_recipe("quick")
+    assert SelectSettings(quick).first_rung_floor() == 15 == FIRST_RUNG_WARMUP_SHARE * quick.warmup_iterations
+    plan, dropped = affordable(order, 200, SelectSettings(quick, budget=0.15))
+    assert plan.rungs == (20, 60) and dropped == order[3:]
+    plan, dropped = affordable(order, 200, SelectSettings(quick, budget=0.15, min_first=1))
+    assert plan.rungs == (3, 9) and dropped == []
+    assert affordable(order, 200, SelectSettings(quick, budget=0.3))[0].rungs == (25, 75)  # 0.3 affords more
+    no_warmup = load_recipe("quick", ["warmup_iterations=0"])
+    assert SelectSettings(no_warmup).first_rung_floor() == 1
+
+
+def test_select_help_states_the_default_first_rung(cli) -> None:
+    """The option's help says the default the code uses (the share of the warmup, quick's iterations)."""
+    from transferdet.select.flow import FIRST_RUNG_WARMUP_SHARE
+
+    text = " ".join(cli("select", "--help").out.replace("│", " ").split())  # rich boxes and wraps the help
+    assert f"Default: {FIRST_RUNG_WARMUP_SHARE:g} of the recipe's warmup (15 iterations in quick)" in text

@@ -25,10 +25,12 @@ BudgetOption = Annotated[
     ),
 ]
 MinRungOption = Annotated[
-    int,
+    int | None,
     typer.Option(
         help="Shortest first rung, in iterations: where the budget cannot afford it for every candidate, the race "
-        "takes the best screened that it can (the others are left out, said so)."
+        "takes the best screened that it can (the others are left out, said so). Default: 0.3 of the recipe's "
+        "warmup (15 iterations in quick), where validation AP50 began to order real sources as their full "
+        "fine-tunes do (docs/results.md)."
     ),
 ]
 ExecutorOption = Annotated[
@@ -115,7 +117,7 @@ def select(
     detector: Annotated[str, typer.Option(help="Detector family.")] = "fcos",
     budget: BudgetOption = 0.3,
     eta: Annotated[int, typer.Option(help="Keep the best 1/eta at each rung.")] = 3,
-    min_first_rung: MinRungOption = 1,
+    min_first_rung: MinRungOption = None,
     target: Annotated[str, typer.Option(help="Validation metric the race compares (AP50 or AP).")] = "AP50",
     seed: Annotated[int, typer.Option(help="Seed for the validation split, data order and initialisation.")] = 0,
     screen_images: Annotated[int, typer.Option(help="Images the screen (rank) scores on, at most.")] = 200,

@@ -6,6 +6,7 @@ folder is the answer, ready for ``eval``, ``predict`` and ``zoo convert``."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,11 @@ from transferdet.transfer.recommended import METRIC as RECOMMENDED_METRIC
 
 RECOMMENDED = RECOMMENDED_METRIC  # rank's recommended metric (on its default layer, RankSettings' default)
 SCREEN_SCORES = (RECOMMENDED, "knn", "model_size", IMAGENET_TOP1)  # with the sceptic's baselines beside it
+# The shortest first rung by default, as a share of the recipe's warmup: on the real benchmark's
+# targets a source's validation AP50 at iteration 5 or 10 of quick's 50-iteration warmup ordered the
+# sources as their full fine-tunes near chance (Kendall tau-b 0.0-0.36), from 15 on well (0.57-0.79;
+# docs/results.md, "How early does a rung see the final order?", benchmarks/real/early_curve.py).
+FIRST_RUNG_WARMUP_SHARE = 0.3
 
 JobCallback = Callable[[str, Any, str], None]  # the bench runner's (event, job, detail)
 Trainer = Callable[[RaceRuns, list[str]], TrainRung]  # a race's runs and order -> its train_rung
@@ -43,7 +49,7 @@ class SelectSettings:
     detector: str = "fcos"
     budget: float = 0.3
     eta: int = 3
-    min_first: int = 1  # the shortest first rung, in iterations (a race that cannot afford it races fewer)
+    min_first: int | None = None  # the shortest first rung, in iterations (None: first_rung_floor's default)
     target: str = "AP50"
     seed: int = 0
     device: str = "cpu"
@@ -56,6 +62,13 @@ class SelectSettings:
     # candidate name -> its listed entry (spec, stated normalisation); a name not here is its own spec
     entries: dict[str, ModelEntry] = field(default_factory=dict)
     cache_dir: Path | None = None  # the screen's feature cache (none where None, as rank's default)
+
+    def first_rung_floor(self) -> int:
+        """The shortest first rung: ``min_first``, else FIRST_RUNG_WARMUP_SHARE of the recipe's warmup
+        (15 iterations in quick; 1 without a warmup). A race that cannot afford it races fewer."""
+        if self.min_first is not None:
+            return self.min_first
+        return max(1, math.ceil(FIRST_RUNG_WARMUP_SHARE * self.recipe.warmup_iterations))
 
     def spec(self, candidate: str) -> str | ModelSpec:
         """What rank and training build for ``candidate``."""
@@ -106,7 +119,7 @@ def affordable(order: list[str], total: int, settings: SelectSettings) -> tuple[
     error = None
     for count in range(len(order), 1, -1):
         try:
-            plan = plan_race(count, total, settings.budget, settings.eta, settings.min_first, of=len(order))
+            plan = plan_race(count, total, settings.budget, settings.eta, settings.first_rung_floor(), of=len(order))
             return plan, order[count:]
         except TransferdetError as found:
             error = error or found
