@@ -105,3 +105,28 @@ def test_the_screen_orders_as_ranks_recommended_line(monkeypatch) -> None:
     assert screen(list(table))[0] == ["lite0", "mnv2-b", "mnv2-a", "unscored"]
     del table["mnv2-a"]["imagenet_top1"]
     assert screen(list(table))[0] == ["mnv2-b", "mnv2-a", "lite0", "unscored"]
+
+
+def test_a_models_files_names_and_cards_reach_the_race(cli, synthetic, tmp_path, monkeypatch) -> None:
+    """The listed names label the race, and each entry's stated normalisation and top-1 reach the
+    screen and the runs (select once passed bare specs on, and raced EfficientNet-Lite's [-1, 1]
+    weights under ImageNet's mean and std, with no card)."""
+    import transferdet.select.flow as flow
+
+    seen = {}
+
+    def fake_select(data, candidates, settings, out, **_):
+        seen.update(candidates=candidates, specs=[settings.spec(c) for c in candidates])
+        return {"winner": candidates[0]}
+
+    monkeypatch.setattr(flow, "select", fake_select)
+    monkeypatch.setattr("transferdet.cli.select_command._show", lambda summary: None)
+    listing = tmp_path / "candidates.yaml"
+    listing.write_text('- {name: lite-half, spec: "timm:resnet10t@random", mean: [0.5, 0.5, 0.5], '
+                       "std: [0.5, 0.5, 0.5], imagenet_top1: 75.1}\n- timm:resnet18@random\n")  # fmt: skip
+    assert cli(*_args(synthetic, tmp_path, "--models-file", listing)).code == 0
+    assert seen["candidates"] == ["lite-half", "timm:resnet18@random"]
+    assert seen["specs"][0].mean == (0.5, 0.5, 0.5) and seen["specs"][0].top1 == 75.1
+    listing.write_text("- {name: twin, spec: timm:resnet10t@random}\n- {name: twin, spec: timm:resnet18@random}\n")
+    twins = cli(*_args(synthetic, tmp_path, "--models-file", listing))
+    assert twins.code == 2 and "share a name" in twins.err and "twin" in twins.err

@@ -28,6 +28,7 @@ from transferdet.cli.common import (
 from transferdet.cli.score_table import model_labels, score_tables, short_spec
 from transferdet.devices import default_device
 from transferdet.errors import TransferdetError
+from transferdet.models.model_card import ModelEntry
 from transferdet.models.specs import ModelSpec
 from transferdet.ties import TIE_RTOL
 from transferdet.transfer.recommended import LAYER as RECOMMENDED_LAYER
@@ -112,12 +113,17 @@ def _file_plugins(plugins: object, models_file: Path) -> None:
 def _model_list(models: list[str], models_file: Path | None) -> list[str | ModelSpec]:
     """Specs from ``--models`` and the models file, whose entries may state a model card's input
     normalisation and ImageNet top-1 (:mod:`~transferdet.models.model_card`)."""
-    specs: list[str | ModelSpec] = [spec for value in models for spec in value.split(",") if spec.strip()]
+    return [entry.model_spec() if entry.card() else entry.spec for entry in _model_entries(models, models_file)]
+
+
+def _model_entries(models: list[str], models_file: Path | None) -> list[ModelEntry]:
+    """The listed models as entries: ``--models`` specs, then the models file's entries with their
+    names and cards (a relative checkpoint path taken from the file's folder)."""
+    specs = [ModelEntry(spec=spec.strip()) for value in models for spec in value.split(",") if spec.strip()]
     if models_file is not None:
         from pydantic import ValidationError
 
         from transferdet.data.formats.base import load_yaml
-        from transferdet.models.model_card import ModelEntry
 
         content = load_yaml(models_file)
         if isinstance(content, dict):  # a complete config: the plug-ins its models need come with it
@@ -132,7 +138,7 @@ def _model_list(models: list[str], models_file: Path | None) -> list[str | Model
                 first = error.errors()[0]
                 where = ".".join(str(p) for p in first["loc"])
                 raise TransferdetError(f"{models_file}: model {index + 1}: {where}: {first['msg']}") from None
-            specs.append(entry.model_spec() if entry.card() else entry.spec)
+            specs.append(entry)
     if not specs:
         raise TransferdetError("no models: give --models SPEC (repeat it, or separate specs with commas)")
     return specs

@@ -12,7 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from transferdet.cli.common import DEVICE_HELP, PluginOption, err_console, out_console, use_plugins
-from transferdet.cli.rank_command import ModelsFileOption, ModelsOption, _model_list
+from transferdet.cli.rank_command import ModelsFileOption, ModelsOption, _model_entries
 from transferdet.cli.train_commands import SetOption
 from transferdet.devices import default_device
 from transferdet.errors import TransferdetError
@@ -139,8 +139,11 @@ def select(
     from transferdet.train.recipes import load_recipe
     from transferdet.transfer.rank import RankSettings
 
-    specs = [str(s) for s in _model_list(models, models_file)]
-    _check_specs(specs)
+    entries = _model_entries(models, models_file)
+    _check_specs([e.spec for e in entries])
+    names = [e.name for e in entries]
+    if len(set(names)) < len(names):
+        raise TransferdetError(f"two candidates share a name: {sorted({n for n in names if names.count(n) > 1})}")
     if target not in ("AP50", "AP"):
         raise TransferdetError(f"--target {target!r}: choose AP50 or AP")
     resolved = default_device(device)
@@ -148,10 +151,11 @@ def select(
         raise TransferdetError(f"--executor {executor!r}: choose local or ray")
     screen = RankSettings(image_size=image_size, max_images=screen_images, seed=seed, device=resolved)
     settings = SelectSettings(load_recipe(recipe, overrides), detector, budget, eta, min_first_rung, target, seed,
-                              resolved, screen, executor, address, threads, plugins=list(plugin))  # fmt: skip
+                              resolved, screen, executor, address, threads, plugins=list(plugin),
+                              entries={e.name: e for e in entries})  # fmt: skip
     with Progress(console=err_console, transient=True) as bar:
         bars = RungBars(bar)
-        summary = run_select(data, specs, settings, out, announce=bars.announce, on_job=bars.on_job,
+        summary = run_select(data, names, settings, out, announce=bars.announce, on_job=bars.on_job,
                              trainer=store_trainer)  # fmt: skip
     if as_json:
         print(json.dumps(summary))
