@@ -30,6 +30,7 @@ import torch
 
 from transferdet.atomic import atomic_write_bytes
 from transferdet.errors import TransferdetError
+from transferdet.safe_load import UPGRADE_HINT, load_torch, load_trusted_torch, plain_state
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -40,6 +41,14 @@ def _save_torch(path: Path, value: Any) -> None:
     buffer = io.BytesIO()
     torch.save(value, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def _plain_random(state: dict[str, Any]) -> dict[str, Any]:
+    """One process's random states in the current layout (NumPy's as a list beside tensors)."""
+    numpy_state = state.get("numpy")
+    if isinstance(numpy_state, tuple):
+        state = {**state, "numpy": list(numpy_state)}
+    return state
 
 
 @dataclass(frozen=True)
@@ -105,11 +114,36 @@ class RunDir:
         _save_torch(self.checkpoint_file, state)
 
     def load_checkpoint(self, device: str = "cpu") -> dict[str, Any]:
-        return torch.load(self.checkpoint_file, map_location=device, weights_only=False)
+        """The checkpoint, read as data (``weights_only``); one written by a version that stored
+        more than tensors and plain types is refused with the opt-in that converts it."""
+        state = self._checkpoint()
+        if device != "cpu":
+            state["model"] = {k: v.to(device) for k, v in state["model"].items()}
+        return state
+
+    def _checkpoint(self, mmap: bool = False) -> dict[str, Any]:
+        state = load_torch(self.checkpoint_file, hint=UPGRADE_HINT.format(folder=self.path), mmap=mmap)
+        if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or "iteration" not in state:
+            raise TransferdetError(f"{self.checkpoint_file}: not a transferdet training checkpoint")
+        return state
+
+    def upgrade_checkpoint(self) -> None:
+        """Rewrite a checkpoint of an older version (NumPy random states, which ``weights_only``
+        refuses) as tensors and plain types. It loads the old file with full unpickling, which may
+        run code: only for a file the user has said they trust. The old file is kept beside it."""
+        old = load_trusted_torch(self.checkpoint_file)
+        if not isinstance(old, dict) or "model" not in old:
+            raise TransferdetError(f"{self.checkpoint_file}: not a transferdet training checkpoint")
+        if "random" in old:
+            old["random"] = [_plain_random(state) for state in old["random"]]
+        backup = self.checkpoint_file.with_name(self.CHECKPOINT + ".old")
+        backup.write_bytes(self.checkpoint_file.read_bytes())
+        _save_torch(self.checkpoint_file, plain_state(old))
+        self._checkpoint()  # it now loads as data
 
     def checkpoint_iteration(self) -> int:
         """The iteration the checkpoint was saved at (memory-mapped: the weights are not read)."""
-        return int(torch.load(self.checkpoint_file, map_location="cpu", weights_only=False, mmap=True)["iteration"])
+        return int(self._checkpoint(mmap=True)["iteration"])
 
     def checkpoint_digest(self) -> str:
         from transferdet.hashing import file_digest
@@ -196,4 +230,7 @@ class TeacherDir:
         return json.loads((self.path / self.RECORD).read_text(encoding="utf-8"))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return torch.load(self.weights_file, map_location="cpu", weights_only=True)["state_dict"]
+        state = load_torch(self.weights_file)
+        if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
+            raise TransferdetError(f"{self.weights_file}: not a transferdet teacher (no state_dict)")
+        return state["state_dict"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from transferdet.bench.select_rule import SelectRule
@@ -16,6 +15,7 @@ from transferdet.hashing import json_digest
 from transferdet.models.detectors import DETECTORS
 from transferdet.models.model_card import ModelEntry
 from transferdet.plugins import is_file, load_plugins
+from transferdet.safe_load import load_yaml
 from transferdet.train.recipes import RECIPES
 from transferdet.transfer.rank import BENCH_SCORES, KNOWN_SCORES
 
@@ -140,9 +140,9 @@ def _extended(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
     if name.parent != Path("."):
         raise TransferdetError(f"{path}: extends: {name}: name a config in the same folder")
     try:
-        base = yaml.safe_load((path.parent / name).read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise TransferdetError(f"{path}: extends: cannot read {name} ({error})") from None
+        base = load_yaml(path.parent / name)
+    except TransferdetError as error:
+        raise TransferdetError(f"{path}: extends: {error}") from None
     if not isinstance(base, dict) or "extends" in base:
         raise TransferdetError(f"{path}: extends: {name} must be a mapping of settings that extends nothing")
     return base | raw
@@ -151,12 +151,7 @@ def _extended(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
 def load_config(path: Path) -> BenchConfig:
     """Read and validate CONFIG.yaml; relative dataset and checkpoint paths are taken from the
     config file's folder."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise TransferdetError(f"{path}: cannot read ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        raise TransferdetError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    raw = load_yaml(path)
     if not isinstance(raw, dict):
         raise TransferdetError(f"{path}: expected a mapping of settings at the top level")
     if "extends" in raw:

@@ -156,6 +156,35 @@ def convert(
     out_console.print(f"wrote {dst} ({to.value}): {len(keys)} tensors from {report.layout}")
 
 
+@app.command("upgrade-run")
+def upgrade_run(
+    run_dir: Annotated[Path, typer.Argument(help="A training run folder written by an older transferdet.")],
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust",
+            help="Required. Load the run's old checkpoint with full unpickling, which runs any code the file "
+            "holds, and rewrite it as data (tensors and plain types). Pass it only for a run you or someone "
+            "you trust made; the old file is kept beside it (.old).",
+        ),
+    ] = False,
+) -> None:
+    """Convert an older run folder's checkpoint to the current data-only format, once, on your word.
+
+    Every other command reads checkpoints with weights_only=True and refuses one that asks to run
+    code; a run folder written before that asks for NumPy objects and is refused with this command."""
+    from transferdet.runs import RunDir
+
+    run = RunDir(run_dir)
+    run.manifest()  # a folder that is not a run: one line naming the missing file
+    if not trust:
+        raise TransferdetError(
+            f"{run.checkpoint_file}: not converted: pass --trust to load it with full unpickling (it may run code)"
+        )
+    run.upgrade_checkpoint()
+    out_console.print(f"rewrote {run.checkpoint_file} as data (the old file: {run.checkpoint_file}.old)")
+
+
 @app.command()
 def pretrain(
     source: Annotated[str, typer.Option(help="Source domain: digits, letters, symbols or shapes (glyph crops).")],

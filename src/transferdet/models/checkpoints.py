@@ -11,8 +11,6 @@ the same architecture differently (torchvision vs timm), keys are paired in orde
 
 from __future__ import annotations
 
-import argparse
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 import torch
 
 from transferdet.errors import TransferdetError
+from transferdet.safe_load import load_pickle, load_safetensors, load_torch, warn_non_finite
 
 WRAPPER_KEYS = ("state_dict", "model", "model_ema", "teacher", "student", "module", "network", "net")
 KNOWN_PREFIXES = (
@@ -39,6 +38,7 @@ KNOWN_PREFIXES = (
     "",
 )
 BOOKKEEPING = ("num_batches_tracked",)
+TENSOR_SUFFIXES = (".weight", ".bias", ".running_mean", ".running_var", "_embed", ".scale")
 
 
 @dataclass
@@ -59,6 +59,14 @@ def _is_state_dict(value: Any) -> bool:
     )
 
 
+def _no_stray_values(content: Mapping, path: Path, wrappers: list[str]) -> None:
+    """A weight's name holding something else than a tensor is an error naming it."""
+    for key, value in content.items():
+        if str(key).endswith(TENSOR_SUFFIXES) and not isinstance(value, torch.Tensor | np.ndarray):
+            where = ".".join([*wrappers, str(key)])
+            raise TransferdetError(f"{path}: {where}: a {type(value).__name__} where a tensor was expected")
+
+
 def _unwrap(content: Any, path: Path) -> tuple[dict[str, Any], list[str]]:
     wrappers: list[str] = []
     while not _is_state_dict(content):
@@ -67,6 +75,7 @@ def _unwrap(content: Any, path: Path) -> tuple[dict[str, Any], list[str]]:
         inner = next((k for k in WRAPPER_KEYS if isinstance(content.get(k), Mapping) and content[k]), None)
         if inner is None:
             tensors = {k: v for k, v in content.items() if isinstance(v, torch.Tensor | np.ndarray)}
+            _no_stray_values(content, path, wrappers)
             if tensors:
                 return tensors, wrappers  # a state dict with a few non-tensor entries
             keys = ", ".join(map(str, list(content)[:8]))
@@ -77,29 +86,24 @@ def _unwrap(content: Any, path: Path) -> tuple[dict[str, Any], list[str]]:
 
 
 def read_checkpoint(path: Path) -> Checkpoint:
-    """Load a checkpoint file into tensors without building any model."""
+    """Load a checkpoint file into tensors without building any model, as data only
+    (:mod:`~transferdet.safe_load`); NaN or Inf weights are a warning naming them."""
+    checkpoint = _read(path)
+    warn_non_finite(checkpoint.tensors, path)
+    return checkpoint
+
+
+def _read(path: Path) -> Checkpoint:
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return Checkpoint(load_file(str(path)), "safetensors")
+        return Checkpoint(load_safetensors(path), "safetensors")
     if suffix == ".pkl":
-        with open(path, "rb") as handle:
-            try:
-                content = pickle.load(handle, encoding="latin1")
-            except (pickle.UnpicklingError, EOFError) as error:
-                raise TransferdetError(f"{path}: not a readable pickle ({error})") from None
+        content = load_pickle(path)
         notes = {k: v for k, v in content.items() if k != "model"} if isinstance(content, dict) else {}
         tensors, wrappers = _unwrap(content, path)
         converted = {k: torch.as_tensor(np.asarray(v)) for k, v in tensors.items()}
         return Checkpoint(converted, "detectron2", wrappers, notes)
-    try:
-        # MoCo and others store their argparse Namespace next to the weights: allow that one class
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch.load raises many kinds on a file that is not a checkpoint
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise TransferdetError(f"{path}: cannot load as a PyTorch checkpoint ({first})") from None
+    content = load_torch(path)
     tensors, wrappers = _unwrap(content, path)
     # a dict checkpoint may state its input normalisation next to its weights
     notes = {k: content[k] for k in ("mean", "std") if isinstance(content, Mapping) and k in content}

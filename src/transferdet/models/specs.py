@@ -90,5 +90,9 @@ def parse_spec(text: str | ModelSpec) -> ModelSpec:
                 f"{spec.checkpoint}: a folder, but not a transferdet training run ({RunDir.CONTENT})"
             )
     elif spec.checkpoint is not None and not spec.checkpoint.is_file():
+        from transferdet.safe_load import checked_file
+
+        if spec.checkpoint.is_symlink():
+            checked_file(spec.checkpoint, "checkpoint file")  # names a link loop
         raise TransferdetError(f"{spec.checkpoint}: checkpoint file does not exist (in model spec {text!r})")
     return spec

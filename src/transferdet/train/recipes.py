@@ -229,9 +229,9 @@ RECIPES["tmod_two_step"] = {
 
 
 def _parse_value(text: str) -> object:
-    import yaml
+    from transferdet.safe_load import load_yaml_text
 
-    return yaml.safe_load(text)
+    return load_yaml_text(text, "--set")
 
 
 def load_recipe(name: str, overrides: list[str] | None = None, config_file: dict | None = None) -> Recipe:

@@ -21,6 +21,7 @@ import numpy as np
 from transferdet.atomic import atomic_write_bytes
 from transferdet.data.dataset import ImageRecord
 from transferdet.hashing import chunks_digest, json_digest
+from transferdet.safe_load import load_npz
 from transferdet.transfer.features import BoxFeatures
 
 
@@ -59,9 +60,9 @@ def load(folder: Path, key: str) -> BoxFeatures | None:
     if not path.is_file():
         return None
     try:
-        with np.load(path) as stored:
-            probs = stored["source_probs"] if "source_probs" in stored.files else None
-            return BoxFeatures(stored["features"], stored["labels"], stored["boxes"], stored["image_index"], probs)
+        stored = load_npz(path)
+        probs = stored.get("source_probs")
+        return BoxFeatures(stored["features"], stored["labels"], stored["boxes"], stored["image_index"], probs)
     except (OSError, ValueError, KeyError):
         return None  # a damaged entry is recomputed
 

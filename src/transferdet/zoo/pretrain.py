@@ -141,10 +141,9 @@ def pretrained_path(config: PretrainConfig, folder: Path | None = None) -> Path:
 
 def read_record(path: Path) -> dict:
     """The ``transferdet`` record saved with a pretrained checkpoint."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a truncated or foreign file
-        raise TransferdetError(f"{path}: not a readable checkpoint ({error})") from None
+    from transferdet.safe_load import load_torch
+
+    state = load_torch(path)
     if not isinstance(state, dict) or "transferdet" not in state:
         raise TransferdetError(f"{path}: not a checkpoint written by `transferdet zoo pretrain`")
     return state["transferdet"]

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from transferdet.errors import DataError
 
 
@@ -60,16 +58,9 @@ def load_json(path: Path) -> Any:
 
 
 def load_yaml(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else None
-        problem = getattr(error, "problem", None) or "parse error"
-        raise DataError(path, f"not valid YAML ({problem})", where) from None
-    except UnicodeDecodeError:
-        raise DataError(path, "not a UTF-8 text file") from None
+    from transferdet.safe_load import load_yaml as safe_yaml
+
+    return safe_yaml(path)
 
 
 def read_class_list(folder: Path) -> list[str] | None:
