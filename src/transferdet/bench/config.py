@@ -14,6 +14,7 @@ from transferdet.errors import TransferdetError
 from transferdet.hashing import json_digest
 from transferdet.models.detectors import DETECTORS
 from transferdet.models.model_card import ModelEntry
+from transferdet.models.specs import split_spec
 from transferdet.plugins import is_file, load_plugins
 from transferdet.safe_load import load_yaml
 from transferdet.train.recipes import RECIPES
@@ -63,6 +64,10 @@ class BenchConfig(BaseModel):
     shelf: ShelfRule | None = None
     # races of `transferdet select` over each target's sources, instead of ranking and fine-tuning them
     select: SelectRule | None = None
+    # the datasets ranked and fine-tuned on (default: all); the shelf still trains sources on all of its own
+    targets: list[str] | None = None
+    # iterations after which whole-transfer fine-tunes evaluate the test split too (their learning curve)
+    eval_test_at: list[int] = Field(default_factory=list)
     _base: Path | None = PrivateAttr(None)  # the config file's folder (relative paths, job identities)
 
     @property
@@ -74,6 +79,18 @@ class BenchConfig(BaseModel):
             return []
         tags = {d.name: d.tag or d.name for d in self.datasets}
         return shelf_sources(self.shelf, self.models, tags, self._base or Path.cwd())
+
+    def target_datasets(self) -> list[DatasetEntry]:
+        return [d for d in self.datasets if self.targets is None or d.name in self.targets]
+
+    def transfers_whole(self, model: ModelEntry) -> bool:
+        """A detector source (a shelf source, or a run folder) carried over whole: the default,
+        unless its entry (or the shelf rule) says ``transfer: body``."""
+        shelf = {s.entry.name for s in self.shelf_sources()}
+        if model.name in shelf:
+            return self.shelf is not None and self.shelf.transfer == "whole"
+        weights = split_spec(model.spec)[1]
+        return weights is not None and Path(weights).is_dir() and (model.transfer or "whole") == "whole"
 
     def models_for(self, dataset: str) -> list[ModelEntry]:
         """The sources ranked and fine-tuned on ``dataset``: the listed models, then the shelf's
@@ -118,6 +135,8 @@ class BenchConfig(BaseModel):
         if unknown:
             raise ValueError(f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(KNOWN_SCORES)})")
         names = {d.name for d in self.datasets}
+        if not set(self.targets or names) <= names:
+            raise ValueError(f"targets: unknown dataset(s) {', '.join(sorted(set(self.targets) - names))}")
         if self.select is not None and not set(self.select.targets or names) <= names:
             raise ValueError(f"select: unknown target(s) {', '.join(sorted(set(self.select.targets) - names))}")
         models = [m.name for m in self.models] + [s.entry.name for s in self.shelf_sources()]

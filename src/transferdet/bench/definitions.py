@@ -18,7 +18,9 @@ from transferdet.devices import default_device
 from transferdet.models.model_card import ModelEntry
 
 # settings added after stores existed: at these values they stay out of a job's identity
-LATER_DEFAULTS: dict[str, Any] = {"background": None, "precision": "fp32", "card": {}, "plugins": []}
+LATER_DEFAULTS: dict[str, Any] = {
+    "background": None, "precision": "fp32", "card": {}, "plugins": [], "transfer": None, "eval_test_at": [],
+}  # fmt: skip
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
 
 
@@ -78,6 +80,10 @@ class TrainDefinition(BaseModel):
     device: str
     card: dict[str, Any] = {}  # the model's stated input normalisation (its top-1 changes no training)
     plugins: list[str] = []
+    # "whole": a detector source carried over whole; None: its body only, the meaning of every job
+    # stored before whole transfer existed (and of a backbone source, where there is nothing more)
+    transfer: Literal["whole"] | None = None
+    eval_test_at: list[int] = []  # iterations after which the test split is evaluated (a learning curve)
 
     def train_job(self, out: Path):  # noqa: ANN201 - a TrainJob
         from transferdet.train.job import TrainJob
@@ -92,6 +98,8 @@ class TrainDefinition(BaseModel):
             seed=self.seed,
             device=default_device(self.device),
             format=self.data.format,
+            transfer=self.transfer or "body",
+            eval_test_at=tuple(self.eval_test_at),
         )
 
 

@@ -32,7 +32,9 @@ from transferdet.runs import RunDir
 
 
 def _train_definition(config: BenchConfig, dataset: DatasetEntry, model: ModelEntry, seed: int, device: str) -> dict:
+    whole = config.transfers_whole(model)
     return {
+        **({"transfer": "whole", "eval_test_at": list(config.eval_test_at)} if whole else {}),
         "data": DataRef(path=str(dataset.path), format=dataset.format),
         "spec": model.spec,
         "detector": config.detector,
@@ -84,7 +86,7 @@ def _rank_definitions(config: BenchConfig, device: str) -> list[tuple[str, str, 
                 plugins=list(config.plugins),
             ),
         )
-        for dataset in config.datasets
+        for dataset in config.target_datasets()
         for model in config.models_for(dataset.name)
         for features in config.features
         for background in config.backgrounds()
@@ -101,7 +103,7 @@ def plan(config: BenchConfig, device: str) -> list[Job]:
 
         return jobs + select_jobs(config, device)
     jobs += [make_job(d, dataset, model, None, config.base) for dataset, model, d in _rank_definitions(config, device)]
-    for dataset in config.datasets:
+    for dataset in config.target_datasets():
         for model in config.models_for(dataset.name):
             for trial in range(config.trials):
                 definition = TrainDefinition(**_train_definition(config, dataset, model, config.seed + trial, device))
@@ -165,4 +167,6 @@ def _train(definition: TrainDefinition, out: Path) -> dict[str, Any]:
     if out.exists() and resumed_from is None:
         shutil.rmtree(out)  # killed before its first checkpoint: start clean
     metrics = train(definition.train_job(out), resume=resumed_from is not None)
-    return {"ap": {k: v for k, v in metrics.items() if k in AP_KEYS}, "resumed_from": resumed_from}
+    evaluations = [row for row in run.log_rows() if "test_eval" in row]  # the learning curve, if asked for
+    curve = {f"{k}@{row['iteration']}": v for row in evaluations for k, v in row["test_eval"].items()}
+    return {"ap": {k: v for k, v in metrics.items() if k in AP_KEYS} | curve, "resumed_from": resumed_from}

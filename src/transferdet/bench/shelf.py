@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +32,9 @@ class ShelfRule(BaseModel):
     start_from: dict[str, str] = Field(min_length=1)  # short key -> name of a model in `models`
     datasets: list[str] = Field(min_length=1)  # dataset names (YAML reads a key `on` as true: not used)
     folder: Path = Path("sources")
+    # how a source's fine-tunes start from it: the whole detector (the default, as detectron2, MMDetection
+    # and torchvision's tutorial do) or its body only (every shelf job stored before whole transfer)
+    transfer: Literal["whole", "body"] = "whole"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -37,6 +37,9 @@ class ModelEntry(BaseModel):
     mean: list[float] | None = None
     std: list[float] | None = None
     imagenet_top1: float | None = Field(None, ge=0, le=100)
+    # a detector source (a run folder, a detector file): fine-tuned from it whole (the default) or
+    # from its body only; ignored for a backbone's weights
+    transfer: Literal["whole", "body"] | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -3,15 +3,21 @@ optimizer (learning rate scaled to the total batch), and the seeded training dat
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
 from transferdet.data.dataset import DetectionDataset, ImageRecord
 from transferdet.data.transforms import TorchDetectionDataset, collate_detection, detection_transforms
+from transferdet.errors import TransferdetError
 from transferdet.models.anchors import auto_anchors, resized_box_shapes, ssd_scales
 from transferdet.models.backbones import build_backbone
+from transferdet.models.detector_sources import STRUCTURE, read_detector_source
+from transferdet.models.detector_transfer import read_class_map, transfer_state
 from transferdet.models.detectors import DetectorConfig, build_detector
 from transferdet.models.norms import norm_for_processes
+from transferdet.models.specs import parse_spec
 from transferdet.train.job import TrainJob
 from transferdet.train.recipes import Recipe
 from transferdet.train.sampling import SeededAugmentation, StreamBatchSampler
@@ -40,6 +46,12 @@ def detector_config(recipe: Recipe, kind: str, num_classes: int, train_records: 
     )
 
 
+def _structure(record: dict) -> dict:
+    """The structure fields of a source detector's record, as DetectorConfig values."""
+    values = DetectorConfig.from_record({**record, "num_classes": 1})
+    return {name: getattr(values, name) for name in STRUCTURE}
+
+
 def body(model: torch.nn.Module) -> torch.nn.Module:
     """The backbone body inside a torchvision detector (what ``freeze_body`` freezes)."""
     return model.backbone.body
@@ -47,10 +59,23 @@ def body(model: torch.nn.Module) -> torch.nn.Module:
 
 def build_model(job: TrainJob, dataset: DetectionDataset, train_records: list[ImageRecord]) -> torch.nn.Module:
     """The job's detector for ``dataset``'s classes, initialised under the job's seed, body frozen
-    where the recipe says."""
+    where the recipe says. A detector source transfers whole unless the job asks for its body only
+    (the model then carries ``transfer_report``)."""
     torch.manual_seed(job.seed)
     config = detector_config(job.recipe, job.detector, len(dataset.classes), train_records)
-    model = build_detector(build_backbone(job.backbone), config)
+    spec = parse_spec(job.backbone)
+    source = read_detector_source(spec) if job.transfer == "whole" else None
+    if source is not None:
+        if source.kind != job.detector:
+            raise TransferdetError(
+                f"--detector {job.detector} conflicts with the source {source.origin}, a {source.kind} "
+                "(a whole detector keeps its own kind; pass its kind, or --transfer body)"
+            )
+        config = replace(config, **_structure(source.record))
+    model = build_detector(build_backbone(spec), config)
+    if source is not None:
+        classes, class_map = (dataset.classes, source.classes), read_class_map(job.class_map)
+        model.transfer_report = transfer_state(model, source.state, source.origin, classes, class_map)
     if job.recipe.freeze_body:
         body(model).requires_grad_(False)
     return model

@@ -102,6 +102,7 @@ def _train(job: TrainJob, group: distributed.Group, resume: bool, on_iteration: 
     session = Session(
         model, net, optimizer, job.recipe, job.device, group, run, dataset, test_split, total, Plateau(),
         resumed=resume, distiller=distiller, val_split=val_split, stop=min(total, job.stop_at or total),
+        eval_test_at=tuple(job.eval_test_at),
     )  # fmt: skip
     if distiller is not None:
         distiller.install()
@@ -115,7 +116,9 @@ def _train(job: TrainJob, group: distributed.Group, resume: bool, on_iteration: 
     elif group.main:
         body = model.backbone.body  # the input normalisation the weights expect, for reloading
         record = {**model.detector_config.to_record(), "classes": dataset.classes, "mean": body.mean, "std": body.std}
-        run.write_manifest(job.recipe.model_dump(), job.record(total), record)
+        transfer = getattr(model, "transfer_report", None)  # a whole detector carried over: what transferred
+        job_record = job.record(total) | ({"transfer_report": transfer.as_dict()} if transfer is not None else {})
+        run.write_manifest(job.recipe.model_dump(), job_record, record)
     board = _tensorboard(run) if group.main else None
     with run.log(append=resume, write=group.main) as log:
         loader = training_loader(job, model, records, start, session.stop, group.rank, group.world)

@@ -32,6 +32,12 @@ class TrainJob:
     # evaluate the validation split (never the test split); the run resumes from there
     stop_at: int | None = None
     carve_validation: bool = False  # hold out a validation split from the training images (a race's runs)
+    # a detector source (a run folder, a detector file): carried over whole (every tensor whose role
+    # and shape fit) or its body only; class rows copied by name (auto), none, or by a map file
+    transfer: str = "whole"
+    class_map: str = "auto"
+    # iterations after which the test split is evaluated too (a learning curve; training unchanged)
+    eval_test_at: tuple[int, ...] = ()
 
     def record(self, iterations: int) -> dict[str, Any]:
         """The job as the run's manifest keeps it (where a rung stops is not part of the run)."""

@@ -20,7 +20,7 @@ from transferdet.train.assemble import body
 from transferdet.train.evaluation import evaluate
 from transferdet.train.recipes import Recipe
 from transferdet.train.schedule import Plateau, learning_rate_factor, second_step_start
-from transferdet.train.state import random_state, training_state
+from transferdet.train.state import random_state, restore_random_state, training_state
 
 IterationCallback = Callable[[int, int, dict[str, float]], None]
 
@@ -44,6 +44,7 @@ class Session:
     distiller: Any = None
     val_split: str | None = None  # evaluated during training (never test_split, which is reported)
     stop: int = 0  # where this call stops (a rung of select's race), else total
+    eval_test_at: tuple[int, ...] = ()  # iterations after which the test split is evaluated (a curve)
     base_lrs: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -105,6 +106,16 @@ def _evaluate_midway(session: Session, iteration: int, log: TextIO) -> None:
         session.plateau.step(metrics["AP"] or 0.0)
 
 
+def _evaluate_test(session: Session, iteration: int, log: TextIO) -> None:
+    """The test split's AP at ``iteration``, for a learning curve; the random states are restored
+    after it, so that training goes on exactly as without it."""
+    saved = random_state()
+    metrics = evaluate(session.model, session.dataset, session.test_split, session.device, session.group)
+    restore_random_state(saved)
+    scores = {k: metrics[k] for k in ("AP", "AP50")}
+    log.write(json.dumps({"iteration": iteration, "test_eval": scores, "split": session.test_split}) + "\n")
+
+
 def _checkpoint(session: Session, iteration: int, log: TextIO) -> None:
     log.flush()
     states = distributed.gather(session.group, random_state())
@@ -136,6 +147,8 @@ def run_loop(
         midway = recipe.eval_every and iteration % recipe.eval_every == 0 and iteration < session.total
         if midway and session.val_split is not None:
             _evaluate_midway(session, iteration, log)
+        if iteration in session.eval_test_at and iteration < session.total and session.test_split is not None:
+            _evaluate_test(session, iteration, log)
         if iteration % recipe.checkpoint_every == 0 or iteration in (session.stop, session.total):
             _checkpoint(session, iteration, log)
             last_good = iteration
