@@ -151,3 +151,42 @@ def test_a_bench_shelf_fine_tunes_whole_or_body_as_its_rule_says(tmp_path, synth
     db = sqlite3.connect(tmp_path / "out" / STORE_FILE)
     keys = {k for (k,) in db.execute("SELECT key FROM ap WHERE model='r10-dig'")}
     assert {"AP50", "AP", "AP50@1", "AP@1"} <= keys
+
+
+def test_cls_tower_is_the_classification_tower_at_each_boxs_level(synthetic, fcos_run):
+    import math
+
+    import numpy as np
+    from PIL import Image
+    from torchvision.ops import roi_align
+    from torchvision.transforms.v2 import functional as F
+
+    from transferdet.run_detector import load_detector
+    from transferdet.transfer.features import extract_box_features
+
+    model, _ = load_detector(RunDir(fcos_run))
+    body = model.backbone.body
+    records = formats.read(synthetic).records("train")[:1]
+    tower = extract_box_features(body, records, "cls_tower", image_size=128, detector=model)
+    assert tower.features.shape == (records[0].num_boxes, 32)
+    mean, std = torch.tensor(body.mean).view(1, 3, 1, 1), torch.tensor(body.std).view(1, 3, 1, 1)
+    with Image.open(records[0].path) as image:
+        pixels = F.pil_to_tensor(image.convert("RGB")).float()[None] / 255
+    with torch.no_grad():
+        maps = model.backbone((pixels - mean) / std)
+        for row, box in enumerate(records[0].boxes):
+            side = math.sqrt((box[2] - box[0]) * (box[3] - box[1]))
+            level = min(5, max(3, math.floor(4 + math.log2(side / 224) + 1e-6)))
+            out = model.head.classification_head.conv(maps[f"c{level}"])
+            pooled = roi_align(out, [torch.tensor(box[None], dtype=torch.float32)], 7, 2.0**-level, 2)
+            np.testing.assert_allclose(tower.features[row], pooled.mean(dim=(2, 3))[0].double(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_mixed_list_ranks_detectors_apart_on_their_own_taps(synthetic, fcos_run, cli):
+    models = f"{ARCH}@random,{ARCH}@{fcos_run}"
+    result = cli("rank", "--data", synthetic, "--models", models, "--layer", "c5,cls_tower", "--metrics", "logme",
+                 "--json", "--max-images", "8", "--device", "cpu")  # fmt: skip
+    assert result.code == 0, result.err
+    rows = result.json()
+    assert {r["model"] for r in rows if r["layer"] == "c5"} == {f"{ARCH}@random", f"{ARCH}@{fcos_run}"}
+    assert {r["model"] for r in rows if r["layer"] == "cls_tower"} == {f"{ARCH}@{fcos_run}"}

@@ -39,7 +39,9 @@ LayerOption = Annotated[
         help="Feature map(s), comma-separated, all from one forward pass: c2..c5 (c5 on a backbone without a "
         "stride-32 map, a plain ViT's one stride-16 map or SqueezeNet's, reads its deepest map); with a trained "
         "detector as weights (ARCH@RUN_DIR, a transferdet train run folder) also its FPN levels p2..p7, fpn_ms "
-        "(each box from the FPN level Faster R-CNN assigns it) and fc7 (a Faster R-CNN's box-head output). "
+        "(each box from the FPN level Faster R-CNN assigns it), fc7 (a Faster R-CNN's box-head output) and "
+        "cls_tower (FCOS's or RetinaNet's classification tower at that level); in a list mixing backbones and "
+        "detectors, these taps rank the detectors apart (backbones have none). "
         "Variants: c5/wm64 (width-matched: the candidate's own features projected to 64 dimensions, so that "
         "wide and narrow layers compare) and pyramid/wm32 (each box from c3, c4 or c5 by FPN's level rule, or "
         "the nearest of them the backbone has; each level width-matched, scores averaged by box count)."
@@ -231,6 +233,10 @@ def _show(rows: list[dict], specs: list[str], wanted: list[str], out: Path | Non
             out_console.print(f"[dim]*[/dim] {short_spec(row['model'])}{where}: {row['reason']}")
     for note in dict.fromkeys(r["note"] for r in rows if r["note"]):
         err_console.print(f"warning: {note}")
+    for layer in dict.fromkeys(r["layer"] for r in rows):
+        have = {r["model"] for r in rows if r["layer"] == layer}
+        if len(have) < len(specs):  # a detector's own tap: backbones have none
+            out_console.print(f"{layer}: a detector's tap, ranked among the {len(have)} detector source(s) only")
     recommended = recommended_line(rows, specs, wanted, labels)
     if recommended:
         out_console.print(recommended)

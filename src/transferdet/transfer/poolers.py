@@ -9,7 +9,11 @@ DESIGN.md names (after Fouquet et al., "Transferability Metrics for Object Detec
   al., "Feature Pyramid Networks for Object Detection", CVPR 2017, eq. 1: k = 4 + log2(sqrt(wh)/224)),
   through the detector's own multi-scale RoI pooler where it has one;
 - ``fc7``: the output of a Faster R-CNN's box head (two fully connected layers after the FPN
-  pooler, or the last backbone stage for the C4 detector) on the box.
+  pooler, or the last backbone stage for the C4 detector) on the box;
+- ``cls_tower``: a one-stage detector's (FCOS's, RetinaNet's) classification tower, the
+  convolutions before its class logits, run on every FPN level; each box pooled from the tower's
+  output at the level ``fpn_ms`` reads it from (the TMOD paper's and Det-LogME's idea of ranking a
+  detector on its own head).
 
 FPN levels, ``fpn_ms`` and ``fc7`` need a trained detector (a ``transferdet train`` run folder):
 a backbone checkpoint alone has no FPN or box head weights. Several layers come from one forward
@@ -28,11 +32,18 @@ from transferdet.errors import TransferdetError
 from transferdet.models.backbone import Backbone
 from transferdet.transfer.box_pooling import ROI_SIZE, SAMPLING_RATIO, box_means
 
-DETECTOR_ONLY = ("fpn_ms", "fc7")
+DETECTOR_ONLY = ("fpn_ms", "fc7", "cls_tower")
 
 # (images N x 3 x H x W, boxes per image in pixels, each image's (height, width)) -> for each
 # layer, the vectors of each image's boxes
 Pooler = Callable[[torch.Tensor, list[torch.Tensor], list[tuple[int, int]]], dict[str, list[torch.Tensor]]]
+
+
+def detector_layer(layer: str) -> bool:
+    """A layer only a detector has (an FPN level, ``fpn_ms``, ``fc7``, ``cls_tower``): a backbone
+    source gets no row for it, so that mixed lists rank detectors apart on it."""
+    base = layer.split("/")[0]
+    return base in DETECTOR_ONLY or (len(base) == 2 and base[0] == "p" and base[1].isdigit())
 
 
 def _pyramid(detector: torch.nn.Module | None) -> torch.nn.Module | None:
@@ -58,7 +69,15 @@ def available_layers(backbone: Backbone, detector: torch.nn.Module | None = None
         layers += list(_level_names(pyramid).values()) + ["fpn_ms"]
     if detector is not None and hasattr(detector, "roi_heads"):
         layers.append("fc7")
+    if _tower(detector) is not None and pyramid is not None:
+        layers.append("cls_tower")
     return layers
+
+
+def _tower(detector: torch.nn.Module | None) -> torch.nn.Module | None:
+    """A one-stage detector's classification tower (FCOS's and RetinaNet's ``conv``), if any."""
+    head = getattr(getattr(detector, "head", None), "classification_head", None)
+    return getattr(head, "conv", None)
 
 
 def check_layer(backbone: Backbone, layer: str, kind: str, detector: torch.nn.Module | None = None) -> None:
@@ -132,11 +151,17 @@ def _pool_multiscale(
     shapes: list[tuple[int, int]],
 ) -> list[torch.Tensor]:
     """``fpn_ms`` (each box from its FPN level, through the detector's own multi-scale pooler where
-    it has one) or ``fc7`` (the box head on the detector's RoI pooler)."""
+    it has one), ``fc7`` (the box head on the detector's RoI pooler) or ``cls_tower`` (the
+    classification tower's output, each box at its FPN level)."""
     heads = getattr(detector, "roi_heads", None)
     maps = OrderedDict((k, v.float()) for k, v in maps.items())
     if layer == "fc7":
         vectors = heads.box_head(heads.box_roi_pool(maps, boxes, shapes))
+    elif layer == "cls_tower":
+        tower = _tower(detector)
+        levels = list(detector.backbone.levels)
+        towers = OrderedDict((key, tower(maps[key])) for key in levels)
+        vectors = MultiScaleRoIAlign(levels, ROI_SIZE, SAMPLING_RATIO)(towers, boxes, shapes).mean(dim=(2, 3))
     else:
         own = getattr(heads, "box_roi_pool", None)
         levels = list(detector.backbone.levels)

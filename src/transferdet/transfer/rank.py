@@ -12,7 +12,7 @@ RoIs join as an extra class (:mod:`~transferdet.transfer.background`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -40,6 +40,7 @@ from transferdet.transfer import cache
 from transferdet.transfer.background import BACKGROUND, default_background, with_background
 from transferdet.transfer.features import BoxFeatures, extract_layers, sample_records
 from transferdet.transfer.layer_scores import variant_rows
+from transferdet.transfer.poolers import detector_layer
 from transferdet.transfer.recommended import LAYER as RECOMMENDED_LAYER
 from transferdet.transfer.recommended import METRIC as RECOMMENDED_METRIC
 from transferdet.transfer.scoring import Outcome
@@ -257,8 +258,12 @@ def rank(
         spec, name = parse_spec(given), str(given)
         report = (lambda done, total, s=name: progress(s, done, total)) if progress else None
         static = static_scores(spec, wanted)  # once per model, whatever the number of layers
-        extracted = model_features(spec, target, settings, cache_dir, report)
-        for layer in settings.layers:
+        # a detector's own taps: detector sources only (a mixed list ranks them apart on those taps)
+        layers = tuple(lv for lv in settings.layers if spec.is_detector_run or not detector_layer(lv))
+        if not layers:
+            continue
+        extracted = model_features(spec, target, replace(settings, layers=layers), cache_dir, report)
+        for layer in layers:
             variant = parse_layer(layer)
             rows += variant_rows(name, variant, extracted, target.records, settings, wanted, target.classes, static,
                                  STATIC_SCORES)  # fmt: skip
