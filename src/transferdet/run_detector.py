@@ -10,6 +10,7 @@ import torch
 from transferdet.models.backbones import build_backbone
 from transferdet.models.detectors import DetectorConfig, build_detector
 from transferdet.models.specs import parse_spec, trained_arch
+from transferdet.models.torchvision_detectors import body_arch
 from transferdet.runs import RunDir
 
 
@@ -17,7 +18,7 @@ def load_detector(run: RunDir, device: str = "cpu") -> tuple[torch.nn.Module, li
     """The run's detector with its checkpointed weights, in eval mode, and its classes."""
     record = run.manifest()["detector"]
     config = DetectorConfig.from_record(record)
-    body = build_backbone(parse_spec(trained_arch(run)))
+    body = build_backbone(parse_spec(body_arch(trained_arch(run))))
     if "mean" in record:  # the normalisation it was trained with (runs before it was recorded: the default)
         body.mean, body.std = tuple(record["mean"]), tuple(record["std"])
     model = build_detector(body, config)

@@ -100,11 +100,39 @@ def _trial_progress(bar: Progress, trials: int):  # noqa: ANN202 - a TrialCallba
     return show
 
 
+def _transfer_line(run_dir: Path) -> str | None:
+    """What a detector source transferred, as the run's manifest records it."""
+    from transferdet.runs import RunDir
+
+    recorded = RunDir(run_dir).recorded_job() or {}
+    return (recorded.get("transfer_report") or {}).get("line")
+
+
 def train(
     data: Annotated[Path, typer.Option("--data", help="Detection dataset (folder or annotation file).")],
-    backbone: Annotated[str, typer.Option(help="Backbone spec ARCH[@WEIGHTS].")],
+    backbone: Annotated[
+        str,
+        typer.Option(
+            help="Backbone or detector spec ARCH[@WEIGHTS]: a backbone checkpoint, a run folder, or a torchvision "
+            "detection state dict (torchvision:fasterrcnn_resnet50_fpn@FILE)."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Output folder of the run.")],
     detector: DetectorOption = None,
+    transfer: Annotated[
+        str,
+        typer.Option(
+            help="From a detector source: whole (every tensor whose role and shape fit; class logits re-initialised) "
+            "or body (its backbone body only). Ignored for a backbone checkpoint."
+        ),
+    ] = "whole",
+    class_map: Annotated[
+        str,
+        typer.Option(
+            help="Whole transfer: copy the class-logit rows of target classes whose names equal a source class's "
+            "(auto, ignoring case), none, or a YAML file mapping target class names to source class names."
+        ),
+    ] = "auto",
     recipe: RecipeOption = "quick",
     set_: SetOption = [],  # noqa: B006 - typer reads the default
     config: Annotated[Path | None, typer.Option(help="YAML file of recipe keys to override.")] = None,
@@ -137,15 +165,21 @@ def train(
         raise TransferdetError("--trials must be at least 1")
     main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
     settings = _recipe(recipe, set_, config, quiet=as_json)
-    detector = recipe_detector(settings, detector)
+    if transfer not in ("whole", "body"):
+        raise TransferdetError(f"--transfer {transfer!r}: choose whole or body")
+    from transferdet.models.detector_sources import source_kind
+
+    kind = source_kind(backbone) if transfer == "whole" else None
+    detector = recipe_detector(settings, detector or kind)
     distill = None
     if distill_from is not None:
         distill = DistillSettings(distill_from, distill_cls_weight, distill_loc_weight, distill_temperature)
     options = read_options(images, annotations, csv_columns, class_name)
     device = default_device(device)
     job = TrainJob(
-        data, backbone, detector, settings, out, seed, device, format.value, options=options, distill=distill
-    )
+        data, backbone, detector, settings, out, seed, device, format.value, options=options, distill=distill,
+        transfer=transfer, class_map=class_map,
+    )  # fmt: skip
     with progress_bar(disable=not main) as bar:
         final = train_trials(job, trials, resume, _trial_progress(bar, trials), main)
     if not main:
@@ -153,6 +187,9 @@ def train(
     if as_json:
         print(json.dumps({k: v for k, v in final.items() if k != "per_class"}))
         return
+    line = _transfer_line(out if trials == 1 else out / "trial-0")
+    if line:
+        out_console.print(line)
     title = f"{detector} on {backbone} ({settings.name}, {trials} trial{'s' if trials > 1 else ''})"
     out_console.print(_metrics_table(final, title))
     out_console.print(f"run in {out}")

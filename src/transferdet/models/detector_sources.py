@@ -1,7 +1,8 @@
 """Detector sources: a whole trained detector named as a model spec's weights, read as data.
 
-Today: a ``transferdet train`` run folder (``ARCH@RUN_DIR``): its detector record (kind and
-structure), its classes, the input normalisation it trained with, and its weights.
+A ``transferdet train`` run folder (``ARCH@RUN_DIR``): its detector record (kind and structure),
+its classes, the input normalisation it trained with, and its weights. torchvision's detection
+weights (``torchvision:fasterrcnn_resnet50_fpn@FILE``): :mod:`~transferdet.models.torchvision_detectors`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import torch
 
+from transferdet.errors import TransferdetError
 from transferdet.models.specs import ModelSpec, require_trained_arch
 
 
@@ -21,7 +23,8 @@ class DetectorSource:
     origin: str
     record: dict[str, Any]  # a DetectorConfig record (kind, fpn_channels, anchors, ...)
     classes: list[str] | None
-    state: dict[str, torch.Tensor]
+    state: dict[str, torch.Tensor]  # under transferdet's detector names
+    body: str | None = None  # the spec its body is built from, where the source's own spec names no backbone
 
     @property
     def kind(self) -> str:
@@ -30,6 +33,12 @@ class DetectorSource:
 
 def read_detector_source(spec: ModelSpec) -> DetectorSource | None:
     """The whole detector ``spec``'s weights name, or None where they are a backbone's."""
+    from transferdet.models.torchvision_detectors import is_torchvision_detector, read_torchvision_detector
+
+    if is_torchvision_detector(spec):
+        if spec.checkpoint is None:
+            raise TransferdetError(f"{spec}: a detector source needs its weights file (@FILE, or @pretrained online)")
+        return read_torchvision_detector(spec)
     if not spec.is_detector_run:
         return None
     from transferdet.runs import RunDir
@@ -41,6 +50,20 @@ def read_detector_source(spec: ModelSpec) -> DetectorSource | None:
     return DetectorSource(str(run.path), record, list(record.get("classes", [])) or None, state)
 
 
+def source_kind(text: str) -> str | None:
+    """The detector kind a detector source is (without reading its weights), or None for a backbone."""
+    from transferdet.models.specs import parse_spec
+    from transferdet.models.torchvision_detectors import MAPPED, is_torchvision_detector
+    from transferdet.runs import RunDir
+
+    spec = parse_spec(text)
+    if is_torchvision_detector(spec):
+        return MAPPED.get(spec.name, (None,))[0]
+    if spec.is_detector_run:
+        return RunDir(spec.checkpoint).manifest()["detector"]["kind"]
+    return None
+
+
 # what a whole transfer takes from the source's record: the detector's structure (the recipe keeps
 # the schedule, sizes, norm policy and frozen stages)
-STRUCTURE = ("kind", "fpn_channels", "fpn_norm", "anchors", "ssd_scales", "extra")
+STRUCTURE = ("kind", "fpn_channels", "fpn_norm", "anchors", "ssd_scales", "extra", "frozen_bn_eps")

@@ -71,11 +71,16 @@ def class_pairs(target: list[str], source: list[str] | None, class_map: str | di
     nothing; a mapping: target name -> source name (an unknown name is an error naming it)."""
     if class_map == "none" or not source:
         return {}
-    lowered = {name.lower(): index for index, name in enumerate(source)}
+    names = [name.lower() for name in source]
+    lowered = {name: index for index, name in enumerate(names) if names.count(name) == 1}
     if class_map == "auto":
+        if [name.lower() for name in target] == names:  # the source's own classes: every row
+            return {i: i for i in range(len(target))}
+        # a name the source repeats (COCO's "N/A" placeholders) pairs with nothing
         return {i: lowered[name.lower()] for i, name in enumerate(target) if name.lower() in lowered}
     assert isinstance(class_map, dict)
     unknown = [t for t in class_map if t not in target] + [s for s in class_map.values() if s.lower() not in lowered]
+    # (a source name it repeats is unknown too: it names no one row)
     if unknown:
         raise TransferdetError(f"--class-map: unknown class name(s): {', '.join(map(repr, unknown))}")
     return {target.index(t): lowered[s.lower()] for t, s in class_map.items()}
@@ -111,9 +116,11 @@ def transfer_state(
     source: str,
     classes: tuple[list[str], list[str] | None],
     class_map: str | dict[str, str] = "auto",
+    parts: tuple[str, ...] | None = None,
 ) -> TransferReport:
     """Copy ``state`` (a detector of the same kind and structure) into ``model``: every tensor whose
-    name and shape fit, class-specific layers row by row for paired classes; returns the report."""
+    name and shape fit, class-specific layers row by row for paired classes; only the ``parts``
+    named (:func:`part_of`) where given (``("backbone",)``: the body alone). Returns the report."""
     kind = model.detector_kind
     target_classes, source_classes = classes
     pairs = class_pairs(target_classes, source_classes, class_map)
@@ -123,6 +130,8 @@ def transfer_state(
     reinitialised: set[str] = set()
     left = []
     for key, value in own.items():
+        if (parts is not None and part_of(key) not in parts) or key.endswith("num_batches_tracked"):
+            continue  # another part, or batch-norm bookkeeping (absent where the source froze its norms)
         rule = _class_layer(kind, key)
         incoming = state.get(key)
         if rule is not None:
@@ -140,7 +149,8 @@ def transfer_state(
     model.load_state_dict({**own, **loaded})
     counts = f"{len(source_classes) if source_classes is not None else '?'} -> {len(target_classes)} classes"
     copied = [target_classes[t] for t in sorted(pairs)] if source_classes is not None else []
-    return TransferReport(source, len(own), sum(by_part.values()), by_part, sorted(reinitialised), counts, copied, left)
+    total = sum(1 for key in own if not key.endswith("num_batches_tracked"))
+    return TransferReport(source, total, sum(by_part.values()), by_part, sorted(reinitialised), counts, copied, left)
 
 
 def read_class_map(value: str) -> str | dict[str, str]:

@@ -25,7 +25,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.models.detection.ssd import SSD, SSDHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
-from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 
 from transferdet.errors import TransferdetError
 from transferdet.models.anchors import RETINANET_OCTAVES, AnchorSpec, default_anchors, ssd_scales
@@ -55,6 +55,9 @@ class DetectorConfig:
     detections_per_image: int = 100
     extra: dict = field(default_factory=dict)  # more keyword arguments for the torchvision model
     test_size: int | None = None  # short side at evaluation; None: the last of ``min_size``
+    frozen_bn_eps: float | None = (
+        None  # FrozenBatchNorm's eps where the weights need another (torchvision's v1 COCO: 0)
+    )
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-able record of this config (what :meth:`from_record` reads back)."""
@@ -239,6 +242,10 @@ def build_detector(body: Backbone, config: DetectorConfig) -> nn.Module:
     apply_norm_policy(body, config.norm)
     freeze_stages(body, config.freeze_at)
     model = FAMILIES[config.kind](body, config)
+    if config.frozen_bn_eps is not None:
+        for module in model.modules():
+            if isinstance(module, FrozenBatchNorm2d):
+                module.eps = config.frozen_bn_eps
     if config.test_size is not None and config.kind != "ssd":  # SSD works at one fixed size
         model.transform = TestSizeTransform(model.transform, config.test_size)
     model.label_offset = 1 if config.kind in SOFTMAX_DETECTORS else 0

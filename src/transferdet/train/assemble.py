@@ -13,11 +13,12 @@ from transferdet.data.transforms import TorchDetectionDataset, collate_detection
 from transferdet.errors import TransferdetError
 from transferdet.models.anchors import auto_anchors, resized_box_shapes, ssd_scales
 from transferdet.models.backbones import build_backbone
-from transferdet.models.detector_sources import STRUCTURE, read_detector_source
+from transferdet.models.detector_sources import STRUCTURE, DetectorSource, read_detector_source
 from transferdet.models.detector_transfer import read_class_map, transfer_state
 from transferdet.models.detectors import DetectorConfig, build_detector
 from transferdet.models.norms import norm_for_processes
 from transferdet.models.specs import parse_spec
+from transferdet.models.torchvision_detectors import is_torchvision_detector
 from transferdet.train.job import TrainJob
 from transferdet.train.recipes import Recipe
 from transferdet.train.sampling import SeededAugmentation, StreamBatchSampler
@@ -64,20 +65,31 @@ def build_model(job: TrainJob, dataset: DetectionDataset, train_records: list[Im
     torch.manual_seed(job.seed)
     config = detector_config(job.recipe, job.detector, len(dataset.classes), train_records)
     spec = parse_spec(job.backbone)
-    source = read_detector_source(spec) if job.transfer == "whole" else None
-    if source is not None:
-        if source.kind != job.detector:
-            raise TransferdetError(
-                f"--detector {job.detector} conflicts with the source {source.origin}, a {source.kind} "
-                "(a whole detector keeps its own kind; pass its kind, or --transfer body)"
-            )
-        config = replace(config, **_structure(source.record))
-    model = build_detector(build_backbone(spec), config)
-    if source is not None:
-        classes, class_map = (dataset.classes, source.classes), read_class_map(job.class_map)
-        model.transfer_report = transfer_state(model, source.state, source.origin, classes, class_map)
+    source = read_detector_source(spec) if job.transfer == "whole" or is_torchvision_detector(spec) else None
+    if source is None:  # a backbone, or a run folder's body (read by build_backbone)
+        model = build_detector(build_backbone(spec), config)
+    else:
+        model = _from_source(job, config, source, dataset.classes)
     if job.recipe.freeze_body:
         body(model).requires_grad_(False)
+    return model
+
+
+def _from_source(job: TrainJob, config: DetectorConfig, source: DetectorSource, classes: list[str]) -> torch.nn.Module:
+    """A detector built with the source's structure and its tensors carried over (whole), or its
+    body alone (``transfer: body``)."""
+    whole = job.transfer == "whole"
+    if whole and source.kind != job.detector:
+        raise TransferdetError(
+            f"--detector {job.detector} conflicts with the source {source.origin}, a {source.kind} "
+            "(a whole detector keeps its own kind; pass its kind, or --transfer body)"
+        )
+    if whole:
+        config = replace(config, **_structure(source.record))
+    model = build_detector(build_backbone(source.body or job.backbone), config)
+    pairs, class_map = (classes, source.classes), read_class_map(job.class_map)
+    parts = None if whole else ("backbone",)
+    model.transfer_report = transfer_state(model, source.state, source.origin, pairs, class_map, parts)
     return model
 
 

@@ -1,0 +1,120 @@
+"""torchvision's detection weights as a detector source: ``torchvision:fasterrcnn_resnet50_fpn@FILE``.
+
+FILE is the state dict that ``torchvision.models.detection``'s weights are (read as data). It is
+first loaded into torchvision's own model of the file's class count, whose load hooks upgrade the
+legacy key names (FPN and RPN blocks before version 2), so that a file of any torchvision release
+reads the same; a file that does not fit is one error naming the keys. The detector is then
+mapped onto transferdet's family of the same structure over ``torchvision:resnet50`` (the body's
+names paired in order, shapes checked; FPN, RPN, RoI and head names are torchvision's own in both),
+with torchvision's numerics: FrozenBatchNorm with eps 0 for the v1 COCO weights (what torchvision's
+builders do with ``COCO_V1``), its score threshold and detections per image. COCO's category names
+come from torchvision's weights metadata when the class count is COCO's.
+
+Builders whose structure transferdet's families do not reproduce (the v2 heads, MobileNetV3-FPN,
+SSD, SSDlite, Keypoint R-CNN) are refused in one line naming those that are mapped.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from transferdet.errors import TransferdetError
+from transferdet.models.detector_sources import DetectorSource
+from transferdet.models.specs import ModelSpec
+
+BODY = "torchvision:resnet50"
+# builder -> (transferdet family, FrozenBatchNorm eps of its COCO_V1 weights, score threshold, detections)
+MAPPED: dict[str, tuple[str, float, float, int]] = {
+    "fasterrcnn_resnet50_fpn": ("faster_rcnn_fpn", 0.0, 0.05, 100),
+    "maskrcnn_resnet50_fpn": ("mask_rcnn_fpn", 0.0, 0.05, 100),
+    "retinanet_resnet50_fpn": ("retinanet", 0.0, 0.05, 300),
+    "fcos_resnet50_fpn": ("fcos", 1e-5, 0.2, 100),
+}
+SOFTMAX = ("faster_rcnn_fpn", "mask_rcnn_fpn")
+
+
+def detection_builders() -> list[str]:
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models.detection))
+
+
+def is_torchvision_detector(spec: ModelSpec) -> bool:
+    return spec.library == "torchvision" and spec.name in detection_builders()
+
+
+def _class_count(kind: str, state: dict[str, torch.Tensor]) -> int:
+    """The file's class count as torchvision's builder takes it (background included)."""
+    if kind in SOFTMAX:
+        return int(state["roi_heads.box_predictor.cls_score.weight"].shape[0])
+    logits = state["head.classification_head.cls_logits.weight"].shape[0]
+    anchors = 9 if kind == "retinanet" else 1
+    return int(logits // anchors)
+
+
+def _torchvision_state(name: str, kind: str, state: dict[str, torch.Tensor], path: str) -> dict[str, torch.Tensor]:
+    """``state`` as torchvision's current model of that builder names it (legacy keys upgraded)."""
+    import torchvision
+
+    try:
+        count = _class_count(kind, state)
+    except KeyError as error:
+        raise TransferdetError(f"{path}: not a torchvision {name} state dict (no {error.args[0]})") from None
+    model = torchvision.models.get_model(name, weights=None, weights_backbone=None, num_classes=count)
+    result = model.load_state_dict(dict(state), strict=False)
+    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+    if missing or result.unexpected_keys:
+        shown = ", ".join([*missing[:4], *result.unexpected_keys[:4]])
+        raise TransferdetError(f"{path}: does not fit torchvision's {name} ({shown})")
+    return {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+
+
+def _our_names(state: dict[str, torch.Tensor], path: str) -> dict[str, torch.Tensor]:
+    """torchvision's body names (``backbone.body.layer1...``) as transferdet's ResNet body names
+    them, paired in order with equal shapes; every other key is the same in both."""
+    from transferdet.models.backbones import build_backbone
+
+    with torch.device("meta"):
+        ours = [k for k in build_backbone(f"{BODY}@random").state_dict() if not k.endswith("num_batches_tracked")]
+    theirs = [k for k in state if k.startswith("backbone.body.")]
+    if len(theirs) != len(ours):
+        raise TransferdetError(f"{path}: its body has {len(theirs)} tensors, torchvision's resnet50 {len(ours)}")
+    mapped = {k: v for k, v in state.items() if not k.startswith("backbone.body.")}
+    for mine, key in zip(ours, theirs, strict=True):
+        mapped[f"backbone.body.{mine}"] = state[key]
+    return mapped
+
+
+def _categories(name: str, count: int) -> list[str] | None:
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(name)
+    categories = list(weights.DEFAULT.meta.get("categories", []))
+    return categories if len(categories) == count else None
+
+
+def read_torchvision_detector(spec: ModelSpec) -> DetectorSource:
+    """The whole detector a torchvision detection state dict holds, mapped onto transferdet's."""
+    from transferdet.models.checkpoints import read_checkpoint
+    from transferdet.models.detectors import DetectorConfig
+
+    if spec.name not in MAPPED:
+        raise TransferdetError(
+            f"{spec}: torchvision's {spec.name} is not mapped onto transferdet's detectors "
+            f"(mapped: {', '.join(MAPPED)}); start from its body with another architecture, or from a mapped builder"
+        )
+    kind, eps, threshold, detections = MAPPED[spec.name]
+    path = str(spec.checkpoint)
+    state = _torchvision_state(spec.name, kind, read_checkpoint(spec.checkpoint).tensors, path)
+    count = _class_count(kind, state)
+    categories = _categories(spec.name, count)
+    classes = categories[1:] if categories is not None and kind in SOFTMAX else categories
+    config = DetectorConfig(kind, count - 1 if kind in SOFTMAX else count, fpn_channels=256, norm="frozen_bn",
+                            box_score_thresh=threshold, detections_per_image=detections, frozen_bn_eps=eps)  # fmt: skip
+    return DetectorSource(path, config.to_record(), classes, _our_names(state, path), body=f"{BODY}@random")
+
+
+def body_arch(arch: str) -> str:
+    """The backbone architecture a detector trained from ``arch`` has (a torchvision detection
+    builder: the ResNet its mapped family is built over)."""
+    return BODY if arch.split(":", 1)[-1] in MAPPED and arch.startswith("torchvision:") else arch

@@ -1,0 +1,147 @@
+"""torchvision's detection weights as a whole-detector source: a state dict in torchvision's layout
+(made here by the builder, random weights, as torchvision's COCO files are laid out) loads onto
+transferdet's detector of the same structure and gives torchvision's own boxes and scores on real
+images; legacy key names load the same; COCO names let --class-map auto copy rows; a fine-tune
+from it carries every class-agnostic tensor; builders that are not mapped are one line."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+import torchvision
+from PIL import Image
+from torchvision.ops import FrozenBatchNorm2d
+from torchvision.transforms.v2 import functional as F
+
+from transferdet.errors import TransferdetError
+from transferdet.models.backbones import build_backbone
+from transferdet.models.detector_sources import read_detector_source
+from transferdet.models.detector_transfer import transfer_state
+from transferdet.models.detectors import DetectorConfig, build_detector
+from transferdet.models.specs import parse_spec
+from transferdet.models.torchvision_detectors import MAPPED
+
+
+def _torchvision_file(name: str, path, eps: float):  # noqa: ANN001, ANN202
+    """torchvision's model (random weights, BN statistics drawn) and its state dict saved at ``path``;
+    the model's body then as torchvision builds it for trained weights: FrozenBatchNorm, with the
+    eps of its COCO_V1 weights."""
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(name, weights=None, weights_backbone=None, num_classes=91)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+            module.weight.data.uniform_(0.2, 0.6)  # keeps a random 50-layer ResNet's activations moderate
+    torch.save(model.state_dict(), path)
+    _freeze_norms(model.backbone.body, eps)
+    return model.eval()
+
+
+def _freeze_norms(module: torch.nn.Module, eps: float) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.BatchNorm2d):
+            frozen = FrozenBatchNorm2d(child.num_features, eps=eps)
+            for key in ("weight", "bias", "running_mean", "running_var"):
+                getattr(frozen, key).copy_(getattr(child, key).detach())
+            setattr(module, name, frozen)
+        else:
+            _freeze_norms(child, eps)
+
+
+def _ours(spec: str):  # noqa: ANN202
+    source = read_detector_source(parse_spec(spec))
+    model = build_detector(build_backbone(source.body), DetectorConfig.from_record(source.record))
+    report = transfer_state(model, source.state, source.origin, (source.classes, source.classes))
+    return model.eval(), source, report
+
+
+def _images(bccd) -> list[torch.Tensor]:  # noqa: ANN001
+    paths = sorted(bccd.rglob("JPEGImages/*.jpg"))[:2]
+    out = []
+    for path in paths:
+        with Image.open(path) as image:
+            out.append(F.pil_to_tensor(image.convert("RGB")).float() / 255)
+    return out
+
+
+@pytest.mark.parametrize("name", list(MAPPED))
+def test_same_boxes_and_scores_as_torchvision_on_real_images(name, tmp_path, bccd):
+    eps = MAPPED[name][1]
+    theirs = _torchvision_file(name, tmp_path / f"{name}.pth", eps)
+    ours, source, report = _ours(f"torchvision:{name}@{tmp_path / name}.pth")
+    for model in (theirs, ours):  # compare every box, not only those above the threshold
+        getattr(model, "roi_heads", model).score_thresh = 0.0
+    class_specific = [k for k in ours.state_dict() if k.startswith(tuple(report.reinitialised))]
+    assert report.total == sum(1 for k in ours.state_dict() if not k.endswith("num_batches_tracked"))
+    assert report.transferred == report.total - len(class_specific) and not report.left
+    assert len(source.classes) in (90, 91) and "person" in source.classes
+    images = _images(bccd)
+    with torch.no_grad():
+        expected, got = theirs(images), ours(images)
+    for a, b in zip(expected, got, strict=True):
+        assert a["boxes"].shape == b["boxes"].shape and len(a["boxes"]) > 0
+        torch.testing.assert_close(b["boxes"], a["boxes"], atol=1e-4, rtol=0)
+        torch.testing.assert_close(b["scores"], a["scores"], atol=1e-4, rtol=0)
+        assert torch.equal(b["labels"], a["labels"])  # the same numbering (background first where softmax)
+
+
+def test_legacy_key_names_load_the_same(tmp_path):
+    _torchvision_file("fasterrcnn_resnet50_fpn", tmp_path / "new.pth", 0.0)
+    state = torch.load(tmp_path / "new.pth", weights_only=True)
+    legacy = {}
+    for key, value in state.items():  # FPN and RPN blocks as torchvision wrote them before version 2
+        key = re.sub(r"(fpn\.(inner|layer)_blocks\.\d+)\.0\.", r"\1.", key)
+        legacy[key.replace("rpn.head.conv.0.0.", "rpn.head.conv.")] = value
+    assert "rpn.head.conv.weight" in legacy and "backbone.fpn.inner_blocks.0.weight" in legacy
+    torch.save(legacy, tmp_path / "legacy.pth")
+    a = read_detector_source(parse_spec(f"torchvision:fasterrcnn_resnet50_fpn@{tmp_path / 'new.pth'}")).state
+    b = read_detector_source(parse_spec(f"torchvision:fasterrcnn_resnet50_fpn@{tmp_path / 'legacy.pth'}")).state
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_coco_names_copy_the_rows_of_a_matching_class(tmp_path):
+    _torchvision_file("fasterrcnn_resnet50_fpn", tmp_path / "f.pth", 0.0)
+    source = read_detector_source(parse_spec(f"torchvision:fasterrcnn_resnet50_fpn@{tmp_path / 'f.pth'}"))
+    config = DetectorConfig.from_record({**source.record, "num_classes": 2})
+    model = build_detector(build_backbone(source.body), config)
+    report = transfer_state(model, source.state, source.origin, (["Person", "wbc"], source.classes))
+    person = 1 + source.classes.index("person")  # torchvision's row (background first)
+    weight = model.state_dict()["roi_heads.box_predictor.cls_score.weight"]
+    assert torch.equal(weight[1], source.state["roi_heads.box_predictor.cls_score.weight"][person])
+    boxes, stored = (s["roi_heads.box_predictor.bbox_pred.weight"] for s in (model.state_dict(), source.state))
+    assert torch.equal(boxes[4:8], stored[4 * person : 4 * person + 4])
+    assert "90 -> 2 classes, 1 row(s) copied: Person" in report.line()
+
+
+def test_a_fine_tune_from_a_torchvision_detector_carries_the_class_agnostic_tensors(tmp_path, bccd, cli):
+    from transferdet.data import formats
+    from transferdet.train.assemble import build_model
+    from transferdet.train.job import TrainJob
+    from transferdet.train.recipes import load_recipe
+
+    _torchvision_file("fcos_resnet50_fpn", tmp_path / "fcos.pth", 1e-5)
+    spec = f"torchvision:fcos_resnet50_fpn@{tmp_path / 'fcos.pth'}"
+    dataset = formats.read(bccd)
+    recipe = load_recipe("quick", ["min_size=[128]", "max_size=128"])
+    model = build_model(TrainJob(bccd, spec, "fcos", recipe, tmp_path / "x"), dataset, dataset.records("train"))
+    source, state = read_detector_source(parse_spec(spec)).state, model.state_dict()
+    agnostic = [k for k in source if "cls_logits" not in k]
+    assert len(agnostic) > 300 and all(torch.equal(state[k], source[k]) for k in agnostic)
+    assert state["head.classification_head.cls_logits.weight"].shape[0] == len(dataset.classes)
+    out = tmp_path / "run"
+    sizes = ["--set", "min_size=[128]", "--set", "max_size=128"]
+    result = cli("train", "--data", bccd, "--backbone", spec, "--out", out, "--set", "iterations=2",
+                 "--set", "batch_size=1", *sizes, "--device", "cpu")  # fmt: skip
+    assert result.code == 0, result.err
+    assert "re-initialised head.classification_head.cls_logits (91 -> 3 classes, no row copied)" in result.out
+
+
+def test_an_unmapped_builder_and_a_foreign_file_are_one_line(tmp_path):
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "x.pth")
+    with pytest.raises(TransferdetError, match="ssd300_vgg16 is not mapped onto transferdet's detectors"):
+        read_detector_source(parse_spec(f"torchvision:ssd300_vgg16@{tmp_path / 'x.pth'}"))
+    with pytest.raises(TransferdetError, match="x.pth: not a torchvision fasterrcnn_resnet50_fpn state dict"):
+        read_detector_source(parse_spec(f"torchvision:fasterrcnn_resnet50_fpn@{tmp_path / 'x.pth'}"))
