@@ -145,3 +145,22 @@ def test_an_unmapped_builder_and_a_foreign_file_are_one_line(tmp_path):
         read_detector_source(parse_spec(f"torchvision:ssd300_vgg16@{tmp_path / 'x.pth'}"))
     with pytest.raises(TransferdetError, match="x.pth: not a torchvision fasterrcnn_resnet50_fpn state dict"):
         read_detector_source(parse_spec(f"torchvision:fasterrcnn_resnet50_fpn@{tmp_path / 'x.pth'}"))
+
+
+def test_zoo_inspect_shows_a_detectors_parts_classes_and_what_transfers(tmp_path, cli):
+    _torchvision_file("retinanet_resnet50_fpn", tmp_path / "r.pth", 0.0)
+    result = cli("zoo", "inspect", f"torchvision:retinanet_resnet50_fpn@{tmp_path / 'r.pth'}", "--json")
+    assert result.code == 0, result.err
+    summary = result.json()
+    assert summary["detector"] == "retinanet" and summary["classes"] == 91 and "person" in summary["class_names"]
+    assert set(summary["parts"]) == {"backbone", "fpn", "head"}
+    assert summary["class_specific"] == ["head.classification_head.cls_logits"]
+    assert summary["transfers_whole"] == summary["tensors"] - 2
+    shown = cli("zoo", "inspect", f"torchvision:retinanet_resnet50_fpn@{tmp_path / 'r.pth'}")
+    assert "a retinanet detector" in shown.out and "whole transfer carries" in shown.out
+
+
+def test_zoo_list_shows_the_detection_builders(cli):
+    result = cli("zoo", "list", "torchvision:*rcnn*")
+    assert "torchvision:fasterrcnn_resnet50_fpn  (detector, @FILE: whole transfer onto faster_rcnn_fpn)" in result.out
+    assert "torchvision:fasterrcnn_resnet50_fpn_v2  (detector, @FILE: not mapped: not a source yet)" in result.out

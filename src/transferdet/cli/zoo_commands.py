@@ -34,10 +34,12 @@ def list_(
         str | None, typer.Argument(help="Shell-style pattern (e.g. 'timm:resnet*'); plain text matches anywhere.")
     ] = None,
 ) -> None:
-    """List the architectures a model spec can name (timm:NAME, torchvision:NAME)."""
+    """List the architectures a model spec can name (timm:NAME, torchvision:NAME), then torchvision's
+    detection builders (a detector source: torchvision:NAME@FILE)."""
+    from transferdet.cli.detector_inspect import detector_lines
     from transferdet.models.backbones import list_architectures
 
-    names = list_architectures(pattern)
+    names = list_architectures(pattern) + detector_lines(pattern)
     if not names:
         raise TransferdetError(f"no architecture matches {pattern!r}")
     for name in names:
@@ -50,12 +52,20 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     plugin: PluginOption = [],  # noqa: B006 - typer reads the default
 ) -> None:
-    """Show the checkpoint's detected layout, how its keys matched, parameters and feature maps.
+    """Show the checkpoint's detected layout, how its keys matched, parameters and feature maps; for a
+    detector source (torchvision:NAME@FILE, ARCH@RUN_DIR), its parts, classes and what would transfer.
 
     Exits with status 2, naming the unmatched keys, when the load is not clean."""
     use_plugins(plugin)
+    from transferdet.cli.detector_inspect import detector_summary, print_detector
     from transferdet.models.backbones import build_backbone
+    from transferdet.models.detector_sources import read_detector_source
+    from transferdet.models.specs import parse_spec
 
+    source = read_detector_source(parse_spec(spec))
+    if source is not None:  # a whole detector: its parts, classes and what would transfer
+        print_detector(detector_summary(spec, source), as_json)
+        return
     backbone = build_backbone(spec, strict=False)
     report = backbone.load_report
     summary = _summary(spec, backbone)
