@@ -192,3 +192,49 @@ def test_a_mixed_list_ranks_detectors_apart_on_their_own_taps(synthetic, fcos_ru
     rows = result.json()
     assert {r["model"] for r in rows if r["layer"] == "c5"} == {f"{ARCH}@random", f"{ARCH}@{fcos_run}"}
     assert {r["model"] for r in rows if r["layer"] == "cls_tower"} == {f"{ARCH}@{fcos_run}"}
+
+
+REAL = Path(__file__).resolve().parents[1] / "benchmarks" / "real"
+
+
+@pytest.mark.parametrize(
+    ("config", "store", "new"),
+    [("bench.yaml", "out", 0), ("shelf.yaml", "shelf", 0), ("select_shelf.yaml", "select-shelf", 0),
+     ("select_curve.yaml", "select-curve", 0), ("shelf_whole.yaml", "shelf", 96)],
+)  # fmt: skip
+def test_stored_benchmarks_keep_their_job_identities(config, store, new):
+    """Whole transfer changed no stored job's meaning: each committed config plans only jobs its
+    store has, but the whole-transfer sweep's 96 fine-tunes (all whole, with their learning curve)."""
+    from conftest import SHARED, require_shared
+    from transferdet.bench.config import load_config
+    from transferdet.bench.jobs import plan
+
+    require_shared(SHARED)
+    db = sqlite3.connect(REAL / store / "results.sqlite")
+    stored = {row[0] for row in db.execute("SELECT id FROM jobs")}
+    db.close()
+    jobs = plan(load_config(REAL / config), "cpu")
+    unknown = [j for j in jobs if j.id not in stored and j.legacy_id not in stored]
+    assert len(unknown) == new
+    assert all(j.kind == "train" and j.definition["transfer"] == "whole" for j in unknown)
+    assert all(j.definition["eval_test_at"] == [50, 100, 150] for j in unknown)
+
+
+def test_a_race_over_a_detector_source_trains_it_whole(fcos_run, tmp_path):
+    from transferdet.models.model_card import ModelEntry
+    from transferdet.select.bench_jobs import SelectDefinition
+    from transferdet.select.flow import SelectSettings
+
+    entries = {"det": ModelEntry(name="det", spec=f"{ARCH}@{fcos_run}"), "body": ModelEntry(
+        name="body", spec=f"{ARCH}@{fcos_run}", transfer="body"), "imagenet": ModelEntry(spec=f"{ARCH}@random")}
+    settings = SelectSettings(recipe=load_recipe("quick"), detector="fcos", entries=entries)
+    runs = settings.runs(tmp_path / "data", tmp_path / "race")
+    order = list(entries)
+    transfers = {name: runs.job(order, name, 10).definition["transfer"] for name in order}
+    assert transfers == {"det": "whole", "body": None, "imagenet": None}
+    # a race stored before whole transfer existed (no `transfer` beside its candidates) raced bodies
+    stored = {"data": {"path": "x"}, "candidates": [{"spec": f"{ARCH}@{fcos_run}"}], "detector": "fcos",
+              "recipe": "quick", "recipe_overrides": {}, "budget": 0.3, "eta": 3, "seed": 0, "device": "cpu",
+              "image_size": 64, "max_images": None, "out": "r"}  # fmt: skip
+    definition = SelectDefinition.model_validate(stored)
+    assert definition.candidates[0].transfer == "body" and "transfer" not in definition.model_dump()["candidates"][0]

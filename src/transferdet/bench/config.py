@@ -14,7 +14,6 @@ from transferdet.errors import TransferdetError
 from transferdet.hashing import json_digest
 from transferdet.models.detectors import DETECTORS
 from transferdet.models.model_card import ModelEntry
-from transferdet.models.specs import split_spec
 from transferdet.plugins import is_file, load_plugins
 from transferdet.safe_load import load_yaml
 from transferdet.train.recipes import RECIPES
@@ -84,13 +83,9 @@ class BenchConfig(BaseModel):
         return [d for d in self.datasets if self.targets is None or d.name in self.targets]
 
     def transfers_whole(self, model: ModelEntry) -> bool:
-        """A detector source (a shelf source, or a run folder) carried over whole: the default,
-        unless its entry (or the shelf rule) says ``transfer: body``."""
-        shelf = {s.entry.name for s in self.shelf_sources()}
-        if model.name in shelf:
-            return self.shelf is not None and self.shelf.transfer == "whole"
-        weights = split_spec(model.spec)[1]
-        return weights is not None and Path(weights).is_dir() and (model.transfer or "whole") == "whole"
+        """A detector source (a shelf source, a run folder, a detector file) carried over whole: the
+        default, unless its entry (or the shelf rule, for its sources) says ``transfer: body``."""
+        return model.whole_detector()
 
     def models_for(self, dataset: str) -> list[ModelEntry]:
         """The sources ranked and fine-tuned on ``dataset``: the listed models, then the shelf's

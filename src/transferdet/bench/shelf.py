@@ -64,6 +64,7 @@ def shelf_sources(rule: ShelfRule, models: list[ModelEntry], tags: dict[str, str
             name = f"{key}-{tags[dataset]}"
             folder = rule.folder if rule.folder.is_absolute() else base / rule.folder
             arch = split_spec(start.spec)[0]
-            entry = ModelEntry(name=name, spec=f"{arch}@{folder / name}", imagenet_top1=start.imagenet_top1)
+            spec = f"{arch}@{folder / name}"
+            entry = ModelEntry(name=name, spec=spec, imagenet_top1=start.imagenet_top1, transfer=rule.transfer)
             sources.append(ShelfSource(entry, start, dataset, folder / name))
     return sources

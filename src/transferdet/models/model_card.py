@@ -71,6 +71,19 @@ class ModelEntry(BaseModel):
         std = tuple(self.std) if self.std is not None else None
         return replace(spec, mean=mean, std=std, top1=self.imagenet_top1)
 
+    def whole_detector(self) -> bool:
+        """Fine-tuned from as a whole detector: ``transfer: whole`` stated, or, unstated, weights
+        that are a detector (a run folder, a torchvision detection builder's file)."""
+        if self.transfer is not None:
+            return self.transfer == "whole"
+        arch, weights = split_spec(self.spec)
+        if weights is None or weights in ("random", "pretrained"):
+            return False
+        from transferdet.models.torchvision_detectors import detection_builders
+
+        builder = arch.startswith("torchvision:") and arch.split(":", 1)[1] in detection_builders()
+        return builder or Path(weights).is_dir()
+
     def card(self) -> dict[str, Any]:
         """What the entry states beyond the spec (JSON-able; empty when nothing)."""
         return self.model_dump(exclude_none=True, include={"mean", "std", "imagenet_top1"})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_serializer, model_validator
 
 from transferdet.bench.definitions import DataRef, make_job
 from transferdet.bench.store import Job
@@ -44,6 +44,21 @@ class SelectDefinition(BaseModel):
     plugins: list[str] = []
     out: str
 
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_meaning(cls, value: Any) -> Any:
+        """A candidate stored without ``transfer`` (every race before whole transfer existed) raced
+        its body: it keeps that meaning."""
+        if isinstance(value, dict) and isinstance(value.get("candidates"), list):
+            value = {**value, "candidates": [_with_transfer(c) for c in value["candidates"]]}
+        return value
+
+    @field_serializer("candidates")
+    def _candidates(self, candidates: list[ModelEntry]) -> list[dict[str, Any]]:
+        """Body, the old meaning, stays out of the dump (and so of the race's identity)."""
+        dumped = [c.model_dump(mode="json") for c in candidates]
+        return [{k: v for k, v in c.items() if not (k == "transfer" and v == "body")} for c in dumped]
+
     def settings(self, cache_dir: Path) -> SelectSettings:
         from transferdet.select.flow import SelectSettings
         from transferdet.train.recipes import load_recipe
@@ -58,6 +73,17 @@ class SelectDefinition(BaseModel):
         )  # fmt: skip
 
 
+def _with_transfer(candidate: Any) -> Any:
+    if isinstance(candidate, dict) and candidate.get("transfer") is None:
+        return {**candidate, "transfer": "body"}
+    return candidate
+
+
+def _resolved(entry: ModelEntry) -> ModelEntry:
+    """``entry`` with its transfer stated: whole for a detector source unless it says body."""
+    return entry.model_copy(update={"transfer": "whole" if entry.whole_detector() else "body"})
+
+
 def select_jobs(config: BenchConfig, device: str) -> list[Job]:
     """One race per target, budget and seed of ``config.select`` (targets in config order)."""
     rule = config.select
@@ -68,7 +94,8 @@ def select_jobs(config: BenchConfig, device: str) -> list[Job]:
             for seed in rule.seeds:
                 definition = SelectDefinition(
                     data=DataRef(path=str(dataset.path), format=dataset.format),
-                    candidates=config.models_for(dataset.name), detector=config.detector, recipe=config.recipe,
+                    candidates=[_resolved(e) for e in config.models_for(dataset.name)], detector=config.detector,
+                    recipe=config.recipe,
                     recipe_overrides=config.recipe_overrides, budget=budget, eta=rule.eta, seed=seed, device=device,
                     image_size=config.image_size, max_images=config.max_images, plugins=list(config.plugins),
                     out=str(rule.folder / dataset.name / f"budget{budget:g}-seed{seed}"),

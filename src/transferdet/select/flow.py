@@ -79,7 +79,9 @@ class SelectSettings:
         overrides = self.recipe.model_dump(mode="json", exclude={"name"})
         base = race_base(data, self.format, self.detector, self.recipe.name, overrides, self.seed, self.device,
                          self.plugins)  # fmt: skip
-        specs = {name: (e.spec, {k: v for k, v in e.card().items() if k in ("mean", "std")})
+        # a detector source races as a whole detector unless its entry says body (rung_jobs reads "transfer")
+        specs = {name: (e.spec, {**{k: v for k, v in e.card().items() if k in ("mean", "std")},
+                                 **({"transfer": "whole"} if e.whole_detector() else {})})
                  for name, e in self.entries.items()}  # fmt: skip
         return RaceRuns(out, base, specs, self.executor, self.address, self.threads, on_job)
 

@@ -91,8 +91,10 @@ def rung_job(
     """The job that brings ``candidate`` to ``stop_at``; ``base`` holds the race's shared fields
     (data, detector, recipe, overrides, seed, device, plugins). Paths under ``out`` are kept
     relative in its identity, so a race moved elsewhere finds its jobs."""
+    card = dict(card)
+    transfer = card.pop("transfer", None)  # "whole" for a detector source; absent: a body (stored races' meaning)
     definition = RungDefinition(
-        **base, spec=spec, card=card, out=str(run_folder(out, order, candidate)), stop_at=stop_at
+        **base, spec=spec, card=card, out=str(run_folder(out, order, candidate)), stop_at=stop_at, transfer=transfer
     )  # fmt: skip
     return make_job(definition, Path(base["data"].path).name, candidate, base["seed"], out)
 
