@@ -164,3 +164,17 @@ def test_zoo_list_shows_the_detection_builders(cli):
     result = cli("zoo", "list", "torchvision:*rcnn*")
     assert "torchvision:fasterrcnn_resnet50_fpn  (detector, @FILE: whole transfer onto faster_rcnn_fpn)" in result.out
     assert "torchvision:fasterrcnn_resnet50_fpn_v2  (detector, @FILE: not mapped: not a source yet)" in result.out
+
+
+def test_rank_reads_a_torchvision_detector_on_its_body_and_its_taps(tmp_path, bccd, cli):
+    _torchvision_file("fcos_resnet50_fpn", tmp_path / "fcos.pth", 1e-5)
+    detector = f"torchvision:fcos_resnet50_fpn@{tmp_path / 'fcos.pth'}"
+    models, small = f"timm:resnet18@random,{detector}", ["--max-images", "6", "--image-size", "128", "--device", "cpu"]
+    result = cli("rank", "--data", bccd, "--models", models, "--layer", "c5,fpn_ms,cls_tower",
+                 "--metrics", "logme,model_size", "--json", *small)  # fmt: skip
+    assert result.code == 0, result.err
+    rows = result.json()
+    assert {r["model"] for r in rows if r["layer"] == "cls_tower"} == {detector}
+    assert {r["model"] for r in rows if r["layer"] == "c5"} == {"timm:resnet18@random", detector}
+    size = next(r["score"] for r in rows if r["model"] == detector and r["metric"] == "model_size")
+    assert size == sum(p.numel() for p in torchvision.models.resnet50().parameters()) - 2048 * 1000 - 1000  # its body

@@ -9,7 +9,7 @@ import torch
 
 from transferdet.models.backbones import build_backbone
 from transferdet.models.detectors import DetectorConfig, build_detector
-from transferdet.models.specs import parse_spec, trained_arch
+from transferdet.models.specs import ModelSpec, parse_spec, trained_arch
 from transferdet.models.torchvision_detectors import body_arch
 from transferdet.runs import RunDir
 
@@ -24,3 +24,15 @@ def load_detector(run: RunDir, device: str = "cpu") -> tuple[torch.nn.Module, li
     model = build_detector(body, config)
     model.load_state_dict(run.load_checkpoint(device)["model"])
     return model.to(device).eval(), list(record["classes"])
+
+
+def source_detector(spec: ModelSpec) -> torch.nn.Module:
+    """The whole detector a detector file holds (torchvision's layout), rebuilt with its own classes
+    and structure, in eval mode: what ranking reads its body and taps from."""
+    from transferdet.models.detector_sources import read_detector_source
+    from transferdet.models.detector_transfer import transfer_state
+
+    source = read_detector_source(spec)
+    model = build_detector(build_backbone(source.body), DetectorConfig.from_record(source.record))
+    transfer_state(model, source.state, source.origin, (source.classes or [], source.classes))
+    return model.eval()

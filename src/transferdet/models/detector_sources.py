@@ -36,8 +36,8 @@ def read_detector_source(spec: ModelSpec) -> DetectorSource | None:
     from transferdet.models.torchvision_detectors import is_torchvision_detector, read_torchvision_detector
 
     if is_torchvision_detector(spec):
-        if spec.checkpoint is None:
-            raise TransferdetError(f"{spec}: a detector source needs its weights file (@FILE, or @pretrained online)")
+        if spec.weights == "random":
+            raise TransferdetError(f"{spec}: a detector source needs its weights (@FILE, or @pretrained online)")
         return read_torchvision_detector(spec)
     if not spec.is_detector_run:
         return None

@@ -16,6 +16,9 @@ SSD, SSDlite, Keypoint R-CNN) are refused in one line naming those that are mapp
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import torch
 
 from transferdet.errors import TransferdetError
@@ -104,14 +107,37 @@ def read_torchvision_detector(spec: ModelSpec) -> DetectorSource:
             f"(mapped: {', '.join(MAPPED)}); start from its body with another architecture, or from a mapped builder"
         )
     kind, eps, threshold, detections = MAPPED[spec.name]
-    path = str(spec.checkpoint)
-    state = _torchvision_state(spec.name, kind, read_checkpoint(spec.checkpoint).tensors, path)
+    file = spec.checkpoint if spec.weights != "pretrained" else downloaded(spec.name)
+    path = str(file)
+    state = _torchvision_state(spec.name, kind, read_checkpoint(file).tensors, path)
     count = _class_count(kind, state)
     categories = _categories(spec.name, count)
     classes = categories[1:] if categories is not None and kind in SOFTMAX else categories
     config = DetectorConfig(kind, count - 1 if kind in SOFTMAX else count, fpn_channels=256, norm="frozen_bn",
                             box_score_thresh=threshold, detections_per_image=detections, frozen_bn_eps=eps)  # fmt: skip
     return DetectorSource(path, config.to_record(), classes, _our_names(state, path), body=f"{BODY}@random")
+
+
+def downloaded(name: str) -> Path:
+    """torchvision's own COCO weights of builder ``name`` (``@pretrained``), fetched once into
+    torch's hub cache (needs internet), then read as data like any file."""
+    import torchvision
+
+    url = torchvision.models.get_model_weights(name).DEFAULT.url
+    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(path), progress=True)
+    return path
+
+
+def body_spec(spec: ModelSpec) -> ModelSpec:
+    """The spec of the backbone a detector source is built over (for its parameter count and
+    extractor path); any other spec as it is."""
+    if not is_torchvision_detector(spec):
+        return spec
+    library, name = BODY.split(":")
+    return replace(spec, library=library, name=name, weights="random")
 
 
 def body_arch(arch: str) -> str:

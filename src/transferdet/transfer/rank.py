@@ -33,7 +33,8 @@ from transferdet.models.backbone import Backbone
 from transferdet.models.backbones import build_backbone
 from transferdet.models.normalisation import sidecar_path
 from transferdet.models.specs import ModelSpec, parse_spec, require_trained_arch
-from transferdet.run_detector import load_detector
+from transferdet.models.torchvision_detectors import body_spec, is_torchvision_detector
+from transferdet.run_detector import load_detector, source_detector
 from transferdet.runs import RunDir
 from transferdet.ties import rank_rows
 from transferdet.transfer import cache
@@ -155,6 +156,9 @@ def _feature_key(
 def _network(spec: ModelSpec, run: RunDir | None, seed: int) -> tuple[Backbone, torch.nn.Module | None]:
     """The backbone to extract from, and the trained detector it belongs to when WEIGHTS is a run."""
     torch.manual_seed(seed)  # random-init weights are part of the spec's meaning
+    if is_torchvision_detector(spec):  # a detector file: its body and its own taps
+        detector = source_detector(spec)
+        return detector.backbone.body, detector
     if run is None:
         return build_backbone(spec), None
     detector, _ = load_detector(run)
@@ -179,7 +183,7 @@ def model_features(
     run = RunDir(spec.checkpoint) if spec.is_detector_run else None
     weights = _weights_identity(spec, run)  # hashed once, whatever the number of layers
     layers = base_layers(settings.layers)  # a variant (c5/wm64, pyramid/wm32) is made from raw layers
-    path = path_version(spec)  # one meta-device build per model, whatever the number of layers
+    path = path_version(body_spec(spec))  # one meta-device build per model, whatever the number of layers
     keys = {layer: _feature_key(spec, weights, target, settings, layer, path) for layer in layers}
     found = {layer: cache.load(cache_dir, key) for layer, key in keys.items()} if cache_dir is not None else {}
     missing = [layer for layer in layers if found.get(layer) is None]
@@ -212,7 +216,7 @@ def model_features(
 def parameter_count(spec: ModelSpec) -> int:
     """The backbone's parameters, counted on an architecture built without memory (meta device)."""
     with torch.device("meta"):
-        return sum(p.numel() for p in build_architecture(spec).backbone.parameters())
+        return sum(p.numel() for p in build_architecture(body_spec(spec)).backbone.parameters())
 
 
 def static_scores(spec: ModelSpec, wanted: Sequence[str]) -> dict[str, Outcome]:
@@ -259,7 +263,8 @@ def rank(
         report = (lambda done, total, s=name: progress(s, done, total)) if progress else None
         static = static_scores(spec, wanted)  # once per model, whatever the number of layers
         # a detector's own taps: detector sources only (a mixed list ranks them apart on those taps)
-        layers = tuple(lv for lv in settings.layers if spec.is_detector_run or not detector_layer(lv))
+        detector = spec.is_detector_run or is_torchvision_detector(spec)
+        layers = tuple(lv for lv in settings.layers if detector or not detector_layer(lv))
         if not layers:
             continue
         extracted = model_features(spec, target, replace(settings, layers=layers), cache_dir, report)
