@@ -225,8 +225,11 @@ def test_a_race_over_a_detector_source_trains_it_whole(fcos_run, tmp_path):
     from transferdet.select.bench_jobs import SelectDefinition
     from transferdet.select.flow import SelectSettings
 
-    entries = {"det": ModelEntry(name="det", spec=f"{ARCH}@{fcos_run}"), "body": ModelEntry(
-        name="body", spec=f"{ARCH}@{fcos_run}", transfer="body"), "imagenet": ModelEntry(spec=f"{ARCH}@random")}
+    entries = {
+        "det": ModelEntry(name="det", spec=f"{ARCH}@{fcos_run}"),
+        "body": ModelEntry(name="body", spec=f"{ARCH}@{fcos_run}", transfer="body"),
+        "imagenet": ModelEntry(spec=f"{ARCH}@random"),
+    }
     settings = SelectSettings(recipe=load_recipe("quick"), detector="fcos", entries=entries)
     runs = settings.runs(tmp_path / "data", tmp_path / "race")
     order = list(entries)
