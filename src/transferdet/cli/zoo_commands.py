@@ -154,13 +154,21 @@ def convert(
     plugin: PluginOption = [],  # noqa: B006 - typer reads the default
 ) -> None:
     """Export backbone weights, e.g. a MoCo/DenseCL ResNet to detectron2's .pkl layout
-    (flagged for detectron2's name matching; expects RGB input with ImageNet mean/std)."""
+    (flagged for detectron2's name matching; expects RGB input with ImageNet mean/std), or a whole
+    detector (torchvision:fasterrcnn_resnet50_fpn@FILE, Mask R-CNN, RetinaNet) in detectron2's names."""
     use_plugins(plugin)
     from transferdet.models.backbones import matched_weights
     from transferdet.models.detectron2_names import export_detectron2
     from transferdet.models.specs import split_spec
 
     spec = src if ":" in split_spec(src)[0] else f"{arch}@{src}"
+    from transferdet.models.specs import parse_spec
+    from transferdet.models.torchvision_detectors import export_detectron2_detector, is_torchvision_detector
+
+    if is_torchvision_detector(parse_spec(spec)):  # a whole detector: every part in detectron2's names
+        keys = export_detectron2_detector(parse_spec(spec), dst)
+        out_console.print(f"wrote {dst} ({to.value}): {len(keys)} tensors of the whole detector")
+        return
     tensors, report = matched_weights(spec, strict=not non_strict)
     keys = export_detectron2(tensors, dst)
     out_console.print(f"wrote {dst} ({to.value}): {len(keys)} tensors from {report.layout}")

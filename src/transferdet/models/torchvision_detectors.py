@@ -96,26 +96,63 @@ def _categories(name: str, count: int) -> list[str] | None:
     return categories if len(categories) == count else None
 
 
-def read_torchvision_detector(spec: ModelSpec) -> DetectorSource:
-    """The whole detector a torchvision detection state dict holds, mapped onto transferdet's."""
+def torchvision_layout(spec: ModelSpec) -> tuple[str, dict[str, torch.Tensor], list[str] | None, bool]:
+    """The file's detector kind, its tensors under torchvision's current names (a detectron2 file's
+    converted: :mod:`~transferdet.models.detectron2_detectors`), its class names where known, and
+    whether it came from detectron2 (whose v1 numerics are not torchvision's)."""
     from transferdet.models.checkpoints import read_checkpoint
-    from transferdet.models.detectors import DetectorConfig
+    from transferdet.models.detectron2_detectors import convert, is_detectron2_detector
+    from transferdet.models.detectron2_names import bgr255_conv_to_rgb, detectron2_input_is_bgr255
 
     if spec.name not in MAPPED:
         raise TransferdetError(
             f"{spec}: torchvision's {spec.name} is not mapped onto transferdet's detectors "
             f"(mapped: {', '.join(MAPPED)}); start from its body with another architecture, or from a mapped builder"
         )
-    kind, eps, threshold, detections = MAPPED[spec.name]
+    kind = MAPPED[spec.name][0]
     file = spec.checkpoint if spec.weights != "pretrained" else downloaded(spec.name)
-    path = str(file)
-    state = _torchvision_state(spec.name, kind, read_checkpoint(file).tensors, path)
-    count = _class_count(kind, state)
-    categories = _categories(spec.name, count)
-    classes = categories[1:] if categories is not None and kind in SOFTMAX else categories
-    config = DetectorConfig(kind, count - 1 if kind in SOFTMAX else count, fpn_channels=256, norm="frozen_bn",
-                            box_score_thresh=threshold, detections_per_image=detections, frozen_bn_eps=eps)  # fmt: skip
+    checkpoint = read_checkpoint(file)
+    if not is_detectron2_detector(checkpoint.tensors):
+        state = _torchvision_state(spec.name, kind, checkpoint.tensors, str(file))
+        count = _class_count(kind, state)
+        categories = _categories(spec.name, count)
+        return kind, state, (categories[1:] if categories and kind in SOFTMAX else categories), False
+    state = convert(checkpoint.tensors, kind, to_torchvision=True)
+    if detectron2_input_is_bgr255(checkpoint.notes):  # MSRA's weights: BGR 0-255 input
+        state["backbone.body.conv1.weight"] = bgr255_conv_to_rgb(state["backbone.body.conv1.weight"])
+    coco = [c for c in (_categories(spec.name, 91) or []) if c not in ("__background__", "N/A")]
+    count = _class_count(kind, state) - (1 if kind in SOFTMAX else 0)
+    return kind, state, (coco if len(coco) == count else None), True
+
+
+def read_torchvision_detector(spec: ModelSpec) -> DetectorSource:
+    """The whole detector a torchvision (or detectron2) detection file holds, mapped onto transferdet's."""
+    from transferdet.models.detectors import DetectorConfig
+
+    kind, state, classes, detectron2 = torchvision_layout(spec)
+    _, eps, threshold, detections = MAPPED[spec.name]
+    count = _class_count(kind, state) - (1 if kind in SOFTMAX else 0)
+    config = DetectorConfig(kind, count, fpn_channels=256, norm="frozen_bn", box_score_thresh=threshold,
+                            detections_per_image=detections, frozen_bn_eps=1e-5 if detectron2 else eps)  # fmt: skip
+    path = str(spec.checkpoint or spec.weights)
     return DetectorSource(path, config.to_record(), classes, _our_names(state, path), body=f"{BODY}@random")
+
+
+def export_detectron2_detector(spec: ModelSpec, path: Path) -> list[str]:
+    """Write a torchvision-layout detector file in detectron2's names and row orders (``.pkl``,
+    RGB input with ImageNet mean/std stated in its notes). Returns the keys written."""
+    import pickle
+
+    from transferdet.atomic import atomic_write_bytes
+    from transferdet.models.detectron2_detectors import convert
+    from transferdet.models.detectron2_names import IMAGENET_STD_255
+
+    kind, state, _, _ = torchvision_layout(spec)
+    model = {k: v.detach().cpu().numpy() for k, v in convert(state, kind, to_torchvision=False).items()}
+    content = {"model": model, "__author__": "transferdet", "matching_heuristics": True, "input_format": "RGB",
+               "pixel_mean": [123.675, 116.28, 103.53], "pixel_std": list(IMAGENET_STD_255)}  # fmt: skip
+    atomic_write_bytes(path, pickle.dumps(content, protocol=pickle.HIGHEST_PROTOCOL))
+    return sorted(model)
 
 
 def downloaded(name: str) -> Path:
