@@ -137,3 +137,38 @@ def test_the_anchor_permutation_pairs_equal_anchors():
     theirs = torch.tensor(theirs)
     for ours_index, theirs_index in enumerate(anchor_permutation()):
         torch.testing.assert_close(ours[ours_index], theirs[theirs_index], atol=0.51, rtol=0)  # torchvision rounds
+
+
+def test_an_mmdetection_checkpoint_carries_its_body_and_fpn_and_says_what_it_left(tmp_path, cli):
+    """MMDetection's layout (meta + state_dict; torchvision-named ResNet under ``backbone.``, the
+    FPN as ``neck.lateral_convs`` / ``neck.fpn_convs``): body and FPN carried, RPN and heads left."""
+    from transferdet.models.backbones import build_backbone
+    from transferdet.models.detector_transfer import transfer_state
+    from transferdet.models.detectors import DetectorConfig, build_detector
+
+    torch.manual_seed(0)
+    state = {
+        f"backbone.{k}": v for k, v in torchvision.models.resnet50().state_dict().items() if not k.startswith("fc.")
+    }
+    for i, channels in enumerate((256, 512, 1024, 2048)):
+        state[f"neck.lateral_convs.{i}.conv.weight"] = torch.randn(256, channels, 1, 1)
+        state[f"neck.fpn_convs.{i}.conv.weight"] = torch.randn(256, 256, 3, 3)
+        state[f"neck.lateral_convs.{i}.conv.bias"] = state[f"neck.fpn_convs.{i}.conv.bias"] = torch.randn(256)
+    state |= {
+        "rpn_head.rpn_conv.weight": torch.randn(256, 256, 3, 3),
+        "roi_head.bbox_head.fc_cls.weight": torch.randn(3, 1024),
+    }
+    torch.save(
+        {"meta": {"CLASSES": ("person", "car"), "mmdet_version": "2.28.2"}, "state_dict": state}, tmp_path / "m.pth"
+    )
+    spec = f"torchvision:fasterrcnn_resnet50_fpn@{tmp_path / 'm.pth'}"
+    source = read_detector_source(parse_spec(spec))
+    assert source.classes == ["person", "car"]
+    model = build_detector(build_backbone(source.body), DetectorConfig.from_record(source.record))
+    report = transfer_state(model, source.state, source.origin, (["Car"], source.classes))
+    assert report.by_part["fpn"] == 16 and report.by_part["backbone"] == 265
+    assert set(report.by_part) == {"backbone", "fpn"}
+    assert any(left.startswith("rpn.head.conv.0.0.weight (not in the source)") for left in report.left)
+    assert "left " in report.line()
+    inspected = cli("zoo", "inspect", spec, "--json")
+    assert inspected.code == 0 and inspected.json()["parts"] == {"backbone": 265, "fpn": 16}

@@ -105,8 +105,8 @@ def _read(path: Path) -> Checkpoint:
         return Checkpoint(converted, "detectron2", wrappers, notes)
     content = load_torch(path)
     tensors, wrappers = _unwrap(content, path)
-    # a dict checkpoint may state its input normalisation next to its weights
-    notes = {k: content[k] for k in ("mean", "std") if isinstance(content, Mapping) and k in content}
+    # a dict checkpoint may state its input normalisation next to its weights (and MMDetection its classes)
+    notes = {k: content[k] for k in ("mean", "std", "meta") if isinstance(content, Mapping) and k in content}
     return Checkpoint({k: torch.as_tensor(v) for k, v in tensors.items()}, "torch", wrappers, notes)
 
 

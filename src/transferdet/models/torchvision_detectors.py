@@ -98,11 +98,13 @@ def _categories(name: str, count: int) -> list[str] | None:
 
 def torchvision_layout(spec: ModelSpec) -> tuple[str, dict[str, torch.Tensor], list[str] | None, bool]:
     """The file's detector kind, its tensors under torchvision's current names (a detectron2 file's
-    converted: :mod:`~transferdet.models.detectron2_detectors`), its class names where known, and
-    whether it came from detectron2 (whose v1 numerics are not torchvision's)."""
+    converted: :mod:`~transferdet.models.detectron2_detectors`; an MMDetection file's body and FPN:
+    :mod:`~transferdet.models.mmdet_detectors`), its class names where known, and whether it came
+    from another library (whose numerics are not torchvision's v1 COCO weights')."""
     from transferdet.models.checkpoints import read_checkpoint
     from transferdet.models.detectron2_detectors import convert, is_detectron2_detector
     from transferdet.models.detectron2_names import bgr255_conv_to_rgb, detectron2_input_is_bgr255
+    from transferdet.models.mmdet_detectors import from_mmdet, is_mmdet_detector, mmdet_classes
 
     if spec.name not in MAPPED:
         raise TransferdetError(
@@ -112,6 +114,9 @@ def torchvision_layout(spec: ModelSpec) -> tuple[str, dict[str, torch.Tensor], l
     kind = MAPPED[spec.name][0]
     file = spec.checkpoint if spec.weights != "pretrained" else downloaded(spec.name)
     checkpoint = read_checkpoint(file)
+    if is_mmdet_detector(checkpoint.tensors):  # the body and the FPN only (mmdet_detectors.py says why)
+        state = from_mmdet(checkpoint.tensors, 4 if kind in SOFTMAX else 3)
+        return kind, state, mmdet_classes(checkpoint.notes), True
     if not is_detectron2_detector(checkpoint.tensors):
         state = _torchvision_state(spec.name, kind, checkpoint.tensors, str(file))
         count = _class_count(kind, state)
@@ -131,7 +136,10 @@ def read_torchvision_detector(spec: ModelSpec) -> DetectorSource:
 
     kind, state, classes, detectron2 = torchvision_layout(spec)
     _, eps, threshold, detections = MAPPED[spec.name]
-    count = _class_count(kind, state) - (1 if kind in SOFTMAX else 0)
+    try:
+        count = _class_count(kind, state) - (1 if kind in SOFTMAX else 0)
+    except KeyError:  # a file without heads (MMDetection's, carried as body and FPN): its class names
+        count = len(classes or [None])
     config = DetectorConfig(kind, count, fpn_channels=256, norm="frozen_bn", box_score_thresh=threshold,
                             detections_per_image=detections, frozen_bn_eps=1e-5 if detectron2 else eps)  # fmt: skip
     path = str(spec.checkpoint or spec.weights)
