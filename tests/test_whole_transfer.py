@@ -241,3 +241,27 @@ def test_a_race_over_a_detector_source_trains_it_whole(fcos_run, tmp_path):
               "image_size": 64, "max_images": None, "out": "r"}  # fmt: skip
     definition = SelectDefinition.model_validate(stored)
     assert definition.candidates[0].transfer == "body" and "transfer" not in definition.model_dump()["candidates"][0]
+
+
+def test_bad_detector_sources_are_one_line_and_write_nothing(synthetic, fcos_run, tmp_path, cli):
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "foreign.pth")
+    (tmp_path / "map.yaml").write_text("'1': zebra\n")
+    base = ["train", "--data", synthetic, "--set", "iterations=1", "--device", "cpu"]
+    cases = [
+        (
+            [f"torchvision:fasterrcnn_resnet50_fpn@{tmp_path / 'foreign.pth'}"],
+            "not a torchvision fasterrcnn_resnet50_fpn",
+        ),
+        (
+            [f"{ARCH}@{fcos_run}", "--detector", "retinanet"],
+            f"--detector retinanet conflicts with the source {fcos_run}",
+        ),
+        ([f"{ARCH}@{fcos_run}", "--class-map", tmp_path / "map.yaml"], "unknown class name(s): 'zebra'"),
+    ]
+    for index, (args, message) in enumerate(cases):
+        out = tmp_path / f"out{index}"
+        result = cli(*base, "--backbone", *args, "--out", out)
+        errors = [line for line in result.err.splitlines() if line.startswith("error: ")]  # (the recipe is shown first)
+        assert result.code == 2 and len(errors) == 1 and message in errors[0], result.err
+        assert "Traceback" not in result.err
+        assert not out.exists()
