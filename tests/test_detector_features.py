@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torchvision.ops import roi_align
-from torchvision.transforms.v2 import functional as F
 
+from detector_kit import fpn_level, normalised_image
 from transferdet.data import formats
 from transferdet.errors import TransferdetError
 from transferdet.models.backbones import build_backbone
@@ -47,13 +45,10 @@ def test_fpn_levels_fpn_ms_and_fc7_of_a_trained_detector(synthetic, faster_rcnn_
     assert fc7.features.shape == (boxes, model.roi_heads.box_head.fc7.out_features)
     multi = extract_box_features(body, records, "fpn_ms", image_size=128, detector=model)
     # by hand: each box from level k = floor(4 + log2(sqrt(area) / 224)), clamped to the FPN's c2..c5
-    mean, std = torch.tensor(body.mean).view(1, 3, 1, 1), torch.tensor(body.std).view(1, 3, 1, 1)
-    with Image.open(records[0].path) as image:
-        pixels = F.pil_to_tensor(image.convert("RGB")).float()[None] / 255
     with torch.no_grad():
-        maps = model.backbone((pixels - mean) / std)
+        maps = model.backbone(normalised_image(records[0].path, body))
     for row, box in enumerate(records[0].boxes):
-        level = min(5, max(2, math.floor(4 + math.log2(math.sqrt((box[2] - box[0]) * (box[3] - box[1])) / 224) + 1e-6)))
+        level = fpn_level(box, lowest=2)
         pooled = roi_align(maps[f"c{level}"], [torch.tensor(box[None], dtype=torch.float32)], 7, 2.0**-level, 2)
         np.testing.assert_allclose(multi.features[row], pooled.mean(dim=(2, 3))[0].double(), rtol=1e-4, atol=1e-5)
 

@@ -156,13 +156,10 @@ def test_a_bench_shelf_fine_tunes_whole_or_body_as_its_rule_says(tmp_path, synth
 
 
 def test_cls_tower_is_the_classification_tower_at_each_boxs_level(synthetic, fcos_run):
-    import math
-
     import numpy as np
-    from PIL import Image
     from torchvision.ops import roi_align
-    from torchvision.transforms.v2 import functional as F
 
+    from detector_kit import fpn_level, normalised_image
     from transferdet.run_detector import load_detector
     from transferdet.transfer.features import extract_box_features
 
@@ -171,14 +168,10 @@ def test_cls_tower_is_the_classification_tower_at_each_boxs_level(synthetic, fco
     records = formats.read(synthetic).records("train")[:1]
     tower = extract_box_features(body, records, "cls_tower", image_size=128, detector=model)
     assert tower.features.shape == (records[0].num_boxes, 32)
-    mean, std = torch.tensor(body.mean).view(1, 3, 1, 1), torch.tensor(body.std).view(1, 3, 1, 1)
-    with Image.open(records[0].path) as image:
-        pixels = F.pil_to_tensor(image.convert("RGB")).float()[None] / 255
     with torch.no_grad():
-        maps = model.backbone((pixels - mean) / std)
+        maps = model.backbone(normalised_image(records[0].path, body))
         for row, box in enumerate(records[0].boxes):
-            side = math.sqrt((box[2] - box[0]) * (box[3] - box[1]))
-            level = min(5, max(3, math.floor(4 + math.log2(side / 224) + 1e-6)))
+            level = fpn_level(box, lowest=3)
             out = model.head.classification_head.conv(maps[f"c{level}"])
             pooled = roi_align(out, [torch.tensor(box[None], dtype=torch.float32)], 7, 2.0**-level, 2)
             np.testing.assert_allclose(tower.features[row], pooled.mean(dim=(2, 3))[0].double(), rtol=1e-4, atol=1e-5)
