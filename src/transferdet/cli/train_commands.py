@@ -100,39 +100,58 @@ def _trial_progress(bar: Progress, trials: int):  # noqa: ANN202 - a TrialCallba
     return show
 
 
-def _transfer_line(run_dir: Path) -> str | None:
-    """What a detector source transferred, as the run's manifest records it."""
+SourceOption = Annotated[
+    str,
+    typer.Option(
+        "--backbone",
+        help="Backbone or detector spec ARCH[@WEIGHTS]: a backbone checkpoint, a run folder, or a detection file "
+        "(torchvision:fasterrcnn_resnet50_fpn@FILE: torchvision's, detectron2's .pkl or MMDetection's layout).",
+    ),
+]
+TransferOption = Annotated[
+    str,
+    typer.Option(
+        help="From a detector source: whole (every tensor whose role and shape fit; class logits re-initialised) "
+        "or body (its backbone body only). Ignored for a backbone checkpoint."
+    ),
+]
+ClassMapOption = Annotated[
+    str,
+    typer.Option(
+        help="Whole transfer: copy the class-logit rows of target classes whose names equal a source class's "
+        "(auto, ignoring case), none, or a YAML file mapping target class names to source class names."
+    ),
+]
+
+
+def _detector_for(settings, detector: str | None, backbone: str, transfer: str) -> str:  # noqa: ANN001 - a Recipe
+    """The detector to train: as asked, else a whole detector source's own kind, else the recipe's."""
+    from transferdet.models.detector_sources import source_kind
+    from transferdet.train.recipes import recipe_detector
+
+    if transfer not in ("whole", "body"):
+        raise TransferdetError(f"--transfer {transfer!r}: choose whole or body")
+    return recipe_detector(settings, detector or (source_kind(backbone) if transfer == "whole" else None))
+
+
+def _show(final: dict, run_dir: Path, title: str) -> None:
+    """What a detector source transferred (as the run's manifest records it), then the metrics."""
     from transferdet.runs import RunDir
 
     recorded = RunDir(run_dir).recorded_job() or {}
-    return (recorded.get("transfer_report") or {}).get("line")
+    line = (recorded.get("transfer_report") or {}).get("line")
+    if line:
+        out_console.print(line)
+    out_console.print(_metrics_table(final, title))
 
 
 def train(
     data: Annotated[Path, typer.Option("--data", help="Detection dataset (folder or annotation file).")],
-    backbone: Annotated[
-        str,
-        typer.Option(
-            help="Backbone or detector spec ARCH[@WEIGHTS]: a backbone checkpoint, a run folder, or a torchvision "
-            "detection state dict (torchvision:fasterrcnn_resnet50_fpn@FILE)."
-        ),
-    ],
+    backbone: SourceOption,
     out: Annotated[Path, typer.Option(help="Output folder of the run.")],
     detector: DetectorOption = None,
-    transfer: Annotated[
-        str,
-        typer.Option(
-            help="From a detector source: whole (every tensor whose role and shape fit; class logits re-initialised) "
-            "or body (its backbone body only). Ignored for a backbone checkpoint."
-        ),
-    ] = "whole",
-    class_map: Annotated[
-        str,
-        typer.Option(
-            help="Whole transfer: copy the class-logit rows of target classes whose names equal a source class's "
-            "(auto, ignoring case), none, or a YAML file mapping target class names to source class names."
-        ),
-    ] = "auto",
+    transfer: TransferOption = "whole",
+    class_map: ClassMapOption = "auto",
     recipe: RecipeOption = "quick",
     set_: SetOption = [],  # noqa: B006 - typer reads the default
     config: Annotated[Path | None, typer.Option(help="YAML file of recipe keys to override.")] = None,
@@ -158,19 +177,13 @@ def train(
     use_plugins(plugin)
     from transferdet.distill.distiller import DistillSettings
     from transferdet.train.job import TrainJob
-    from transferdet.train.recipes import recipe_detector
     from transferdet.train.trials import train_trials
 
     if trials < 1:
         raise TransferdetError("--trials must be at least 1")
     main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
     settings = _recipe(recipe, set_, config, quiet=as_json)
-    if transfer not in ("whole", "body"):
-        raise TransferdetError(f"--transfer {transfer!r}: choose whole or body")
-    from transferdet.models.detector_sources import source_kind
-
-    kind = source_kind(backbone) if transfer == "whole" else None
-    detector = recipe_detector(settings, detector or kind)
+    detector = _detector_for(settings, detector, backbone, transfer)
     distill = None
     if distill_from is not None:
         distill = DistillSettings(distill_from, distill_cls_weight, distill_loc_weight, distill_temperature)
@@ -187,11 +200,8 @@ def train(
     if as_json:
         print(json.dumps({k: v for k, v in final.items() if k != "per_class"}))
         return
-    line = _transfer_line(out if trials == 1 else out / "trial-0")
-    if line:
-        out_console.print(line)
     title = f"{detector} on {backbone} ({settings.name}, {trials} trial{'s' if trials > 1 else ''})"
-    out_console.print(_metrics_table(final, title))
+    _show(final, out if trials == 1 else out / "trial-0", title)
     out_console.print(f"run in {out}")
 
 

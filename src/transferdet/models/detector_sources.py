@@ -7,28 +7,9 @@ weights (``torchvision:fasterrcnn_resnet50_fpn@FILE``): :mod:`~transferdet.model
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-import torch
-
 from transferdet.errors import TransferdetError
+from transferdet.models.detector_transfer import DetectorSource
 from transferdet.models.specs import ModelSpec, require_trained_arch
-
-
-@dataclass
-class DetectorSource:
-    """A whole detector to start from: its structure, class names (None when unknown) and weights."""
-
-    origin: str
-    record: dict[str, Any]  # a DetectorConfig record (kind, fpn_channels, anchors, ...)
-    classes: list[str] | None
-    state: dict[str, torch.Tensor]  # under transferdet's detector names
-    body: str | None = None  # the spec its body is built from, where the source's own spec names no backbone
-
-    @property
-    def kind(self) -> str:
-        return self.record["kind"]
 
 
 def read_detector_source(spec: ModelSpec) -> DetectorSource | None:
@@ -62,8 +43,3 @@ def source_kind(text: str) -> str | None:
     if spec.is_detector_run:
         return RunDir(spec.checkpoint).manifest()["detector"]["kind"]
     return None
-
-
-# what a whole transfer takes from the source's record: the detector's structure (the recipe keeps
-# the schedule, sizes, norm policy and frozen stages)
-STRUCTURE = ("kind", "fpn_channels", "fpn_norm", "anchors", "ssd_scales", "extra", "frozen_bn_eps")

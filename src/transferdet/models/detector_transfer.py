@@ -39,6 +39,26 @@ def part_of(key: str) -> str:
 
 
 @dataclass
+class DetectorSource:
+    """A whole detector to start from: its structure, class names (None when unknown) and weights."""
+
+    origin: str
+    record: dict[str, Any]  # a DetectorConfig record (kind, fpn_channels, anchors, ...)
+    classes: list[str] | None
+    state: dict[str, torch.Tensor]  # under transferdet's detector names
+    body: str | None = None  # the spec its body is built from, where the source's own spec names no backbone
+
+    @property
+    def kind(self) -> str:
+        return self.record["kind"]
+
+
+# what a whole transfer takes from the source's record: the detector's structure (the recipe keeps
+# the schedule, sizes, norm policy and frozen stages)
+STRUCTURE = ("kind", "fpn_channels", "fpn_norm", "anchors", "ssd_scales", "extra", "frozen_bn_eps")
+
+
+@dataclass
 class TransferReport:
     """What a whole-detector transfer carried over, re-initialised and left out."""
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from transferdet.errors import TransferdetError
-from transferdet.models.detector_sources import DetectorSource
+from transferdet.models.detector_transfer import DetectorSource
 from transferdet.models.specs import ModelSpec
 
 BODY = "torchvision:resnet50"

@@ -13,8 +13,8 @@ from transferdet.data.transforms import TorchDetectionDataset, collate_detection
 from transferdet.errors import TransferdetError
 from transferdet.models.anchors import auto_anchors, resized_box_shapes, ssd_scales
 from transferdet.models.backbones import build_backbone
-from transferdet.models.detector_sources import STRUCTURE, DetectorSource, read_detector_source
-from transferdet.models.detector_transfer import read_class_map, transfer_state
+from transferdet.models.detector_sources import read_detector_source
+from transferdet.models.detector_transfer import STRUCTURE, DetectorSource, read_class_map, transfer_state
 from transferdet.models.detectors import DetectorConfig, build_detector
 from transferdet.models.norms import norm_for_processes
 from transferdet.models.specs import parse_spec

@@ -256,6 +256,11 @@ def rank(
         raise TransferdetError(f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(KNOWN_SCORES)})")
     if not models:
         raise TransferdetError("no models to rank")
+    specs = [parse_spec(given) for given in models]
+    if not any(s.is_detector_run or is_torchvision_detector(s) for s in specs):
+        for layer in (lv for lv in settings.layers if detector_layer(lv)):
+            raise TransferdetError(f"layer {layer!r}: a detector's tap; no model here is a detector source "
+                                   "(a transferdet run folder or a detector file)")  # fmt: skip
     target = rank_target(data, format, options or ReadOptions(), split, settings)
     rows = []
     for given in models:
