@@ -87,28 +87,16 @@ def _torch_failure(path: Path, error: Exception, hint: str = "") -> TransferdetE
     return TransferdetError(f"{path}: cannot load as a PyTorch checkpoint ({why[:200]})")
 
 
-def _check_zip(path: Path) -> None:
-    """A zip checkpoint must be whole (torch's reader reports a cut archive less clearly)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            archive.infolist()
-    except zipfile.BadZipFile as error:
-        raise TransferdetError(f"{path}: a broken zip archive ({error})") from None
-
-
-def load_torch(path: Path, hint: str = "", mmap: bool = False, extra: Iterable[Any] = ()) -> Any:
+def load_torch(path: Path, hint: str = "", mmap: bool = False) -> Any:
     """A PyTorch file's content, loaded as data (``weights_only=True`` with :data:`TORCH_GLOBALS`
-    and ``extra`` allowed); ``hint`` ends the error when the file asks for NumPy objects."""
+    allowed); ``hint`` ends the error when the file asks for NumPy objects."""
     checked_file(path, "checkpoint file")
-    if zipfile.is_zipfile(path):
-        _check_zip(path)
-    elif _looks_zip(path):
+    archive = zipfile.is_zipfile(path)  # finds the central directory: a cut archive has none
+    if not archive and _looks_zip(path):
         raise TransferdetError(f"{path}: a truncated or broken zip archive")
     try:
-        with torch.serialization.safe_globals([*TORCH_GLOBALS, *extra]):
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
-    except TransferdetError:
-        raise
+        with torch.serialization.safe_globals(list(TORCH_GLOBALS)):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and archive)
     except Exception as error:  # torch.load raises many kinds on a file that is not a checkpoint
         raise _torch_failure(path, error, hint) from None
 

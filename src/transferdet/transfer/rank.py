@@ -263,8 +263,8 @@ def rank(
                                    "(a transferdet run folder or a detector file)")  # fmt: skip
     target = rank_target(data, format, options or ReadOptions(), split, settings)
     rows = []
-    for given in models:
-        spec, name = parse_spec(given), str(given)
+    for given, spec in zip(models, specs, strict=True):
+        name = str(given)
         report = (lambda done, total, s=name: progress(s, done, total)) if progress else None
         static = static_scores(spec, wanted)  # once per model, whatever the number of layers
         # a detector's own taps: detector sources only (a mixed list ranks them apart on those taps)
