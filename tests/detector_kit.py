@@ -1,5 +1,6 @@
-"""What tests of a detector's taps compute by hand: an image as the detector's body reads it, and
-the FPN level a box is assigned (Lin et al., FPN, eq. 1: k = floor(4 + log2(sqrt(wh) / 224)))."""
+"""What tests of detectors compute by hand or share: an image as the detector's body reads it, the
+FPN level a box is assigned (Lin et al., FPN, eq. 1: k = floor(4 + log2(sqrt(wh) / 224))), norms
+frozen as torchvision freezes them for trained weights, two real images."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.ops import FrozenBatchNorm2d
 from torchvision.transforms.v2 import functional as F
 
 
@@ -22,3 +24,23 @@ def normalised_image(path, body) -> torch.Tensor:  # noqa: ANN001 - a path and a
 def fpn_level(box: np.ndarray, lowest: int, highest: int = 5) -> int:
     side = math.sqrt((box[2] - box[0]) * (box[3] - box[1]))
     return min(highest, max(lowest, math.floor(4 + math.log2(side / 224) + 1e-6)))
+
+
+def freeze_norms(module: torch.nn.Module, eps: float) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.BatchNorm2d):
+            frozen = FrozenBatchNorm2d(child.num_features, eps=eps)
+            for key in ("weight", "bias", "running_mean", "running_var"):
+                getattr(frozen, key).copy_(getattr(child, key).detach())
+            setattr(module, name, frozen)
+        else:
+            freeze_norms(child, eps)
+
+
+def bccd_images(bccd) -> list[torch.Tensor]:  # noqa: ANN001
+    paths = sorted(bccd.rglob("JPEGImages/*.jpg"))[:2]
+    out = []
+    for path in paths:
+        with Image.open(path) as image:
+            out.append(F.pil_to_tensor(image.convert("RGB")).float() / 255)
+    return out

@@ -2,7 +2,7 @@
 (made here by the builder, random weights, as torchvision's COCO files are laid out) loads onto
 transferdet's detector of the same structure and gives torchvision's own boxes and scores on real
 images; legacy key names load the same; COCO names let --class-map auto copy rows; a fine-tune
-from it carries every class-agnostic tensor; builders that are not mapped are one line."""
+from it carries every class-agnostic tensor; Keypoint R-CNN and a foreign file are one line."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import re
 import pytest
 import torch
 import torchvision
-from PIL import Image
-from torchvision.ops import FrozenBatchNorm2d
-from torchvision.transforms.v2 import functional as F
 
+from detector_kit import bccd_images as _images
+from detector_kit import freeze_norms as _freeze_norms
 from transferdet.errors import TransferdetError
 from transferdet.models.backbones import build_backbone
 from transferdet.models.detector_sources import read_detector_source
@@ -40,31 +39,11 @@ def _torchvision_file(name: str, path, eps: float):  # noqa: ANN001, ANN202
     return model.eval()
 
 
-def _freeze_norms(module: torch.nn.Module, eps: float) -> None:
-    for name, child in module.named_children():
-        if isinstance(child, torch.nn.BatchNorm2d):
-            frozen = FrozenBatchNorm2d(child.num_features, eps=eps)
-            for key in ("weight", "bias", "running_mean", "running_var"):
-                getattr(frozen, key).copy_(getattr(child, key).detach())
-            setattr(module, name, frozen)
-        else:
-            _freeze_norms(child, eps)
-
-
 def _ours(spec: str):  # noqa: ANN202
     source = read_detector_source(parse_spec(spec))
     model = build_detector(build_backbone(source.body), DetectorConfig.from_record(source.record))
     report = transfer_state(model, source.state, source.origin, (source.classes, source.classes))
     return model.eval(), source, report
-
-
-def _images(bccd) -> list[torch.Tensor]:  # noqa: ANN001
-    paths = sorted(bccd.rglob("JPEGImages/*.jpg"))[:2]
-    out = []
-    for path in paths:
-        with Image.open(path) as image:
-            out.append(F.pil_to_tensor(image.convert("RGB")).float() / 255)
-    return out
 
 
 @pytest.mark.parametrize("name", list(MAPPED))
@@ -140,10 +119,10 @@ def test_a_fine_tune_from_a_torchvision_detector_carries_the_class_agnostic_tens
     assert "re-initialised head.classification_head.cls_logits (91 -> 3 classes, no row copied)" in result.out
 
 
-def test_an_unmapped_builder_and_a_foreign_file_are_one_line(tmp_path):
+def test_keypoint_rcnn_and_a_foreign_file_are_one_line(tmp_path):
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "x.pth")
-    with pytest.raises(TransferdetError, match="ssd300_vgg16 is not mapped onto transferdet's detectors"):
-        read_detector_source(parse_spec(f"torchvision:ssd300_vgg16@{tmp_path / 'x.pth'}"))
+    with pytest.raises(TransferdetError, match="keypointrcnn_resnet50_fpn is not a detector source"):
+        read_detector_source(parse_spec(f"torchvision:keypointrcnn_resnet50_fpn@{tmp_path / 'x.pth'}"))
     with pytest.raises(TransferdetError, match="x.pth: not a torchvision fasterrcnn_resnet50_fpn state dict"):
         read_detector_source(parse_spec(f"torchvision:fasterrcnn_resnet50_fpn@{tmp_path / 'x.pth'}"))
 
@@ -164,7 +143,9 @@ def test_zoo_inspect_shows_a_detectors_parts_classes_and_what_transfers(tmp_path
 def test_zoo_list_shows_the_detection_builders(cli):
     result = cli("zoo", "list", "torchvision:*rcnn*")
     assert "torchvision:fasterrcnn_resnet50_fpn  (detector, @FILE: whole transfer onto faster_rcnn_fpn)" in result.out
-    assert "torchvision:fasterrcnn_resnet50_fpn_v2  (detector, @FILE: not mapped: not a source yet)" in result.out
+    assert "torchvision:fasterrcnn_resnet50_fpn_v2  (detector, @FILE: whole transfer, as torchvision builds it" in (
+        result.out
+    )
 
 
 def test_rank_reads_a_torchvision_detector_on_its_body_and_its_taps(tmp_path, bccd, cli):

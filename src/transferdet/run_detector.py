@@ -18,8 +18,8 @@ def load_detector(run: RunDir, device: str = "cpu") -> tuple[torch.nn.Module, li
     """The run's detector with its checkpointed weights, in eval mode, and its classes."""
     record = run.manifest()["detector"]
     config = DetectorConfig.from_record(record)
-    body = build_backbone(parse_spec(body_arch(trained_arch(run))))
-    if "mean" in record:  # the normalisation it was trained with (runs before it was recorded: the default)
+    body = None if config.builder else build_backbone(parse_spec(body_arch(trained_arch(run))))
+    if body is not None and "mean" in record:  # the normalisation it trained with (older runs: the default)
         body.mean, body.std = tuple(record["mean"]), tuple(record["std"])
     model = build_detector(body, config)
     model.load_state_dict(run.load_checkpoint(device)["model"])
@@ -33,6 +33,7 @@ def source_detector(spec: ModelSpec) -> torch.nn.Module:
     from transferdet.models.detector_transfer import transfer_state
 
     source = read_detector_source(spec)
-    model = build_detector(build_backbone(source.body), DetectorConfig.from_record(source.record))
+    config = DetectorConfig.from_record(source.record)
+    model = build_detector(None if config.builder else build_backbone(source.body), config)
     transfer_state(model, source.state, source.origin, (source.classes or [], source.classes))
     return model.eval()

@@ -10,6 +10,7 @@ from transferdet.cli.common import out_console
 
 def detector_lines(pattern: str | None) -> list[str]:
     """torchvision's detection builders, each with what a whole transfer maps it onto."""
+    from transferdet.models.native_detectors import NATIVE
     from transferdet.models.torchvision_detectors import MAPPED, detection_builders
 
     lines = []
@@ -17,20 +18,24 @@ def detector_lines(pattern: str | None) -> list[str]:
         spec = f"torchvision:{name}"
         if pattern and not fnmatch.fnmatch(spec, pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"):
             continue
-        mapped = MAPPED.get(name)
-        how = f"whole transfer onto {mapped[0]}" if mapped else "not mapped: not a source yet"
+        if name in MAPPED:
+            how = f"whole transfer onto {MAPPED[name][0]}"
+        elif name in NATIVE:
+            how = f"whole transfer, as torchvision builds it ({NATIVE[name][0]} heads)"
+        else:
+            how = "not a source: transferdet detects no keypoints"
         lines.append(f"{spec}  (detector, @FILE: {how})")
     return lines
 
 
 def detector_summary(spec: str, source) -> dict:  # noqa: ANN001 - a DetectorSource
     """The parts a detector source holds, its classes and what a whole transfer carries over."""
-    from transferdet.models.detector_transfer import CLASS_LAYERS, part_of
+    from transferdet.models.detector_transfer import class_layer, part_of
 
     parts: dict[str, int] = {}
     for key in source.state:
         parts[part_of(key)] = parts.get(part_of(key), 0) + 1
-    specific = [k for k in source.state if k.startswith(tuple(CLASS_LAYERS.get(source.kind, {})))]
+    specific = [k for k in source.state if class_layer(source.layout, k) is not None]
     return {
         "spec": spec,
         "detector": source.kind,

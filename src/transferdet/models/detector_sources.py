@@ -33,13 +33,14 @@ def read_detector_source(spec: ModelSpec) -> DetectorSource | None:
 
 def source_kind(text: str) -> str | None:
     """The detector kind a detector source is (without reading its weights), or None for a backbone."""
+    from transferdet.models.native_detectors import NATIVE
     from transferdet.models.specs import parse_spec
     from transferdet.models.torchvision_detectors import MAPPED, is_torchvision_detector
     from transferdet.runs import RunDir
 
     spec = parse_spec(text)
     if is_torchvision_detector(spec):
-        return MAPPED.get(spec.name, (None,))[0]
+        return {**MAPPED, **NATIVE}.get(spec.name, (None,))[0]
     if spec.is_detector_run:
         return RunDir(spec.checkpoint).manifest()["detector"]["kind"]
     return None

@@ -11,6 +11,7 @@ transferred (:meth:`TransferReport.line`); the run's manifest records it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,18 +20,28 @@ import torch
 
 from transferdet.errors import TransferdetError
 
-RCNN_LAYERS = {"roi_heads.box_predictor.cls_score.": (1, True), "roi_heads.box_predictor.bbox_pred.": (4, True)}
-# class-specific layers per detector kind: name prefix -> (rows per class, whether a background row leads)
+RCNN_LAYERS = {r"roi_heads\.box_predictor\.cls_score\.": (1, True), r"roi_heads\.box_predictor\.bbox_pred\.": (4, True)}
+# class-specific layers per detector kind: key pattern (matched at the start) -> (rows per class,
+# whether a background row leads)
 CLASS_LAYERS: dict[str, dict[str, tuple[int, bool]]] = {
-    "fcos": {"head.classification_head.cls_logits.": (1, False)},
-    "retinanet": {"head.classification_head.cls_logits.": (1, False)},
+    "fcos": {r"head\.classification_head\.cls_logits\.": (1, False)},
+    "retinanet": {r"head\.classification_head\.cls_logits\.": (1, False)},
     "faster_rcnn_fpn": RCNN_LAYERS,
     "faster_rcnn_c4": RCNN_LAYERS,
-    "mask_rcnn_fpn": {**RCNN_LAYERS, "roi_heads.mask_predictor.mask_fcn_logits.": (1, True)},
-    "ssd": {"head.classification_head.module_list.": (1, True)},
+    "mask_rcnn_fpn": {**RCNN_LAYERS, r"roi_heads\.mask_predictor\.mask_fcn_logits\.": (1, True)},
+    "ssd": {r"head\.classification_head\.module_list\.\d+\.(weight|bias)": (1, True)},
+    # SSDlite's classification head: a depthwise convolution with BN (class-agnostic), then the logits
+    "ssdlite": {r"head\.classification_head\.module_list\.\d+\.1\.": (1, True)},
 }  # fmt: skip
-PARTS = (("backbone.body.", "backbone"), ("backbone.", "fpn"), ("rpn.", "rpn"), ("roi_heads.", "roi_heads"),
+PARTS = (("backbone.body.", "backbone"), ("backbone.features.", "backbone"), ("backbone.", "fpn"), ("rpn.", "rpn"),
+         ("roi_heads.", "roi_heads"),
          ("head.", "head"))  # fmt: skip
+
+
+def class_layout(kind: str, builder: str | None = None) -> str:
+    """Which :data:`CLASS_LAYERS` entry a detector's class-specific layers follow: its kind's, but
+    SSDlite's own head (a torchvision builder used as torchvision builds it)."""
+    return "ssdlite" if builder and builder.startswith("ssdlite") else kind
 
 
 def part_of(key: str) -> str:
@@ -52,10 +63,15 @@ class DetectorSource:
     def kind(self) -> str:
         return self.record["kind"]
 
+    @property
+    def layout(self) -> str:
+        """Its class-specific layers' layout (:func:`class_layout`)."""
+        return class_layout(self.kind, self.record.get("builder"))
+
 
 # what a whole transfer takes from the source's record: the detector's structure (the recipe keeps
 # the schedule, sizes, norm policy and frozen stages)
-STRUCTURE = ("kind", "fpn_channels", "fpn_norm", "anchors", "ssd_scales", "extra", "frozen_bn_eps")
+STRUCTURE = ("kind", "fpn_channels", "fpn_norm", "anchors", "ssd_scales", "extra", "frozen_bn_eps", "builder")
 
 
 @dataclass
@@ -106,8 +122,9 @@ def class_pairs(target: list[str], source: list[str] | None, class_map: str | di
     return {target.index(t): lowered[s.lower()] for t, s in class_map.items()}
 
 
-def _class_layer(kind: str, key: str) -> tuple[int, bool] | None:
-    return next((rule for prefix, rule in CLASS_LAYERS.get(kind, {}).items() if key.startswith(prefix)), None)
+def class_layer(kind: str, key: str) -> tuple[int, bool] | None:
+    """The class-specific rule of ``key`` in a detector of ``kind`` (None: a class-agnostic tensor)."""
+    return next((rule for pattern, rule in CLASS_LAYERS.get(kind, {}).items() if re.match(pattern, key)), None)
 
 
 def _copy_rows(value: torch.Tensor, source: torch.Tensor, pairs: dict[int, int], rule: tuple[int, bool],
@@ -141,7 +158,7 @@ def transfer_state(
     """Copy ``state`` (a detector of the same kind and structure) into ``model``: every tensor whose
     name and shape fit, class-specific layers row by row for paired classes; only the ``parts``
     named (:func:`part_of`) where given (``("backbone",)``: the body alone). Returns the report."""
-    kind = model.detector_kind
+    kind = model.class_layout
     target_classes, source_classes = classes
     pairs = class_pairs(target_classes, source_classes, class_map)
     own = model.state_dict()
@@ -152,7 +169,7 @@ def transfer_state(
     for key, value in own.items():
         if (parts is not None and part_of(key) not in parts) or key.endswith("num_batches_tracked"):
             continue  # another part, or batch-norm bookkeeping (absent where the source froze its norms)
-        rule = _class_layer(kind, key)
+        rule = class_layer(kind, key)
         incoming = state.get(key)
         if rule is not None:
             reinitialised.add(key.rsplit(".", 1)[0])

@@ -31,6 +31,8 @@ from transferdet.errors import TransferdetError
 from transferdet.models.anchors import RETINANET_OCTAVES, AnchorSpec, default_anchors, ssd_scales
 from transferdet.models.backbone import Backbone
 from transferdet.models.detector_parts import FeaturePyramid, SimplePyramid, SingleMap, SSDFeatures, StageBoxHead
+from transferdet.models.detector_transfer import class_layout
+from transferdet.models.native_detectors import build_native
 from transferdet.models.norms import apply_norm_policy, freeze_stages
 
 DETECTORS = ("faster_rcnn_fpn", "faster_rcnn_c4", "mask_rcnn_fpn", "retinanet", "fcos", "ssd")
@@ -58,6 +60,7 @@ class DetectorConfig:
     frozen_bn_eps: float | None = (
         None  # FrozenBatchNorm's eps where the weights need another (torchvision's v1 COCO: 0)
     )
+    builder: str | None = None  # a torchvision builder used as it builds it (native_detectors.py)
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-able record of this config (what :meth:`from_record` reads back)."""
@@ -232,16 +235,33 @@ class TestSizeTransform(GeneralizedRCNNTransform):
         return self
 
 
-def build_detector(body: Backbone, config: DetectorConfig) -> nn.Module:
+def _native(config: DetectorConfig) -> nn.Module:
+    """torchvision's own detector of ``config.builder`` (its body, neck and heads)."""
+    if config.kind == "ssd":  # one fixed input size, the builder's
+        options = {"score_thresh": config.box_score_thresh, "detections_per_img": config.detections_per_image}
+    else:
+        rcnn = "rcnn" in config.kind
+        names = ("box_score_thresh", "box_detections_per_img") if rcnn else ("score_thresh", "detections_per_img")
+        options = {"min_size": config.min_size, "max_size": config.max_size}
+        options.update(zip(names, (config.box_score_thresh, config.detections_per_image), strict=True))
+    classes = config.num_classes + (1 if config.kind in SOFTMAX_DETECTORS else 0)
+    return build_native(config.builder, classes, {**options, **config.extra}, config.norm, config.freeze_at)
+
+
+def build_detector(body: Backbone | None, config: DetectorConfig) -> nn.Module:
     """A torchvision detector of ``config.kind`` over ``body``, norm policy and frozen stages
-    applied to the backbone. The model gets ``label_offset`` (see the module docstring)."""
+    applied to the backbone; or, where ``config.builder`` names one, torchvision's own detector of
+    that builder (``body`` unused). The model gets ``label_offset`` (see the module docstring)."""
     if config.kind not in DETECTORS:
         raise TransferdetError(f"unknown detector {config.kind!r} (choose from {', '.join(DETECTORS)})")
     if config.num_classes < 1:
         raise TransferdetError("a detector needs at least one class")
-    apply_norm_policy(body, config.norm)
-    freeze_stages(body, config.freeze_at)
-    model = FAMILIES[config.kind](body, config)
+    if config.builder is not None:
+        model = _native(config)
+    else:
+        apply_norm_policy(body, config.norm)
+        freeze_stages(body, config.freeze_at)
+        model = FAMILIES[config.kind](body, config)
     if config.frozen_bn_eps is not None:
         for module in model.modules():
             if isinstance(module, FrozenBatchNorm2d):
@@ -250,5 +270,6 @@ def build_detector(body: Backbone, config: DetectorConfig) -> nn.Module:
         model.transform = TestSizeTransform(model.transform, config.test_size)
     model.label_offset = 1 if config.kind in SOFTMAX_DETECTORS else 0
     model.detector_kind = config.kind
+    model.class_layout = class_layout(config.kind, config.builder)
     model.detector_config = config
     return model

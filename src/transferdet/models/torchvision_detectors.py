@@ -11,7 +11,8 @@ builders do with ``COCO_V1``), its score threshold and detections per image. COC
 come from torchvision's weights metadata when the class count is COCO's.
 
 Builders whose structure transferdet's families do not reproduce (the v2 heads, MobileNetV3-FPN,
-SSD, SSDlite, Keypoint R-CNN) are refused in one line naming those that are mapped.
+SSD300, SSDlite320) are used as torchvision builds them (:mod:`~transferdet.models.native_detectors`),
+their file's keys unchanged; Keypoint R-CNN (transferdet detects no keypoints) is refused in one line.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 
 from transferdet.errors import TransferdetError
 from transferdet.models.detector_transfer import DetectorSource
+from transferdet.models.native_detectors import NATIVE
 from transferdet.models.specs import ModelSpec
 
 BODY = "torchvision:resnet50"
@@ -46,13 +48,17 @@ def is_torchvision_detector(spec: ModelSpec) -> bool:
     return spec.library == "torchvision" and spec.name in detection_builders()
 
 
-def _class_count(kind: str, state: dict[str, torch.Tensor]) -> int:
-    """The file's class count as torchvision's builder takes it (background included)."""
+# SSD's first classification map and its default boxes per cell: the class count is its rows / boxes
+SSD_LOGITS = {"ssd300_vgg16": ("head.classification_head.module_list.0.weight", 4),
+              "ssdlite320_mobilenet_v3_large": ("head.classification_head.module_list.0.1.weight", 6)}  # fmt: skip
+
+
+def _class_count(kind: str, state: dict[str, torch.Tensor], name: str = "") -> int:
+    """The file's class count as torchvision's builder ``name`` takes it (background included)."""
     if kind in SOFTMAX:
         return int(state["roi_heads.box_predictor.cls_score.weight"].shape[0])
-    logits = state["head.classification_head.cls_logits.weight"].shape[0]
-    anchors = 9 if kind == "retinanet" else 1
-    return int(logits // anchors)
+    key, anchors = SSD_LOGITS.get(name, ("head.classification_head.cls_logits.weight", 9 if kind == "retinanet" else 1))
+    return int(state[key].shape[0] // anchors)
 
 
 def _torchvision_state(name: str, kind: str, state: dict[str, torch.Tensor], path: str) -> dict[str, torch.Tensor]:
@@ -60,7 +66,7 @@ def _torchvision_state(name: str, kind: str, state: dict[str, torch.Tensor], pat
     import torchvision
 
     try:
-        count = _class_count(kind, state)
+        count = _class_count(kind, state, name)
     except KeyError as error:
         raise TransferdetError(f"{path}: not a torchvision {name} state dict (no {error.args[0]})") from None
     model = torchvision.models.get_model(name, weights=None, weights_backbone=None, num_classes=count)
@@ -108,8 +114,8 @@ def torchvision_layout(spec: ModelSpec) -> tuple[str, dict[str, torch.Tensor], l
 
     if spec.name not in MAPPED:
         raise TransferdetError(
-            f"{spec}: torchvision's {spec.name} is not mapped onto transferdet's detectors "
-            f"(mapped: {', '.join(MAPPED)}); start from its body with another architecture, or from a mapped builder"
+            f"{spec}: torchvision's {spec.name} is not a detector source (transferdet detects boxes and masks; "
+            f"sources: {', '.join([*MAPPED, *NATIVE])})"
         )
     kind = MAPPED[spec.name][0]
     file = spec.checkpoint if spec.weights != "pretrained" else downloaded(spec.name)
@@ -130,10 +136,32 @@ def torchvision_layout(spec: ModelSpec) -> tuple[str, dict[str, torch.Tensor], l
     return kind, state, (coco if len(coco) == count else None), True
 
 
+def read_native_detector(spec: ModelSpec) -> DetectorSource:
+    """The whole detector a torchvision file of a builder in :data:`NATIVE` holds, under its own
+    names, with the builder's structure, numerics and COCO names."""
+    from transferdet.models.checkpoints import read_checkpoint
+    from transferdet.models.detectors import SOFTMAX_DETECTORS
+
+    kind, threshold, detections, min_size, max_size = NATIVE[spec.name]
+    file = spec.checkpoint if spec.weights != "pretrained" else downloaded(spec.name)
+    state = _torchvision_state(spec.name, kind, read_checkpoint(file).tensors, str(file))
+    background = 1 if kind in SOFTMAX_DETECTORS else 0
+    count = _class_count(kind, state, spec.name)
+    categories = _categories(spec.name, count)
+    record = {"kind": kind, "num_classes": count - background, "builder": spec.name, "min_size": [min_size],
+              "max_size": max_size, "box_score_thresh": threshold, "detections_per_image": detections,
+              "norm": "bn" if spec.name.startswith("ssdlite") else "frozen_bn"}  # fmt: skip
+    # (SSDlite's builder keeps trained BatchNorm, eps 0.001, with its COCO weights; the others freeze the body's)
+    names = categories[background:] if categories else None
+    return DetectorSource(str(spec.checkpoint or spec.weights), record, names, state)
+
+
 def read_torchvision_detector(spec: ModelSpec) -> DetectorSource:
     """The whole detector a torchvision (or detectron2) detection file holds, mapped onto transferdet's."""
     from transferdet.models.detectors import DetectorConfig
 
+    if spec.name in NATIVE:
+        return read_native_detector(spec)
     kind, state, classes, detectron2 = torchvision_layout(spec)
     _, eps, threshold, detections = MAPPED[spec.name]
     try:
@@ -179,7 +207,7 @@ def downloaded(name: str) -> Path:
 def body_spec(spec: ModelSpec) -> ModelSpec:
     """The spec of the backbone a detector source is built over (for its parameter count and
     extractor path); any other spec as it is."""
-    if not is_torchvision_detector(spec):
+    if not is_torchvision_detector(spec) or spec.name in NATIVE:  # a native detector: its builder
         return spec
     library, name = BODY.split(":")
     return replace(spec, library=library, name=name, weights="random")

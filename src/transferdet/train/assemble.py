@@ -16,6 +16,7 @@ from transferdet.models.backbones import build_backbone
 from transferdet.models.detector_sources import read_detector_source
 from transferdet.models.detector_transfer import STRUCTURE, DetectorSource, read_class_map, transfer_state
 from transferdet.models.detectors import DetectorConfig, build_detector
+from transferdet.models.native_detectors import native_body
 from transferdet.models.norms import norm_for_processes
 from transferdet.models.specs import parse_spec
 from transferdet.models.torchvision_detectors import is_torchvision_detector
@@ -55,7 +56,7 @@ def _structure(record: dict) -> dict:
 
 def body(model: torch.nn.Module) -> torch.nn.Module:
     """The backbone body inside a torchvision detector (what ``freeze_body`` freezes)."""
-    return model.backbone.body
+    return native_body(model)
 
 
 def build_model(job: TrainJob, dataset: DetectionDataset, train_records: list[ImageRecord]) -> torch.nn.Module:
@@ -86,7 +87,9 @@ def _from_source(job: TrainJob, config: DetectorConfig, source: DetectorSource, 
         )
     if whole:
         config = replace(config, **_structure(source.record))
-    model = build_detector(build_backbone(source.body or job.backbone), config)
+    elif source.record.get("builder"):  # a builder used as torchvision builds it: its own structure, body alone
+        config = replace(config, kind=source.kind, builder=source.record["builder"])
+    model = build_detector(None if config.builder else build_backbone(source.body or job.backbone), config)
     pairs, class_map = (classes, source.classes), read_class_map(job.class_map)
     parts = None if whole else ("backbone",)
     model.transfer_report = transfer_state(model, source.state, source.origin, pairs, class_map, parts)

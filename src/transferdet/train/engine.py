@@ -19,6 +19,7 @@ from transferdet.data.split import held_out_split, training_split, validation_sp
 from transferdet.distill.distiller import Distiller
 from transferdet.distill.teacher import Teacher
 from transferdet.errors import TransferdetError
+from transferdet.models.native_detectors import native_body
 from transferdet.runs import RunDir
 from transferdet.train import distributed
 from transferdet.train.assemble import build_model, build_optimizer, training_loader
@@ -114,7 +115,7 @@ def _train(job: TrainJob, group: distributed.Group, resume: bool, on_iteration: 
         if group.main:
             run.truncate_log(start)
     elif group.main:
-        body = model.backbone.body  # the input normalisation the weights expect, for reloading
+        body = native_body(model)  # the input normalisation the weights expect, for reloading
         record = {**model.detector_config.to_record(), "classes": dataset.classes, "mean": body.mean, "std": body.std}
         transfer = getattr(model, "transfer_report", None)  # a whole detector carried over: what transferred
         job_record = job.record(total) | ({"transfer_report": transfer.as_dict()} if transfer is not None else {})
