@@ -127,3 +127,12 @@ def test_zoo_list_names_how_each_builder_transfers(cli):
         result.out
     )
     assert "torchvision:keypointrcnn_resnet50_fpn  (detector, @FILE: not a source" in result.out
+
+
+def test_rank_on_a_native_builder_is_one_line(tmp_path, bccd, cli):
+    _native_file("ssdlite320_mobilenet_v3_large", tmp_path / "s.pth")
+    spec = f"torchvision:ssdlite320_mobilenet_v3_large@{tmp_path / 's.pth'}"
+    result = cli("rank", "--data", bccd, "--models", spec, "--layer", "c5", "--max-images", "4", "--device", "cpu")
+    assert result.code == 2 and "Traceback" not in result.err
+    errors = [line for line in result.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].endswith("or fine-tune from it with train")

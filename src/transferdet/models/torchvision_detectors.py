@@ -206,9 +206,15 @@ def downloaded(name: str) -> Path:
 
 def body_spec(spec: ModelSpec) -> ModelSpec:
     """The spec of the backbone a detector source is built over (for its parameter count and
-    extractor path); any other spec as it is."""
-    if not is_torchvision_detector(spec) or spec.name in NATIVE:  # a native detector: its builder
+    extractor path); any other spec as it is. What rank asks first of a model: a builder used as
+    torchvision builds it is refused here in one line."""
+    if not is_torchvision_detector(spec):
         return spec
+    if spec.name in NATIVE:  # torchvision's own body and neck: none of the taps rank reads from ours
+        raise TransferdetError(
+            f"{spec}: rank reads no taps of torchvision's {spec.name} yet (built as torchvision builds it); "
+            f"rank a builder mapped onto transferdet's detectors ({', '.join(MAPPED)}), or fine-tune from it with train"
+        )
     library, name = BODY.split(":")
     return replace(spec, library=library, name=name, weights="random")
 
