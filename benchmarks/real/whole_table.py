@@ -1,7 +1,9 @@
 """The whole-transfer measurement's tables (issue 43; the pre-registered analysis of README.md),
 from the store alone:
 
-    .venv/bin/python benchmarks/real/whole_table.py [benchmarks/real/whole/results.sqlite]
+    .venv/bin/python benchmarks/real/whole_table.py [STORE]                # print them
+    .venv/bin/python benchmarks/real/whole_table.py --staged --write-docs  # docs/results.md's copy of
+                                                   # the store snapshot.sh staged (the commit's)
 
 1. paired gains whole - body and whole - ImageNet, AP50 and AP, pooled and per architecture, with
    90% hierarchical bootstrap intervals (targets, sources within target, trials);
@@ -61,17 +63,47 @@ def gains(found: list[dict]) -> list[str]:
     return lines
 
 
-def main(store: Path) -> None:
+def tables(store: Path) -> str:
+    """The measurement's tables as markdown, as docs/results.md holds them between its markers."""
     found = rows(store)
     whole = [r for r in found if r["transfer"] == "whole"]
-    print(f"whole fine-tunes done: {len(whole)} of 96\n")
-    print("\n".join(gains(found)))
     share, count = noise_ceiling(found, {r["model"]: r["model"].split("-")[0] for r in whole})
-    print(f"\nnoise ceiling (whole sources, within architecture): {share:.2f} over {count} pairs")
     reached = Counter(reach_iteration(found).values())
     shown = ", ".join(f"{step if step is not None else 'never'}: {n}" for step, n in sorted(reached.items(), key=str))
-    print(f"iteration at which whole reaches body's final AP50 (pairs): {shown or '-'}")
+    ceiling = f"{share:.2f} over {count} pairs" if count else "no pair of whole sources of one architecture yet"
+    return "\n".join([
+        f"Whole fine-tunes done: {len(whole)} of 96.", "", *gains(found), "",
+        f"- Noise ceiling (whole sources, within architecture, trial 0 against trial 1): {ceiling}.",
+        f"- Iteration at which the whole run reaches the body-only run's final AP50 (pairs): {shown or '-'}.",
+    ])  # fmt: skip
+
+
+BEGIN, END = "<!-- whole-table:begin -->", "<!-- whole-table:end -->"
+
+
+def write_docs(store: Path, docs: Path) -> None:
+    """Replace what docs holds between the markers with :func:`tables` of the store."""
+    text = docs.read_text(encoding="utf-8")
+    head, rest = text.split(BEGIN, 1)
+    docs.write_text(f"{head}{BEGIN}\n{tables(store)}\n{END}{rest.split(END, 1)[1]}", encoding="utf-8")
+
+
+def _staged(store: Path) -> Path:
+    """The copy of the store that ``snapshot.sh whole`` staged for the commit (git's index)."""
+    import subprocess
+    import tempfile
+
+    relative = store.resolve().relative_to(Path(__file__).resolve().parents[2])
+    copy = Path(tempfile.mkdtemp()) / "results.sqlite"
+    copy.write_bytes(subprocess.run(["git", "show", f":{relative}"], capture_output=True, check=True).stdout)
+    return copy
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else STORE)
+    arguments = [a for a in sys.argv[1:] if not a.startswith("--")]
+    source = Path(arguments[0]) if arguments else STORE
+    source = _staged(source) if "--staged" in sys.argv else source
+    if "--write-docs" in sys.argv:  # after each snapshot of the store, so that the docs follow it
+        write_docs(source, Path(__file__).resolve().parents[2] / "docs" / "results.md")
+    else:
+        print(tables(source))
