@@ -212,11 +212,12 @@ def _stored_identities(path: Path) -> set[str]:
 @pytest.mark.parametrize(
     ("config", "store", "new"),
     [("bench.yaml", "out", 0), ("shelf.yaml", "shelf", 0), ("select_shelf.yaml", "select-shelf", 0),
-     ("select_curve.yaml", "select-curve", 0), ("shelf_whole.yaml", "shelf", 96)],
+     ("select_curve.yaml", "select-curve", 0), ("shelf_whole.yaml", "shelf", 96), ("shelf_whole.yaml", "whole", 0)],
 )  # fmt: skip
 def test_stored_benchmarks_keep_their_job_identities(config, store, new):
     """Whole transfer changed no stored job's meaning: each committed config plans only jobs its
-    store has, but the whole-transfer sweep's 96 fine-tunes (all whole, with their learning curve)."""
+    store has, but the whole-transfer sweep's 96 fine-tunes (all whole, with their learning curve),
+    which its own store holds (done or pending)."""
     from conftest import SHARED, require_shared
     from transferdet.bench.config import load_config
     from transferdet.bench.jobs import plan
@@ -228,6 +229,21 @@ def test_stored_benchmarks_keep_their_job_identities(config, store, new):
     assert len(unknown) == new
     assert all(j.kind == "train" and j.definition["transfer"] == "whole" for j in unknown)
     assert all(j.definition["eval_test_at"] == [50, 100, 150] for j in unknown)
+
+
+def test_the_whole_ranking_config_adds_only_its_rank_jobs():
+    """shelf_whole_rank.yaml (question 2, after the fine-tunes) plans the whole sweep's jobs and 144
+    rank jobs: 18 sources x 4 targets x background 0 and 2, on the seven pre-registered taps."""
+    from conftest import SHARED, require_shared
+    from transferdet.bench.config import load_config
+    from transferdet.bench.jobs import plan
+
+    require_shared(SHARED)
+    stored = _stored_identities(REAL / "whole" / "results.sqlite")
+    unknown = [j for j in plan(load_config(REAL / "shelf_whole_rank.yaml"), "cpu") if j.id not in stored]
+    assert len(unknown) == 144 and {j.kind for j in unknown} == {"rank"}
+    taps = ["c4", "c5", "c4/wm64", "c5/wm64", "pyramid/wm32", "fpn_ms", "cls_tower"]
+    assert all(j.definition["layers"] == taps for j in unknown)
 
 
 def test_a_race_over_a_detector_source_trains_it_whole(fcos_run, tmp_path):
