@@ -127,3 +127,26 @@ def test_the_whole_store_reproduces_the_docs_block(tmp_path: Path) -> None:
     block = docs.split(module.BEGIN, 1)[1].split(module.END, 1)[0].strip()
     assert block == module.tables(tmp_path / STORE_FILE)
     assert block.count("\n| whole - ") == 16 and "of 96." in block
+
+
+def test_rank_default_follows_the_cross_scope_rule(tmp_path: Path) -> None:
+    """rank's default is the cross-scope rule's pick where one qualified (issue 41); where none did,
+    it stays the shelf rule's (a winner whose interval holds chance changes nothing: the test above
+    holds it to that), and docs/results.md holds the rule's tables as default_table.py builds them."""
+    import re
+
+    from transferdet.transfer.recommended import LAYER, METRIC
+
+    folder = _finished_shelf_store(tmp_path)
+    spec = importlib.util.spec_from_file_location("default_table", REAL / "default_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.tables(folder)
+    metric, layer, verdict = re.search(r"Rule's pick: \*\*(\S+) on (\S+)\*\* \((\w+)", text).groups()
+    if verdict == "qualified":
+        assert (metric, layer) == (METRIC, LAYER)
+    else:
+        assert verdict == "no" and (metric, layer) != (METRIC, LAYER)
+    docs = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(rows) > 50 and not [line for line in rows if line not in docs]
