@@ -32,9 +32,34 @@ def test_select_races_and_finishes_the_winners_run(cli, synthetic, tmp_path) -> 
     assert (tmp_path / "race" / "race.png").stat().st_size > 1000  # the learning curves
     page = (tmp_path / "race" / "race.html").read_text()
     assert f"pick: {summary['winner']}" in page and "data:image/png;base64," in page  # the curves inline
+    _check_costs(summary, tmp_path / "race", page)
     again = cli(*_args(synthetic, tmp_path, "--models", models, "--budget", "0.75", "--eta", "2"))
     assert again.code == 0 and f"pick: {summary['winner']}" in again.out  # answered from the store and folders
     assert "race.html" in again.out and "it 1" in again.out
+
+
+def _check_costs(summary: dict, race, page: str) -> None:  # noqa: ANN001
+    """Every raced candidate's inference cost, measured on its own run's detector; the Pareto figure."""
+    from transferdet.run_detector import load_detector
+    from transferdet.runs import RunDir
+
+    for row in summary["candidates"]:
+        low, high = row["latency_iqr_ms"]
+        assert 0 < low <= row["latency_ms"] <= high and row["runs"] >= 3 and row["flops"] > 0
+        assert row["device"].startswith("cpu: ") and row["threads"] == summary["inference"]["threads"] >= 1
+    winner = next(row for row in summary["candidates"] if row["model"] == summary["winner"])
+    model, _ = load_detector(RunDir(race / summary["winner_run"].split("/")[-1]))
+    assert winner["params"] == sum(p.numel() for p in model.parameters())
+    assert (race / "pareto.png").stat().st_size > 1000 and summary["pareto"].endswith("pareto.png")
+    assert "the Pareto front joined" in page and "thread(s)" in page and "ms (IQR)" in page
+
+
+def test_the_pareto_front_keeps_what_nothing_beats_on_both():
+    from transferdet.select.costs import pareto_front
+
+    points = {"fast": (1.0, 0.5), "slow_best": (5.0, 0.9), "dominated": (3.0, 0.4), "middle": (2.0, 0.7),
+              "twin": (2.0, 0.7)}  # fmt: skip
+    assert pareto_front(points) == ["fast", "middle", "twin", "slow_best"]
 
 
 def test_bad_input_is_a_one_line_error_before_any_training(cli, synthetic, tmp_path) -> None:

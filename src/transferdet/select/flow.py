@@ -16,6 +16,7 @@ from transferdet.atomic import atomic_write_bytes
 from transferdet.errors import TransferdetError
 from transferdet.models.model_card import ModelEntry
 from transferdet.models.specs import ModelSpec
+from transferdet.select.costs import race_costs, write_pareto
 from transferdet.select.curves import write_curves
 from transferdet.select.halving import Plan, plan_race
 from transferdet.select.race import TrainRung, run_race
@@ -37,6 +38,7 @@ SCREEN_SCORES = (RECOMMENDED, "knn", "model_size", IMAGENET_TOP1)  # with the sc
 # docs/results.md, "How early does a rung see the final order?", benchmarks/real/early_curve.py).
 FIRST_RUNG_WARMUP_SHARE = 0.3
 
+FLOPS_CONVENTION = "FlopCounterMode (a multiply-add counts 2; RoI-Align and NMS count nothing)"
 JobCallback = Callable[[str, Any, str], None]  # the bench runner's (event, job, detail)
 Trainer = Callable[[RaceRuns, list[str]], TrainRung]  # a race's runs and order -> its train_rung
 # candidates -> (their order, best first; each one's screen scores by metric)
@@ -62,6 +64,8 @@ class SelectSettings:
     # candidate name -> its listed entry (spec, stated normalisation); a name not here is its own spec
     entries: dict[str, ModelEntry] = field(default_factory=dict)
     cache_dir: Path | None = None  # the screen's feature cache (none where None, as rank's default)
+    latency_runs: int = 30  # each raced candidate's batch-1 latency: this many timed runs, or
+    latency_seconds: float = 10.0  # this long, whichever ends first (select/costs.py)
 
     def first_rung_floor(self) -> int:
         """The shortest first rung: ``min_first``, else FIRST_RUNG_WARMUP_SHARE of the recipe's warmup
@@ -151,6 +155,7 @@ def select(
     if announce is not None:
         announce(plan, dropped)
     result = run_race(plan, raced, trainer(runs, raced), settings.target)
+    costs = race_costs(data, out, raced, settings)
     summary = {
         "winner": result.winner,
         "winner_run": str(run_folder(out, raced, result.winner)),
@@ -166,11 +171,16 @@ def select(
                 "screen": scores.get(c, {}),
                 "rungs": {str(k): v for k, v in result.scores.get(c, {}).items()},
                 "stopped": result.stopped.get(c, "not raced: the budget races the best screened only"),
+                **costs.get(c, {}),
             }
             for c in order
         ],  # fmt: skip
     }
+    threads = next((c["threads"] for c in costs.values()), None)
+    summary["inference"] = {"batch": 1, "threads": threads, "flops": FLOPS_CONVENTION}
     summary["curves"] = str(write_curves(summary, out / "race.png"))
+    pareto = write_pareto(summary, out / "pareto.png")
+    summary["pareto"] = None if pareto is None else str(pareto)
     summary["page"] = str(write_race_page(summary, out))
     atomic_write_bytes(out / "race.json", json.dumps(summary, indent=1).encode())
     return summary

@@ -13,13 +13,25 @@ def race_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
     """The race's table: one row per candidate in the screen's order (what the CLI prints too)."""
     rungs = summary["plan"]["rungs"]
     screened = list(dict.fromkeys(m for row in summary["candidates"] for m in row["screen"]))
-    header = ["model", *screened, *(f"it {r}" for r in rungs), "stopped"]
+    header = ["model", *screened, *(f"it {r}" for r in rungs), "ms (IQR)", "params M", "GFLOPs", "stopped"]
     rows = []
     for row in summary["candidates"]:
         screen = ["" if row["screen"].get(m) is None else f"{row['screen'][m]:.3g}" for m in screened]
         reached = ["" if row["rungs"].get(str(r)) is None else f"{row['rungs'][str(r)]:.3f}" for r in rungs]
-        rows.append([row["model"], *screen, *reached, row["stopped"]])
+        rows.append([row["model"], *screen, *reached, *_cost_cells(row), row["stopped"]])
     return header, rows
+
+
+def _cost_cells(row: dict) -> list[str]:
+    """Latency as median (first-third quartile), parameters and FLOPs; blank for a candidate not raced."""
+    if row.get("latency_ms") is None:
+        return ["", "", ""]
+    low, high = row["latency_iqr_ms"]
+    return [
+        f"{row['latency_ms']:.1f} ({low:.1f}-{high:.1f})",
+        f"{row['params'] / 1e6:.2f}",
+        f"{row['flops'] / 1e9:.2f}",
+    ]
 
 
 def pick_line(summary: dict) -> str:
@@ -45,8 +57,17 @@ def write_race_page(summary: dict, out: Path) -> Path:
         f"{summary['cost']['iterations']} iterations trained in all; budget {summary.get('budget', 'n/a')}."
     )
     doc.table(*race_rows(summary))
-    png = Path(summary["curves"])
-    if png.exists():
-        doc.plot("curves", base64.b64encode(png.read_bytes()).decode(), f"validation {summary['target']} at each rung")
+    inference = summary.get("inference", {})
+    device = next((row["device"] for row in summary["candidates"] if row.get("device")), None)
+    if device is not None:
+        doc.paragraph(f"Inference cost of each raced candidate's run: batch 1 at the recipe's test size, NMS "
+                      f"included, {inference.get('threads')} thread(s), median and interquartile range of the "
+                      f"timed runs after warm-up, on {device}; FLOPs by {inference.get('flops')}.")  # fmt: skip
+    figures = {"curves": f"validation {summary['target']} at each rung",
+               "pareto": "validation score against latency, the Pareto front joined"}  # fmt: skip
+    for name, caption in figures.items():
+        png = Path(summary[name]) if summary.get(name) else None
+        if png is not None and png.exists():
+            doc.plot(name, base64.b64encode(png.read_bytes()).decode(), caption)
     doc.write(out / "race.md", out / "race.html", "transferdet select: the race")
     return out / "race.html"
