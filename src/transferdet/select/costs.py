@@ -10,8 +10,9 @@ from pathlib import Path
 from transferdet.bench.plots import pyplot
 
 
-def race_costs(data: Path, out: Path, raced: list[str], settings) -> dict[str, dict]:  # noqa: ANN001 - SelectSettings
-    """candidate -> its cost record (``latency_ms``, ``latency_iqr_ms``, ``params``, ``flops``, ...)."""
+def race_costs(data: Path, out: Path, raced: list[str], trained: list[str], settings) -> dict[str, dict]:  # noqa: ANN001
+    """candidate -> its cost record (``latency_ms``, ``latency_iqr_ms``, ``params``, ``flops``, ...), for
+    the ``trained`` candidates of the race ``raced`` (whose order names their folders)."""
     from PIL import Image
     from torchvision.transforms.v2 import functional as F
 
@@ -29,7 +30,7 @@ def race_costs(data: Path, out: Path, raced: list[str], settings) -> dict[str, d
     with Image.open(first.path) as opened:
         image = F.pil_to_tensor(opened.convert("RGB")).float() / 255
     costs = {}
-    for name in raced:
+    for name in trained:
         model, _ = load_detector(RunDir(run_folder(out, raced, name)), settings.device)
         cost = detector_cost(model, image, settings.device, settings.threads, settings.latency_runs,
                              settings.latency_seconds)  # fmt: skip

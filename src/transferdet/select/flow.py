@@ -155,7 +155,8 @@ def select(
     if announce is not None:
         announce(plan, dropped)
     result = run_race(plan, raced, trainer(runs, raced), settings.target)
-    costs = race_costs(data, out, raced, settings)
+    trained = [c for c in raced if any(v is not None for v in result.scores.get(c, {}).values())]
+    costs = race_costs(data, out, raced, trained, settings)  # a candidate that failed to train has no run
     summary = {
         "winner": result.winner,
         "winner_run": str(run_folder(out, raced, result.winner)),
