@@ -35,7 +35,12 @@ PREVIOUS = ("transrate", "c5")  # rank's default before the shelf rule (chosen o
 
 def inputs(folder: Path):  # noqa: ANN201 - (Evidence, Pairs)
     """The store's evidence over every source, and the two scopes' pairs."""
-    with Store(folder / STORE_FILE) as store:
+    import shutil
+    import tempfile
+
+    copy = Path(tempfile.mkdtemp()) / STORE_FILE  # opening a store may migrate it: the committed file stays
+    shutil.copy(folder / STORE_FILE, copy)
+    with Store(copy) as store:
         config = store.meta("config") or {}
         job_ids = store.meta("job_ids")
         scores, ap = static_once(store.scores(job_ids)), store.ap(job_ids)
