@@ -85,8 +85,10 @@ def _from_source(job: TrainJob, config: DetectorConfig, source: DetectorSource, 
             f"--detector {job.detector} conflicts with the source {source.origin}, a {source.kind} "
             "(a whole detector keeps its own kind; pass its kind, or --transfer body)"
         )
-    if whole:
-        config = replace(config, **_structure(source.record))
+    if whole:  # the source's structure; the recipe's sampling (rois_per_image) over the source's own
+        config = replace(
+            config, **{**_structure(source.record), "extra": {**source.record.get("extra", {}), **config.extra}}
+        )
     elif source.record.get("builder"):  # a builder used as torchvision builds it: its own structure, body alone
         config = replace(config, kind=source.kind, builder=source.record["builder"])
     model = build_detector(None if config.builder else build_backbone(source.body or job.backbone), config)
