@@ -44,3 +44,18 @@ def bccd_images(bccd) -> list[torch.Tensor]:  # noqa: ANN001
         with Image.open(path) as image:
             out.append(F.pil_to_tensor(image.convert("RGB")).float() / 255)
     return out
+
+
+def random_torchvision_detector(name: str) -> torch.nn.Module:
+    """torchvision's detector ``name`` with 91 classes, random weights and BN statistics drawn (seed 0),
+    the BN scales kept small so that a random 50-layer ResNet's activations stay moderate."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(name, weights=None, weights_backbone=None, num_classes=91)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+            module.weight.data.uniform_(0.2, 0.6)
+    return model

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torchvision
 
 from detector_kit import bccd_images as _images
 from detector_kit import freeze_norms as _freeze_norms
+from detector_kit import random_torchvision_detector
 from transferdet.models.detector_sources import read_detector_source, source_kind
 from transferdet.models.detector_transfer import class_layer, transfer_state
 from transferdet.models.detectors import DetectorConfig, build_detector
@@ -23,13 +23,7 @@ def _native_file(name: str, path):  # noqa: ANN001, ANN202
     """torchvision's model of ``name`` (random weights, BN statistics drawn), its body's norms frozen
     as its builder does for COCO weights (FrozenBatchNorm, eps 1e-5; SSDlite keeps its BN), saved at
     ``path`` with those keys."""
-    torch.manual_seed(0)
-    model = torchvision.models.get_model(name, weights=None, weights_backbone=None, num_classes=91)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 1.5)
-            module.weight.data.uniform_(0.2, 0.6)
+    model = random_torchvision_detector(name)
     if not name.startswith(("ssd",)):
         _freeze_norms(native_body(model), 1e-5)
     torch.save(model.state_dict(), path)

@@ -14,6 +14,7 @@ import torchvision
 
 from detector_kit import bccd_images as _images
 from detector_kit import freeze_norms as _freeze_norms
+from detector_kit import random_torchvision_detector
 from transferdet.errors import TransferdetError
 from transferdet.models.backbones import build_backbone
 from transferdet.models.detector_sources import read_detector_source
@@ -27,13 +28,7 @@ def _torchvision_file(name: str, path, eps: float):  # noqa: ANN001, ANN202
     """torchvision's model (random weights, BN statistics drawn) and its state dict saved at ``path``;
     the model's body then as torchvision builds it for trained weights: FrozenBatchNorm, with the
     eps of its COCO_V1 weights."""
-    torch.manual_seed(0)
-    model = torchvision.models.get_model(name, weights=None, weights_backbone=None, num_classes=91)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 1.5)
-            module.weight.data.uniform_(0.2, 0.6)  # keeps a random 50-layer ResNet's activations moderate
+    model = random_torchvision_detector(name)
     torch.save(model.state_dict(), path)
     _freeze_norms(model.backbone.body, eps)
     return model.eval()

@@ -8,6 +8,7 @@ import base64
 import io
 import math
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +24,22 @@ def pyplot():  # noqa: ANN202
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def titled(axes, xlabel: str, ylabel: str, title: str) -> None:  # noqa: ANN001 - matplotlib Axes
+    """A figure's labels, title and legend, as every bench and select figure has them."""
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.legend(fontsize=7)
+
+
+def save_png(figure, path: Path) -> Path:  # noqa: ANN001 - a matplotlib Figure
+    """``figure`` written to ``path`` (tight layout, 110 dpi) and closed."""
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    pyplot().close(figure)
+    return path
 
 
 def png(figure) -> str:  # noqa: ANN001

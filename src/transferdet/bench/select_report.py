@@ -17,7 +17,7 @@ import numpy as np
 
 from transferdet.atomic import atomic_write_bytes
 from transferdet.bench.bootstrap import kendall_tau_b
-from transferdet.bench.plots import pyplot
+from transferdet.bench.plots import pyplot, save_png, titled
 from transferdet.bench.regret import RACE, RANDOM, RaceOutcome, RegretRow, regret_rows, top_ties
 from transferdet.bench.store import STORE_FILE, Store
 from transferdet.errors import TransferdetError
@@ -135,14 +135,8 @@ def write_regret_figure(rows: list[RegretRow], path: Path) -> Path:
     for picker in dict.fromkeys(r.picker for r in rows if r.picker != RACE):
         level = float(np.mean([r.regret.value for r in rows if r.picker == picker]))
         axes.axhline(level, linestyle=":" if picker == RANDOM else "--", linewidth=1, label=picker, color=next(colours))
-    axes.set_xlabel("cost (fraction of fine-tuning every source)")
-    axes.set_ylabel("regret (test AP50)")
-    axes.set_title("select: regret against cost")
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    titled(axes, "cost (fraction of fine-tuning every source)", "regret (test AP50)", "select: regret against cost")
+    return save_png(figure, path)
 
 
 def write_early_rung_figure(rows: list[dict], path: Path) -> Path:
@@ -157,11 +151,6 @@ def write_early_rung_figure(rows: list[dict], path: Path) -> Path:
     means = [float(np.nanmean([r["kendall_tau_b"] for r in rows if r["rung"] / r["of"] == f])) for f in fractions]
     axes.plot(fractions, means, color="black", linewidth=1, label="mean")
     axes.axhline(0, color="0.8", linewidth=0.8, zorder=0)
-    axes.set_xlabel("first rung (fraction of the schedule)")
-    axes.set_ylabel("Kendall τ-b with the full fine-tunes")
-    axes.set_title("does the first rung see the final order?")
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    titled(axes, "first rung (fraction of the schedule)", "Kendall τ-b with the full fine-tunes",
+           "does the first rung see the final order?")  # fmt: skip
+    return save_png(figure, path)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transferdet.bench.plots import pyplot
+from transferdet.bench.plots import pyplot, save_png, titled
 
 
 def race_costs(data: Path, out: Path, raced: list[str], trained: list[str], settings) -> dict[str, dict]:  # noqa: ANN001
@@ -69,11 +69,6 @@ def write_pareto(summary: dict, path: Path) -> Path | None:
     axes.plot([points[n][0] for n in front], [points[n][1] for n in front], color="C0", linewidth=1.2,
               label="Pareto front")  # fmt: skip
     device = next(row["device"] for row in summary["candidates"] if row.get("device"))
-    axes.set_xlabel(f"latency, ms (batch 1, median; {device})")
-    axes.set_ylabel(f"validation {summary['target']} at the last rung reached")
-    axes.set_title("select: score against speed")
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    ylabel = f"validation {summary['target']} at the last rung reached"
+    titled(axes, f"latency, ms (batch 1, median; {device})", ylabel, "select: score against speed")
+    return save_png(figure, path)

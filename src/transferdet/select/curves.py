@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transferdet.bench.plots import pyplot
+from transferdet.bench.plots import pyplot, save_png, titled
 
 
 def write_curves(summary: dict, path: Path) -> Path:
@@ -24,11 +24,5 @@ def write_curves(summary: dict, path: Path) -> Path:
     from matplotlib.ticker import MaxNLocator
 
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_xlabel(f"iteration (of {summary['plan']['total']})")
-    axes.set_ylabel(f"validation {summary['target']}")
-    axes.set_title("select: the race")
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    titled(axes, f"iteration (of {summary['plan']['total']})", f"validation {summary['target']}", "select: the race")
+    return save_png(figure, path)
