@@ -68,7 +68,7 @@ def _two_iterations(model, job, records) -> list[float]:  # noqa: ANN001
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return losses
 
 
