@@ -135,3 +135,13 @@ def test_rank_on_a_native_builder_is_one_line(tmp_path, bccd, cli):
     assert result.code == 2 and "Traceback" not in result.err
     errors = [line for line in result.err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].endswith("or fine-tune from it with train")
+
+
+def test_ssdlite_with_one_image_per_batch_is_one_line(tmp_path, bccd, cli):
+    _native_file("ssdlite320_mobilenet_v3_large", tmp_path / "s.pth")
+    spec = f"torchvision:ssdlite320_mobilenet_v3_large@{tmp_path / 's.pth'}"
+    result = cli("train", "--data", bccd, "--backbone", spec, "--out", tmp_path / "run", "--set", "iterations=1",
+                 "--set", "batch_size=1", "--device", "cpu")  # fmt: skip
+    errors = [line for line in result.err.splitlines() if line.startswith("error:")]
+    assert result.code == 2 and "Traceback" not in result.err and len(errors) == 1
+    assert "needs batch_size 2 or more" in errors[0] and not (tmp_path / "run" / "checkpoint.pt").exists()

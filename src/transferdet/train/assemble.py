@@ -85,6 +85,9 @@ def _from_source(job: TrainJob, config: DetectorConfig, source: DetectorSource, 
             f"--detector {job.detector} conflicts with the source {source.origin}, a {source.kind} "
             "(a whole detector keeps its own kind; pass its kind, or --transfer body)"
         )
+    if (source.record.get("builder") or "").startswith("ssdlite") and job.recipe.batch_size < 2:
+        raise TransferdetError(f"{source.origin}: SSDlite trains BatchNorm on 1 x 1 maps, which needs batch_size 2 "
+                               f"or more (the recipe has {job.recipe.batch_size}; --set batch_size=2)")  # fmt: skip
     if whole:  # the source's structure; the recipe's sampling (rois_per_image) over the source's own
         config = replace(
             config, **{**_structure(source.record), "extra": {**source.record.get("extra", {}), **config.extra}}
