@@ -44,13 +44,15 @@ def _copies(names: list[str]) -> Path:
     return folder
 
 
-def replayed(copies: Path, folder: str, tolerance: float) -> tuple[list[RaceOutcome], list[str]]:
-    """The stored races with the rule's pick as the race's, and a line per race on what it did."""
+def replayed(copies: Path, folder: str, tolerance: float) -> tuple[list[RaceOutcome], list[str], list[float]]:
+    """The stored races with the rule's pick as the race's, a line per race on what it did, and
+    plain halving's stored cost of each."""
     trials = reference_trials(copies / STORES[folder])
     with Store(copies / folder / STORE_FILE) as store:
         summaries = {(r["dataset"], r["seed"], r["summary"]["budget"]): r["summary"] for r in store.races()}
-    outcomes, lines = [], []
+    outcomes, lines, halving = [], [], []
     for outcome in race_outcomes(copies / folder):
+        halving.append(outcome.cost)
         summary = summaries[(outcome.target, outcome.seed, outcome.budget)]
         found = replay(summary, tolerance)
         everyone = len(summary["candidates"]) * summary["plan"]["total"]
@@ -66,7 +68,7 @@ def replayed(copies: Path, folder: str, tolerance: float) -> tuple[list[RaceOutc
         cells = [outcome.target, f"{outcome.budget:g}", outcome.seed, stop, len(found.tied), "yes" if real else "no",
                  found.pick, f"{found.cost / everyone:.3f}", f"{outcome.cost:.3f}"]  # fmt: skip
         lines.append("| " + " | ".join(map(str, cells)) + " |")
-    return outcomes, lines
+    return outcomes, lines, halving
 
 
 def tables() -> str:
@@ -74,10 +76,12 @@ def tables() -> str:
     out = [f"Tolerance {tolerance:.4f} AP50 ({source}).", ""]
     copies = _copies([*STORES, *STORES.values()])
     for folder, reference in STORES.items():
-        outcomes, lines = replayed(copies, folder, tolerance)
+        outcomes, lines, halving = replayed(copies, folder, tolerance)
         out += [f"**{folder}** (reference: {reference})", "",
                 "| target | budget | seed | stop | tied | tie real | pick | cost | halving's cost |",
                 "|---|---|---|---|---|---|---|---|---|", *lines, "",
+                f"Mean cost: the rule {np.mean([o.cost for o in outcomes]):.3f}, plain halving "
+                f"{np.mean(halving):.3f}.", "",
                 "| budget | picker | races | regret [90%] | rule minus this [90%] |",
                 "|---|---|---|---|---|"]  # fmt: skip
         for row in regret_rows(outcomes, reference_trials(copies / reference)):

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+FLOPS_CONVENTION = "FlopCounterMode (a multiply-add counts 2; RoI-Align and NMS count nothing)"
+
 
 @dataclass(frozen=True)
 class InferenceCost:

@@ -14,6 +14,7 @@ from typing import Any
 
 from transferdet.atomic import atomic_write_bytes
 from transferdet.errors import TransferdetError
+from transferdet.models.inference_cost import FLOPS_CONVENTION
 from transferdet.models.model_card import ModelEntry
 from transferdet.models.specs import ModelSpec
 from transferdet.select.costs import race_costs, write_pareto
@@ -38,7 +39,6 @@ SCREEN_SCORES = (RECOMMENDED, "knn", "model_size", IMAGENET_TOP1)  # with the sc
 # docs/results.md, "How early does a rung see the final order?", benchmarks/real/early_curve.py).
 FIRST_RUNG_WARMUP_SHARE = 0.3
 
-FLOPS_CONVENTION = "FlopCounterMode (a multiply-add counts 2; RoI-Align and NMS count nothing)"
 JobCallback = Callable[[str, Any, str], None]  # the bench runner's (event, job, detail)
 Trainer = Callable[[RaceRuns, list[str]], TrainRung]  # a race's runs and order -> its train_rung
 # candidates -> (their order, best first; each one's screen scores by metric)

@@ -163,8 +163,6 @@ def _network(spec: ModelSpec, run: RunDir | None, seed: int) -> tuple[Backbone, 
         return build_backbone(spec), None
     detector, _ = load_detector(run)
     require_trained_arch(run, spec)
-    if detector.detector_config.builder:  # as source_detector says for its file
-        raise TransferdetError(f"{spec}: rank reads no taps of a detector built as torchvision's {spec.name} yet")
     body = detector.backbone.body
     if spec.mean is not None and spec.std is not None:
         body.mean, body.std = spec.mean, spec.std
