@@ -33,6 +33,7 @@ def test_select_races_and_finishes_the_winners_run(cli, synthetic, tmp_path) -> 
     page = (tmp_path / "race" / "race.html").read_text()
     assert f"pick: {summary['winner']}" in page and "data:image/png;base64," in page  # the curves inline
     _check_costs(summary, tmp_path / "race", page)
+    _check_judgement(summary, result.err, page)
     again = cli(*_args(synthetic, tmp_path, "--models", models, "--budget", "0.75", "--eta", "2"))
     assert again.code == 0 and f"pick: {summary['winner']}" in again.out  # answered from the store and folders
     assert "race.html" in again.out and "it 1" in again.out
@@ -54,6 +55,19 @@ def _check_costs(summary: dict, race, page: str) -> None:  # noqa: ANN001
     assert "the Pareto front joined" in page and "thread(s)" in page and "ms (IQR)" in page
 
 
+def _check_judgement(summary: dict, err: str, page: str) -> None:
+    """Plain halving's pick with the noise it was judged by: the tolerance and its sources, the tied set, the
+    stop reason, in the plan line, race.json and the race page."""
+    noise = summary["noise"]
+    assert summary["race"] == "halving" and summary["stop"] == "last rung" and summary["tied"][0] == summary["winner"]
+    assert noise["sd_seed"] == pytest.approx(0.0414, abs=1e-4) and noise["seed_source"].startswith("shipped: ")
+    assert summary["tolerance"]["value"] >= 2 * noise["sd_seed"] - 1e-9  # the noise floor, image noise on top
+    assert summary["spent"] == summary["cost"]["iterations"] == summary["cost"]["planned"] and summary["saved"] == 0
+    assert "tolerance at least ±0.083 AP50 (seed noise" in err
+    assert "Race: halving, stopped at the last rung" in page
+    assert "tied within ±" in page or "no candidate within" in page
+
+
 def test_the_pareto_front_keeps_what_nothing_beats_on_both():
     from transferdet.select.costs import pareto_front
 
@@ -70,6 +84,22 @@ def test_bad_input_is_a_one_line_error_before_any_training(cli, synthetic, tmp_p
     one = cli(*_args(synthetic, tmp_path, "--models", "timm:resnet10t@random"))
     assert one.code == 2 and "at least two candidates" in one.err
     assert not (tmp_path / "race").exists()  # nothing trained, nothing written
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--race", "tolerant", "--tolerance", "-0.01"], "--tolerance -0.01: an AP50 difference, 0 or more"),
+        (["--race", "tolerant", "--prefer", "fastest"], "--prefer 'fastest': choose card, speed, size"),
+        (["--race", "tolerant", "--replicates", "0"], "--replicates 0: at least 1"),
+        (["--race", "coin"], "--race 'coin': choose halving or tolerant"),
+        (["--prefer", "speed"], "--prefer and --replicates steer the tolerant race: add --race tolerant"),
+    ],
+)
+def test_bad_judging_options_are_one_line_errors(cli, synthetic, tmp_path, options, said) -> None:
+    result = cli(*_args(synthetic, tmp_path, "--models", MODELS, *options))
+    assert result.code == 2 and said in result.err and len(result.err.strip().splitlines()) == 1
+    assert not (tmp_path / "race").exists()
 
 
 def test_a_dataset_too_small_to_carve_a_validation_split_is_a_one_line_error(cli, tmp_path) -> None:

@@ -134,3 +134,35 @@ def test_a_candidate_that_fails_to_train_is_recorded_and_drops_only_itself(shape
     with Store(tmp_path / STORE_FILE) as store:
         attempts = {r["model"]: r["attempts"] for r in store.jobs() if r["status"] == "done"}
     assert again["winner"] == summary["winner"] and set(attempts.values()) == {1}  # nothing trained twice
+
+
+def test_a_tolerant_race_killed_after_its_tie_stop_resumes_to_the_same_pick(shapes, tmp_path, cli) -> None:
+    """Random backbones after one iteration are all within the noise of each other: the tolerant race
+    stops tied at its first rung (three tied, the next rung keeps two) and finishes the screen's first.
+    Killed while that run finishes, it starts again from the runs and the store and ends with the same
+    pick, tie and cost."""
+    sets = [part for item in [*BASE, "iterations=8", "lr=0.003"] for part in ("--set", item)]
+    args = ["select", "--data", str(shapes), "--models", ",".join(RANDOM),
+            "--budget", "0.5", "--eta", "2", "--screen-images", "8", "--image-size", "64", "--device", "cpu",
+            "--race", "tolerant", *sets, "--json"]  # fmt: skip
+    whole = cli(*args, "--out", tmp_path / "whole")
+    assert whole.code == 0, whole.err
+    first = whole.json()
+    assert first["stop"] == f"tie at iteration {first['plan']['rungs'][0]}" and len(first["tied"]) == 3
+    assert f"tied within ±{first['tolerance']['value']:.3f} AP50" in whole.err
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "transferdet", *args, "--out", str(killed)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        for line in process.stderr:
+            if "tied within" in line:
+                break
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    assert not (killed / "race.json").exists(), "the race ended before it could be killed"
+    resumed = cli(*args, "--out", killed)
+    assert resumed.code == 0, resumed.err
+    again = resumed.json()
+    assert (again["winner"], again["tied"], again["stop"]) == (first["winner"], first["tied"], first["stop"])
+    assert again["final"]["AP50"] == first["final"]["AP50"] and again["spent"] == first["spent"]

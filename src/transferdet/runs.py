@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
 import torch
 
 from transferdet.atomic import atomic_write_bytes
@@ -181,6 +182,32 @@ class RunDir:
         same iteration (a rung evaluated again after a kill)."""
         rows = [r for r in self.rungs() if r["iteration"] != record["iteration"]] + [record]
         _write_json(self.path / self.RUNGS, sorted(rows, key=lambda r: r["iteration"]))
+
+    def rung_predictions_file(self, iteration: int) -> Path:
+        return self.path / f"rung-{iteration}-predictions.npz"
+
+    def write_rung_predictions(self, iteration: int, predictions: list) -> None:
+        """A rung's validation predictions (one per image, in the split's order), for the race's paired
+        bootstrap over images: detections concatenated, ``image`` says whose."""
+        image = np.concatenate([np.full(len(p.scores), i) for i, p in enumerate(predictions)] or [np.zeros(0)])
+        columns = {k: np.concatenate([getattr(p, k) for p in predictions] or [np.zeros(0)])
+                   for k in ("boxes", "scores", "labels")}  # fmt: skip
+        buffer = io.BytesIO()
+        np.savez(buffer, image=image.astype(np.int64), images=np.int64(len(predictions)),
+                 **{**columns, "boxes": columns["boxes"].reshape(-1, 4)})  # fmt: skip
+        atomic_write_bytes(self.rung_predictions_file(iteration), buffer.getvalue())
+
+    def rung_predictions(self, iteration: int) -> list | None:
+        """The predictions :meth:`write_rung_predictions` kept (None: none kept, a run from before them)."""
+        from transferdet.evaluate.coco_metrics import Prediction
+
+        path = self.rung_predictions_file(iteration)
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as found:
+            image, count = found["image"], int(found["images"])
+            return [Prediction(found["boxes"][image == i], found["scores"][image == i], found["labels"][image == i])
+                    for i in range(count)]  # fmt: skip
 
     def rungs(self) -> list[dict[str, Any]]:
         path = self.path / self.RUNGS

@@ -20,6 +20,7 @@ from transferdet.models.model_card import ModelEntry
 # settings added after stores existed: at these values they stay out of a job's identity
 LATER_DEFAULTS: dict[str, Any] = {
     "background": None, "precision": "fp32", "card": {}, "plugins": [], "transfer": None, "eval_test_at": [],
+    "split_seed": None,
 }  # fmt: skip
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
 
@@ -84,6 +85,7 @@ class TrainDefinition(BaseModel):
     # stored before whole transfer existed (and of a backbone source, where there is nothing more)
     transfer: Literal["whole"] | None = None
     eval_test_at: list[int] = []  # iterations after which the test split is evaluated (a learning curve)
+    split_seed: int | None = None  # the seed that draws the splits (None: seed; a race's replicates keep theirs)
 
     def train_job(self, out: Path):  # noqa: ANN201 - a TrainJob
         from transferdet.train.job import TrainJob
@@ -100,6 +102,7 @@ class TrainDefinition(BaseModel):
             format=self.data.format,
             transfer=self.transfer or "body",
             eval_test_at=tuple(self.eval_test_at),
+            split_seed=self.split_seed,
         )
 
 

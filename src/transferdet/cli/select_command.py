@@ -46,6 +46,31 @@ ThreadsOption = Annotated[
         "A seeded race repeats bit for bit on a like CPU at the same thread count."
     ),
 ]
+RaceOption = Annotated[
+    str,
+    typer.Option(
+        help="halving: plain successive halving, its pick reported with the candidates tied with it. tolerant: a "
+        "rung eliminates only candidates that trail the leader by more than the tolerance, and the race stops when "
+        "more are tied than the next rung keeps (pre-registered and replayed, docs/results.md)."
+    ),
+]
+ToleranceOption = Annotated[
+    float,
+    typer.Option(
+        help="AP50 difference below which candidates tie, whatever the noise. The race judges by the larger of it "
+        "and 2 standard errors of a paired difference (seed noise, shipped or --replicates, and image noise)."
+    ),
+]
+PreferOption = Annotated[
+    str, typer.Option(help="A tie's pick (--race tolerant): card (the screen's order), speed (latency) or size.")
+]
+ReplicatesOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Measure the seed noise on this data (--race tolerant): train the first rung's top two again with K "
+        "other seeds. Default: the noise measured on the benchmark stores, shipped."
+    ),
+]
 
 
 def _check_specs(specs: list[str]) -> None:
@@ -62,11 +87,14 @@ def _check_specs(specs: list[str]) -> None:
             raise TransferdetError(f"{spec}: not a model this can build ({type(error).__name__}: {error})") from None
 
 
-def _announce(plan, dropped: list[str]) -> None:  # noqa: ANN001 - a Plan
-    """The race's plan and cost, before any training."""
+def _announce(plan, dropped: list[str], noise) -> None:  # noqa: ANN001 - a Plan, a Noise
+    """The race's plan, its cost and the tolerance it judges by, before any training."""
+    floor = max(noise.tolerance, 2 * noise.sd_seed)
     err_console.print(
         f"racing {plan.candidates} candidates: rungs at iterations {', '.join(map(str, plan.rungs))} of "
-        f"{plan.total}, {plan.cost} iterations ({plan.fraction:.2f} of fine-tuning all)"
+        f"{plan.total}, {plan.cost} iterations ({plan.fraction:.2f} of fine-tuning all); tolerance at least "
+        f"±{floor:.3f} AP50 ({'--tolerance' if noise.tolerance >= 2 * noise.sd_seed else 'seed noise'}; a pair's "
+        "image noise adds to it)"
     )
     if dropped:
         err_console.print(f"left out by the screen (the budget races {plan.candidates}): {', '.join(dropped)}")
@@ -78,8 +106,8 @@ class RungBars:
     def __init__(self, bar: Progress) -> None:
         self.bar, self.tasks, self.entering = bar, {}, {}
 
-    def announce(self, plan, dropped: list[str]) -> None:  # noqa: ANN001 - a Plan
-        _announce(plan, dropped)
+    def announce(self, plan, dropped: list[str], noise) -> None:  # noqa: ANN001 - a Plan, a Noise
+        _announce(plan, dropped, noise)
         self.entering = dict(zip(plan.rungs, plan.survivors, strict=True))
 
     def on_job(self, event: str, job, detail: str) -> None:  # noqa: ANN001 - a bench Job
@@ -126,6 +154,10 @@ def select(
     executor: ExecutorOption = "local",
     address: AddressOption = None,
     threads: ThreadsOption = None,
+    race: RaceOption = "halving",
+    tolerance: ToleranceOption = 0.0,
+    prefer: PreferOption = "card",
+    replicates: ReplicatesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the race's summary as JSON on stdout.")] = False,
     plugin: PluginOption = [],  # noqa: B006 - typer reads the default
 ) -> None:
@@ -152,21 +184,28 @@ def select(
     screen = RankSettings(image_size=image_size, max_images=screen_images, seed=seed, device=resolved)
     settings = SelectSettings(load_recipe(recipe, overrides), detector, budget, eta, min_first_rung, target, seed,
                               resolved, screen, executor, address, threads, plugins=list(plugin),
-                              entries={e.name: e for e in entries})  # fmt: skip
+                              entries={e.name: e for e in entries}, race=race, tolerance=tolerance, prefer=prefer,
+                              replicates=replicates)  # fmt: skip
     with Progress(console=err_console, transient=True) as bar:
         bars = RungBars(bar)
         summary = run_select(data, names, settings, out, announce=bars.announce, on_job=bars.on_job,
-                             trainer=store_trainer)  # fmt: skip
+                             trainer=store_trainer, on_tie=_on_tie)  # fmt: skip
     if as_json:
         print(json.dumps(summary))
     else:
         _show(summary)
 
 
+def _on_tie(tied: list[str], tolerance: float, rung: int) -> None:
+    """The tie-stop, said when it happens (before the pick's run is finished)."""
+    err_console.print(f"tied within ±{tolerance:.3f} AP50 at iteration {rung}: {', '.join(tied)}; finishing {tied[0]}")
+
+
 def _show(summary: dict) -> None:
-    """The race's table and the pick line."""
-    from transferdet.select.race_page import pick_line
+    """The race's table, the pick line and its tie or noise statement."""
+    from transferdet.select.race_page import pick_line, tie_line
 
     out_console.print(_table(summary))
     out_console.print(pick_line(summary))
+    out_console.print(tie_line(summary))
     out_console.print(f"race: {summary['page']} (and race.json, race.png)")

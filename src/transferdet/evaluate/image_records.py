@@ -12,6 +12,8 @@ no IoU (Efron & Tibshirani, "An Introduction to the Bootstrap", 1993: the percen
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,9 +40,10 @@ def match_records(records: list, classes: list[str], predictions: list) -> Match
     from transferdet.data.formats.coco import to_coco_dict
     from transferdet.evaluate.coco_metrics import _load, detections_list
 
-    gt, dt, _ = _load("pycocotools", to_coco_dict(records, classes), detections_list(predictions))
-    evaluator = COCOeval(gt, dt, "bbox")
-    evaluator.evaluate()
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress: stdout is the user's
+        gt, dt, _ = _load("pycocotools", to_coco_dict(records, classes), detections_list(predictions))
+        evaluator = COCOeval(gt, dt, "bbox")
+        evaluator.evaluate()
     images, areas = len(evaluator.params.imgIds), len(evaluator.params.areaRng)
     columns: dict[str, list] = {k: [] for k in ("image", "category", "score", "matched", "ignored")}
     counts = np.zeros((images, len(classes)), dtype=np.int64)

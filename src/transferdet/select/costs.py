@@ -12,7 +12,23 @@ from transferdet.bench.plots import pyplot, save_png, titled
 
 def race_costs(data: Path, out: Path, raced: list[str], trained: list[str], settings) -> dict[str, dict]:  # noqa: ANN001
     """candidate -> its cost record (``latency_ms``, ``latency_iqr_ms``, ``params``, ``flops``, ...), for
-    the ``trained`` candidates of the race ``raced`` (whose order names their folders)."""
+    the ``trained`` candidates of the race ``raced`` (whose order names their folders). Each is measured
+    once per race folder and kept in ``inference-costs.json``, so that a race started again (and a pick
+    by speed) reads the same figures."""
+    import json
+
+    from transferdet.atomic import atomic_write_bytes
+
+    kept_file = out / "inference-costs.json"
+    kept = json.loads(kept_file.read_text(encoding="utf-8")) if kept_file.is_file() else {}
+    missing = [name for name in trained if name not in kept]
+    if missing:
+        kept |= _measure(data, out, raced, missing, settings)
+        atomic_write_bytes(kept_file, json.dumps(kept, indent=1).encode())
+    return {name: kept[name] for name in trained}
+
+
+def _measure(data: Path, out: Path, raced: list[str], trained: list[str], settings) -> dict[str, dict]:  # noqa: ANN001
     from PIL import Image
     from torchvision.transforms.v2 import functional as F
 

@@ -20,9 +20,11 @@ from transferdet.models.specs import ModelSpec
 from transferdet.select.costs import race_costs, write_pareto
 from transferdet.select.curves import write_curves
 from transferdet.select.halving import Plan, plan_race
-from transferdet.select.race import TrainRung, run_race
+from transferdet.select.judging import check_judging, judged, race_noise, tolerant_race
+from transferdet.select.race import RaceResult, TrainRung, run_race
 from transferdet.select.race_page import write_race_page
 from transferdet.select.rung_jobs import RaceRuns, check_race_folders, inline_trainer, race_base, run_folder
+from transferdet.select.tolerant_race import Noise
 from transferdet.train.engine import job_data
 from transferdet.train.job import TrainJob
 from transferdet.train.recipes import Recipe
@@ -66,6 +68,10 @@ class SelectSettings:
     cache_dir: Path | None = None  # the screen's feature cache (none where None, as rank's default)
     latency_runs: int = 30  # each raced candidate's batch-1 latency: this many timed runs, or
     latency_seconds: float = 10.0  # this long, whichever ends first (select/costs.py)
+    race: str = "halving"  # or "tolerant": the race that knows its noise (select/tolerant_race.py)
+    tolerance: float = 0.0  # AP50 below which a difference is a tie, whatever the noise
+    prefer: str = "card"  # a tie's pick: card (the screen's order), speed or size
+    replicates: int | None = None  # measure the seed noise with K replicates of the first rung's top two
 
     def first_rung_floor(self) -> int:
         """The shortest first rung: ``min_first``, else FIRST_RUNG_WARMUP_SHARE of the recipe's warmup
@@ -132,19 +138,20 @@ def affordable(order: list[str], total: int, settings: SelectSettings) -> tuple[
     raise error or TransferdetError("select needs at least two candidates")
 
 
-Announce = Callable[[Plan, list[str]], None]  # the plan and the candidates left out, before any training
+Announce = Callable[[Plan, list[str], Noise], None]  # the plan, the candidates left out, the noise; before training
 
 
 def select(
     data: Path, candidates: list[str], settings: SelectSettings, out: Path,
     screen: Screen | None = None, announce: Announce | None = None, on_job: JobCallback | None = None,
-    trainer: Trainer = inline_trainer,
+    trainer: Trainer = inline_trainer, on_tie: Callable[[list[str], float, int], None] | None = None,
 ) -> dict:  # fmt: skip
     """Screen, plan, race, finish the winner; writes ``race.json`` in ``out`` and returns it. The
     rungs' runs train as ``trainer`` runs them (in this process by default; the CLI's go through
     the bench runner and the race's store, :func:`~transferdet.select.runner.store_trainer`)."""
     if len(candidates) < 2:
         raise TransferdetError("select needs at least two candidates (--models)")
+    check_judging(settings)
     total = race_length(data, settings)
     affordable(candidates, total, settings)  # a budget too small for any race fails before the screen
     order, scores = (screen or rank_screen(data, settings))(candidates)
@@ -152,17 +159,44 @@ def select(
     raced = order[: plan.candidates]
     runs = settings.runs(data, out, on_job)
     check_race_folders(runs, raced)  # a folder holding another race's runs: an error before any training
+    noise = race_noise(data, out, raced, settings)
     if announce is not None:
-        announce(plan, dropped)
-    result = run_race(plan, raced, trainer(runs, raced), settings.target)
+        announce(plan, dropped, noise)
+    if settings.race == "tolerant":
+        costs_of = lambda names: race_costs(data, out, raced, names, settings)  # noqa: E731
+        result = tolerant_race(plan, raced, runs, trainer(runs, raced), lambda r: trainer(r, raced), noise, costs_of,
+                               settings, on_tie)  # fmt: skip
+    else:
+        result = run_race(plan, raced, trainer(runs, raced), settings.target)
+    judgement = judged(result, plan, noise)
     trained = [c for c in raced if any(v is not None for v in result.scores.get(c, {}).values())]
     costs = race_costs(data, out, raced, trained, settings)  # a candidate that failed to train has no run
-    summary = {
+    summary = _summary(result, judgement, plan, order, scores, costs, settings, run_folder(out, raced, result.winner))
+    threads = next((c["threads"] for c in costs.values()), None)
+    summary["inference"] = {"batch": 1, "threads": threads, "flops": FLOPS_CONVENTION}
+    summary["curves"] = str(write_curves(summary, out / "race.png"))
+    pareto = write_pareto(summary, out / "pareto.png")
+    summary["pareto"] = None if pareto is None else str(pareto)
+    summary["page"] = str(write_race_page(summary, out))
+    atomic_write_bytes(out / "race.json", json.dumps(summary, indent=1).encode())
+    return summary
+
+
+def _summary(
+    result: RaceResult, judgement: dict, plan: Plan, order: list[str], scores: dict, costs: dict,
+    settings: SelectSettings, winner_run: Path,
+) -> dict:  # fmt: skip
+    """race.json's content before its figures: the pick, the plan and what was spent, the noise
+    judgement, and every candidate's screen scores, rung scores, where it stopped and its cost."""
+    total, spent, everyone = plan.total, judgement["spent"], max(plan.everyone, plan.candidates)
+    return {
         "winner": result.winner,
-        "winner_run": str(run_folder(out, raced, result.winner)),
+        "winner_run": str(winner_run),
         "final": result.final,
         "plan": {"rungs": list(plan.rungs), "survivors": list(plan.survivors), "eta": plan.eta, "total": total},
-        "cost": {"iterations": plan.cost, "fraction_of_all": round(plan.fraction, 4)},
+        "cost": {"iterations": spent, "fraction_of_all": round(spent / (everyone * total), 4), "planned": plan.cost},
+        "race": settings.race,
+        **judgement,
         "target": settings.target,
         "budget": settings.budget,
         "seed": settings.seed,
@@ -172,16 +206,9 @@ def select(
                 "screen": scores.get(c, {}),
                 "rungs": {str(k): v for k, v in result.scores.get(c, {}).items()},
                 "stopped": result.stopped.get(c, "not raced: the budget races the best screened only"),
+                **({"replicates": result.replicates[c]} if getattr(result, "replicates", {}).get(c) else {}),
                 **costs.get(c, {}),
             }
             for c in order
         ],  # fmt: skip
     }
-    threads = next((c["threads"] for c in costs.values()), None)
-    summary["inference"] = {"batch": 1, "threads": threads, "flops": FLOPS_CONVENTION}
-    summary["curves"] = str(write_curves(summary, out / "race.png"))
-    pareto = write_pareto(summary, out / "pareto.png")
-    summary["pareto"] = None if pareto is None else str(pareto)
-    summary["page"] = str(write_race_page(summary, out))
-    atomic_write_bytes(out / "race.json", json.dumps(summary, indent=1).encode())
-    return summary

@@ -46,11 +46,38 @@ def pick_line(summary: dict) -> str:
     )
 
 
+def tie_line(summary: dict) -> str:
+    """ "tied within +-x AP50: A, B, C" (the pick first), or that nothing ties it."""
+    tolerance = summary.get("tolerance", {}).get("value")
+    if tolerance is None:
+        return ""
+    if len(summary["tied"]) > 1:
+        return f"tied within ±{tolerance:.3f} {summary['target']}: {', '.join(summary['tied'])} ({summary['stop']})"
+    return f"no candidate within ±{tolerance:.3f} {summary['target']} of the pick ({summary['stop']})"
+
+
+def noise_paragraph(summary: dict) -> str:
+    """What the race judged its differences by, where it stopped, what it spent and saved."""
+    noise = summary.get("noise")
+    if noise is None:
+        return ""
+    return (
+        f"Race: {summary['race']}, stopped at the {summary['stop']}. A candidate ties the leader when it trails by "
+        f"no more than max(--tolerance {noise['tolerance_option']:g}, {noise['se_multiple']:g} x sqrt(sd_seed^2 + "
+        f"se_image^2)): seed noise sd {noise['sd_seed']:g} AP50 ({noise['seed_source']}); image noise by "
+        f"{noise['image']}. Spent {summary['spent']} iterations of the {summary['cost']['planned']} planned "
+        f"(saved {summary['saved']})."
+    )
+
+
 def write_race_page(summary: dict, out: Path) -> Path:
     """``race.md`` and ``race.html`` in ``out`` (the curves as ``plots/curves.png`` and inline)."""
     doc = Document(out)
     doc.heading("select: the race", 1)
     doc.paragraph(pick_line(summary))
+    for line in (tie_line(summary), noise_paragraph(summary)):
+        if line:
+            doc.paragraph(line)
     plan = summary["plan"]
     doc.paragraph(
         f"Rungs at iterations {', '.join(map(str, plan['rungs']))} of {plan['total']} (eta {plan['eta']}), "

@@ -17,7 +17,7 @@ import json
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,10 +56,18 @@ class RaceRuns:
     address: str | None = None
     threads: int | None = None
     on_job: Callable[[str, Job, str], None] | None = None  # the bench runner's (event, job, detail)
+    offset: int = 0  # a replicate's: its runs train with seed + offset on the race's validation images
 
     def job(self, order: list[str], candidate: str, stop_at: int | None) -> Job:
         spec, card = self.specs.get(candidate, (candidate, {}))
-        return rung_job(self.base, self.out, order, candidate, spec, card, stop_at)
+        base = self.base
+        if self.offset:
+            base = {**base, "seed": base["seed"] + self.offset, "split_seed": base["seed"]}
+        return rung_job(base, self.out, order, candidate, spec, card, stop_at)
+
+    def replica(self, offset: int) -> RaceRuns:
+        """The same race's runs with seed + ``offset`` (``NN-name-seedS`` folders)."""
+        return replace(self, offset=offset)
 
 
 def inline_trainer(runs: RaceRuns, order: list[str]) -> TrainRung:
@@ -79,10 +87,11 @@ def inline_trainer(runs: RaceRuns, order: list[str]) -> TrainRung:
     return train_rung
 
 
-def run_folder(out: Path, order: list[str], candidate: str) -> Path:
-    """``NN-<name as a file name>``: NN is the candidate's place in the screen's order."""
+def run_folder(out: Path, order: list[str], candidate: str, seed: int | None = None) -> Path:
+    """``NN-<name as a file name>``: NN is the candidate's place in the screen's order; a replicate's
+    run (``seed``, another than the race's) adds ``-seedS``."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", candidate).strip("_")[:80]
-    return out / f"{order.index(candidate):02d}-{slug}"
+    return out / f"{order.index(candidate):02d}-{slug}{'' if seed is None else f'-seed{seed}'}"
 
 
 def rung_job(
@@ -93,9 +102,9 @@ def rung_job(
     relative in its identity, so a race moved elsewhere finds its jobs."""
     card = dict(card)
     transfer = card.pop("transfer", None)  # "whole" for a detector source; absent: a body (stored races' meaning)
-    definition = RungDefinition(
-        **base, spec=spec, card=card, out=str(run_folder(out, order, candidate)), stop_at=stop_at, transfer=transfer
-    )  # fmt: skip
+    replicate = base["seed"] if base.get("split_seed") is not None else None
+    folder = run_folder(out, order, candidate, replicate)
+    definition = RungDefinition(**base, spec=spec, card=card, out=str(folder), stop_at=stop_at, transfer=transfer)
     return make_job(definition, Path(base["data"].path).name, candidate, base["seed"], out)
 
 

@@ -23,7 +23,7 @@ from transferdet.models.native_detectors import native_body
 from transferdet.runs import RunDir
 from transferdet.train import distributed
 from transferdet.train.assemble import build_model, build_optimizer, training_loader
-from transferdet.train.evaluation import evaluate, weights_checksum
+from transferdet.train.evaluation import evaluate, evaluate_keeping, weights_checksum
 from transferdet.train.job import TrainJob
 from transferdet.train.loop import IterationCallback, Session, run_loop
 from transferdet.train.schedule import Plateau, total_iterations
@@ -56,7 +56,7 @@ def flushed_denormals() -> Any:
 def job_data(job: TrainJob) -> tuple[DetectionDataset, list[ImageRecord], str | None, str | None]:
     """The dataset, the training images that have boxes, the split to report on and, for a recipe
     that evaluates during training, the validation split it evaluates on (never the reported one)."""
-    dataset = load_dataset(job.data, job.format, job.options, seed=job.seed)
+    dataset = load_dataset(job.data, job.format, job.options, seed=job.data_seed)
     train_split = training_split(dataset, job.train_split)
     test_split = held_out_split(dataset, job.test_split, besides=train_split)
     for name in (train_split, test_split):
@@ -64,7 +64,7 @@ def job_data(job: TrainJob) -> tuple[DetectionDataset, list[ImageRecord], str | 
             raise TransferdetError(f"no split {name!r} (splits: {', '.join(dataset.splits)})")
     val_split = None
     if job.recipe.eval_every or job.carve_validation:
-        dataset, train_split, val_split = validation_split(dataset, train_split, test_split, job.seed)
+        dataset, train_split, val_split = validation_split(dataset, train_split, test_split, job.data_seed)
     # crowd regions are not objects to learn (as torchvision's and detectron2's COCO loaders);
     # VOC's difficult boxes are trained on (detectron2's VOC loader keeps them)
     records = [r.subset(~r.flags("crowd")) for r in dataset.records(train_split)]
@@ -157,9 +157,10 @@ def _finish_rung(session: Session, group: distributed.Group) -> dict[str, Any]:
     """A rung of select's race: the validation split's AP at the stop, kept in the run folder."""
     if session.val_split is None:
         raise TransferdetError("a rung needs a validation split: train with carve_validation")
-    scores = evaluate(session.model, session.dataset, session.val_split, session.device, group)
+    scores, predictions = evaluate_keeping(session.model, session.dataset, session.val_split, session.device, group)
     record = {"iteration": session.stop, "split": session.val_split, **{k: scores[k] for k in ("AP", "AP50")}}
-    if group.main:
+    if group.main:  # the predictions first: a rung recorded has its per-image records (the race's image noise)
+        session.run.write_rung_predictions(session.stop, predictions)
         session.run.write_rung(record)
     return record
 

@@ -17,18 +17,25 @@ def evaluate(
 ) -> dict[str, Any]:
     """COCO metrics on ``split``; under DDP each process predicts every world-th image and rank 0's
     result (computed on all predictions) is shared."""
+    return evaluate_keeping(model, dataset, split, device, group)[0]
+
+
+def evaluate_keeping(
+    model: torch.nn.Module, dataset: DetectionDataset, split: str, device: str, group: distributed.Group | None = None
+) -> tuple[dict[str, Any], list[Prediction] | None]:
+    """:func:`evaluate`, and the predictions it scored, one per image of ``split`` (rank 0's; None elsewhere)."""
     group = group or distributed.Group()
     records = dataset.records(split)
     mine = list(range(group.rank, len(records), group.world))
     shards = distributed.gather(group, (mine, predict(model, [records[i] for i in mine], device)))
-    metrics = None
+    metrics, predictions = None, None
     if group.main:
         predictions: list[Prediction | None] = [None] * len(records)
         for indices, predicted in shards:
             for i, prediction in zip(indices, predicted, strict=True):
                 predictions[i] = prediction
         metrics = coco_evaluate(records, dataset.classes, predictions)
-    return distributed.broadcast(group, metrics)
+    return distributed.broadcast(group, metrics), predictions
 
 
 def weights_checksum(model: torch.nn.Module) -> float:

@@ -38,6 +38,13 @@ class TrainJob:
     class_map: str = "auto"
     # iterations after which the test split is evaluated too (a learning curve; training unchanged)
     eval_test_at: tuple[int, ...] = ()
+    # the seed that draws the splits (None: ``seed``): a race's replicate keeps its race's validation
+    # images and varies only initialisation and data order
+    split_seed: int | None = None
+
+    @property
+    def data_seed(self) -> int:
+        return self.seed if self.split_seed is None else self.split_seed
 
     def record(self, iterations: int) -> dict[str, Any]:
         """The job as the run's manifest keeps it (where a rung stops is not part of the run)."""
