@@ -109,3 +109,24 @@ def test_report_takes_another_reference_and_names_a_missing_one(select_bench: Pa
     run_bench(load_config(select_bench / "select.yaml"), select_bench / "races", device="cpu")
     moved = cli("report", select_bench / "races", "--reference", select_bench / "missing")
     assert moved.code == 2 and "missing/results.sqlite: no reference store" in moved.err
+
+
+def test_a_select_section_can_race_tolerant_and_a_halving_races_identity_is_unchanged(select_bench: Path) -> None:
+    """``race: tolerant`` reaches each race's settings; a halving race (every stored one) keeps the
+    identity it had before races could be tolerant, so stored stores still find their races done."""
+    from transferdet.bench.definitions import _digest
+    from transferdet.select.bench_jobs import SelectDefinition, select_jobs
+
+    tolerant = yaml.safe_load((select_bench / "select.yaml").read_text())
+    tolerant["select"] |= {"race": "tolerant", "prefer": "speed"}
+    (select_bench / "tolerant.yaml").write_text(yaml.safe_dump(tolerant))
+    jobs = select_jobs(load_config(select_bench / "tolerant.yaml"), "cpu")
+    settings = SelectDefinition.model_validate(jobs[0].definition).settings(select_bench / "cache")
+    assert (settings.race, settings.prefer, settings.tolerance) == ("tolerant", "speed", 0.0)
+    halving = select_jobs(load_config(select_bench / "select.yaml"), "cpu")[0]
+    before = {k: v for k, v in halving.definition.items() if k not in ("race", "tolerance", "prefer")}
+    assert _digest(halving.definition) == _digest(before) != _digest(jobs[0].definition)
+    bad = {**tolerant, "select": {**tolerant["select"], "prefer": "fastest"}}
+    (select_bench / "bad.yaml").write_text(yaml.safe_dump(bad))
+    with pytest.raises(TransferdetError, match="prefer"):
+        load_config(select_bench / "bad.yaml")

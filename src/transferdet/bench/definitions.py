@@ -20,7 +20,7 @@ from transferdet.models.model_card import ModelEntry
 # settings added after stores existed: at these values they stay out of a job's identity
 LATER_DEFAULTS: dict[str, Any] = {
     "background": None, "precision": "fp32", "card": {}, "plugins": [], "transfer": None, "eval_test_at": [],
-    "split_seed": None,
+    "split_seed": None, "race": "halving", "tolerance": 0.0, "prefer": "card",
 }  # fmt: skip
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
 

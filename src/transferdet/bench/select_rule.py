@@ -8,11 +8,15 @@ benchmark's own store. Each pick's regret is read against the fine-tunes of ever
       reference: shelf           # the folder of that benchmark's store, relative to this file
       budgets: [0.3]             # fractions of fine-tuning every source in full
       seeds: [0, 1]              # two races per target and budget, for the bootstrap
+      race: tolerant             # the race that knows its noise (default: halving), with its
+      tolerance: 0.0             # --tolerance and --prefer
+      prefer: card
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,3 +30,6 @@ class SelectRule(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
     eta: int = Field(3, ge=2)
     folder: Path = Path("races")  # the races' run folders, relative to the benchmark's output folder
+    race: Literal["halving", "tolerant"] = "halving"
+    tolerance: float = Field(0.0, ge=0)
+    prefer: Literal["card", "speed", "size"] = "card"

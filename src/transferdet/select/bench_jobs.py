@@ -43,6 +43,9 @@ class SelectDefinition(BaseModel):
     max_images: int | None
     plugins: list[str] = []
     out: str
+    race: Literal["halving", "tolerant"] = "halving"  # (left at their defaults, out of the race's identity)
+    tolerance: float = 0.0
+    prefer: Literal["card", "speed", "size"] = "card"
 
     @model_validator(mode="before")
     @classmethod
@@ -69,7 +72,8 @@ class SelectDefinition(BaseModel):
         return SelectSettings(
             load_recipe(self.recipe, config_file=self.recipe_overrides), self.detector, self.budget, self.eta,
             seed=self.seed, device=device, rank=screen, format=self.data.format, plugins=list(self.plugins),
-            entries={e.name: e for e in self.candidates}, cache_dir=cache_dir,
+            entries={e.name: e for e in self.candidates}, cache_dir=cache_dir, race=self.race,
+            tolerance=self.tolerance, prefer=self.prefer,
         )  # fmt: skip
 
 
@@ -98,7 +102,8 @@ def select_jobs(config: BenchConfig, device: str) -> list[Job]:
                     recipe=config.recipe,
                     recipe_overrides=config.recipe_overrides, budget=budget, eta=rule.eta, seed=seed, device=device,
                     image_size=config.image_size, max_images=config.max_images, plugins=list(config.plugins),
-                    out=str(rule.folder / dataset.name / f"budget{budget:g}-seed{seed}"),
+                    out=str(rule.folder / dataset.name / f"budget{budget:g}-seed{seed}"), race=rule.race,
+                    tolerance=rule.tolerance, prefer=rule.prefer,
                 )  # fmt: skip
                 jobs.append(make_job(definition, dataset.name, f"select@{budget:g}", seed, config.base))
     return jobs
