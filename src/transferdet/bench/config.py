@@ -27,6 +27,13 @@ class DatasetEntry(BaseModel):
     path: Path
     format: str = "auto"
     tag: str | None = None  # a short name for the shelf's sources trained on it (default: the name)
+    # the data options, as the commands take them (docs: --split, --images, ... --on-bad-box)
+    split: str | None = None
+    images: Path | None = None
+    annotations: Path | None = None
+    csv_columns: dict[str, str] = {}
+    class_name: str = "object"
+    on_bad_box: Literal["drop", "clip", "error", "keep"] = "drop"
 
 
 class BenchConfig(BaseModel):
@@ -178,8 +185,10 @@ def load_config(path: Path) -> BenchConfig:
         raise TransferdetError(f"{path}: {where}: {first['msg']}") from None
     base = path.resolve().parent
     for dataset in config.datasets:
-        if not dataset.path.is_absolute():
-            dataset.path = base / dataset.path
+        for name in ("path", "images", "annotations"):
+            value = getattr(dataset, name)
+            if value is not None and not value.is_absolute():
+                setattr(dataset, name, base / value)
     config.models = [model.with_base(base) for model in config.models]
     config._base = base
     if config.select is not None and not config.select.reference.is_absolute():

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_serializer
 
-from transferdet.bench.config import config_hash
+from transferdet.bench.config import DatasetEntry, config_hash
 from transferdet.bench.store import Job
 from transferdet.devices import default_device
 from transferdet.models.model_card import ModelEntry
@@ -26,10 +26,42 @@ AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
 
 
 class DataRef(BaseModel):
+    """A dataset and how to read it (the data options; those at their defaults stay out of the dump, so
+    stored jobs keep their identities)."""
+
     model_config = ConfigDict(extra="forbid")
 
     path: str
     format: str = "auto"
+    split: str | None = None  # the training split (default: the data's own)
+    images: str | None = None
+    annotations: str | None = None
+    csv_columns: dict[str, str] = {}
+    class_name: str = "object"
+    on_bad_box: str = "drop"
+
+    @model_serializer(mode="wrap")
+    def _without_defaults(self, handler: Any) -> dict[str, Any]:
+        dumped = handler(self)
+        fields = type(self).model_fields
+        later = {name: field.default for name, field in fields.items() if name not in ("path", "format")}
+        return {k: v for k, v in dumped.items() if not (k in later and later[k] == v)}
+
+    def read_options(self):  # noqa: ANN201 - a ReadOptions
+        from transferdet.data.formats.base import ReadOptions
+
+        return ReadOptions(None if self.images is None else Path(self.images),
+                           None if self.annotations is None else Path(self.annotations), dict(self.csv_columns),
+                           self.class_name)  # fmt: skip
+
+
+def data_ref(dataset: DatasetEntry) -> DataRef:
+    """A config's dataset as a job's definition names it, its data options with it."""
+    folders = (("images", dataset.images), ("annotations", dataset.annotations))
+    paths = {k: None if v is None else str(v) for k, v in folders}
+    return DataRef(path=str(dataset.path), format=dataset.format, split=dataset.split,
+                   csv_columns=dict(dataset.csv_columns), class_name=dataset.class_name, on_bad_box=dataset.on_bad_box,
+                   **paths)  # fmt: skip
 
 
 class RankDefinition(BaseModel):
@@ -63,7 +95,8 @@ class RankDefinition(BaseModel):
 
         shared = {f.name for f in fields(RankSettings)} & set(type(self).model_fields) - {"device"}
         # ``auto``: the device is decided where the job runs
-        return RankSettings(**self.model_dump(include=shared), device=default_device(self.device))
+        return RankSettings(**self.model_dump(include=shared), device=default_device(self.device),
+                            on_bad_box=self.data.on_bad_box)  # fmt: skip
 
 
 class TrainDefinition(BaseModel):
@@ -100,6 +133,9 @@ class TrainDefinition(BaseModel):
             seed=self.seed,
             device=default_device(self.device),
             format=self.data.format,
+            train_split=self.data.split,
+            options=self.data.read_options(),
+            on_bad_box=self.data.on_bad_box,
             transfer=self.transfer or "body",
             eval_test_at=tuple(self.eval_test_at),
             split_seed=self.split_seed,

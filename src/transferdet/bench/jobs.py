@@ -18,10 +18,10 @@ from typing import Any
 from transferdet.bench.config import BenchConfig, DatasetEntry
 from transferdet.bench.definitions import (
     AP_KEYS,
-    DataRef,
     RankDefinition,
     SourceDefinition,
     TrainDefinition,
+    data_ref,
     make_job,
 )
 from transferdet.bench.store import Job
@@ -35,7 +35,7 @@ def _train_definition(config: BenchConfig, dataset: DatasetEntry, model: ModelEn
     whole = config.transfers_whole(model)
     return {
         **({"transfer": "whole", "eval_test_at": list(config.eval_test_at)} if whole else {}),
-        "data": DataRef(path=str(dataset.path), format=dataset.format),
+        "data": data_ref(dataset),
         "spec": model.spec,
         "detector": config.detector,
         "recipe": config.recipe,
@@ -70,7 +70,7 @@ def _rank_definitions(config: BenchConfig, device: str) -> list[tuple[str, str, 
             dataset.name,
             model.name,
             RankDefinition(
-                data=DataRef(path=str(dataset.path), format=dataset.format),
+                data=data_ref(dataset),
                 spec=model.spec,
                 layers=list(config.layers),
                 features=features,
@@ -153,8 +153,10 @@ def _rank(definition: RankDefinition, bench_dir: Path) -> list[dict]:
         definition.data.path,
         [definition.model_spec()],
         definition.metrics,
+        split=definition.data.split,
         settings=definition.settings(),
         format=definition.data.format,
+        options=definition.data.read_options(),
         cache_dir=bench_dir / "feature-cache",
     )
 

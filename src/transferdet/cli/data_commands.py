@@ -10,24 +10,16 @@ import typer
 from rich.table import Table
 
 from transferdet.cli.common import (
-    AnnotationsOption,
-    BadBox,
-    BadBoxOption,
-    ClassNameOption,
-    CsvColumnsOption,
-    FormatOption,
     ImageMode,
-    ImagesOption,
     InputFormat,
     OutputFormat,
     OverwriteOption,
-    SplitSeedOption,
     err_console,
     out_console,
     progress_bar,
     read_dataset,
-    read_options,
 )
+from transferdet.cli.data_options import AS_READ, DataArgs, data_options
 from transferdet.data import formats
 from transferdet.data.dataset import DetectionDataset
 from transferdet.data.formats.base import WriteOptions
@@ -110,20 +102,17 @@ def _report_written(dst: Path, format: str, dataset: DetectionDataset) -> None:
 
 
 @app.command()
+@data_options
 def info(
     path: Annotated[Path, typer.Argument(help="Dataset folder or annotation file.")],
-    format: FormatOption = InputFormat.auto,
-    split: Annotated[str | None, typer.Option(help="Only this split (join several with '+').")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")] = False,
-    images: ImagesOption = None,
-    annotations: AnnotationsOption = None,
-    csv_columns: CsvColumnsOption = None,
-    class_name: ClassNameOption = "object",
-    split_seed: SplitSeedOption = 0,
+    data_args: DataArgs = AS_READ,
 ) -> None:
-    """Count images, boxes and classes per split, and every problem in the annotations."""
-    options = read_options(images, annotations, csv_columns, class_name)
-    summary = dataset_summary(read_dataset(path, format, options, split_seed), split)
+    """Count images, boxes and classes per split, and every problem in the annotations (counted as annotated;
+    --on-bad-box error stops at the first bad box)."""
+    dataset = read_dataset(path, InputFormat(data_args.format), data_args.read, data_args.seed())
+    apply_bad_box_policy(dataset, data_args.on_bad_box if data_args.on_bad_box == "error" else "keep")
+    summary = dataset_summary(dataset, data_args.split)
     if as_json:
         print(json.dumps(summary))
     else:
@@ -131,27 +120,32 @@ def info(
 
 
 @app.command()
+@data_options
 def convert(
     src: Annotated[Path, typer.Argument(help="Dataset to read.")],
     dst: Annotated[Path, typer.Argument(help="Folder to write (must not exist, unless --overwrite).")],
     to: Annotated[OutputFormat, typer.Option("--to", help="Format to write.")],
-    format: FormatOption = InputFormat.auto,
-    on_bad_box: BadBoxOption = BadBox.drop,
     image_mode: Annotated[
         ImageMode, typer.Option(help="How images reach DST: copy, hard link (copy across devices) or symlink.")
     ] = ImageMode.copy,
-    images: ImagesOption = None,
-    annotations: AnnotationsOption = None,
-    csv_columns: CsvColumnsOption = None,
-    class_name: ClassNameOption = "object",
-    split_seed: SplitSeedOption = 0,
     overwrite: OverwriteOption = False,
+    data_args: DataArgs = AS_READ,
 ) -> None:
-    """Convert a dataset to another format, keeping boxes, class names and splits."""
-    options = read_options(images, annotations, csv_columns, class_name)
-    dataset = apply_bad_box_policy(read_dataset(src, format, options, split_seed), on_bad_box.value)
+    """Convert a dataset to another format, keeping boxes, class names and splits (--split: only those)."""
+    dataset = read_dataset(src, InputFormat(data_args.format), data_args.read, data_args.seed())
+    dataset = apply_bad_box_policy(_only(dataset, data_args.split), data_args.on_bad_box)
     formats.write(dataset, dst, to.value, WriteOptions(image_mode=image_mode.value), overwrite=overwrite)
     _report_written(dst, to.value, dataset)
+
+
+def _only(dataset: DetectionDataset, split: str | None) -> DetectionDataset:
+    """The dataset's ``split`` splits only (all where None); an unknown one is a one-line error."""
+    if split is None:
+        return dataset
+    try:
+        return dataset.select(split)
+    except KeyError as error:
+        raise TransferdetError(str(error.args[0])) from None
 
 
 @app.command()
@@ -187,6 +181,7 @@ def synth(
 
 
 @app.command()
+@data_options
 def subsample(
     src: Annotated[Path, typer.Argument(help="Dataset to draw from (all splits pooled).")],
     dst: Annotated[Path, typer.Argument(help="Folder to write subset-NN/ datasets and subsets.json to.")],
@@ -196,21 +191,16 @@ def subsample(
     test: Annotated[int, typer.Option("--test", help="Test images per sub-dataset.")] = 50,
     min_images: Annotated[int, typer.Option(help="Keep classes present in more than this many images.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of the draws.")] = 0,
-    format: FormatOption = InputFormat.auto,
     to: Annotated[OutputFormat, typer.Option("--to", help="Format to write.")] = OutputFormat.coco,
     image_mode: Annotated[ImageMode, typer.Option(help="How images reach DST.")] = ImageMode.copy,
-    on_bad_box: BadBoxOption = BadBox.drop,
-    images: ImagesOption = None,
-    annotations: AnnotationsOption = None,
-    csv_columns: CsvColumnsOption = None,
-    class_name: ClassNameOption = "object",
     overwrite: OverwriteOption = False,
+    data_args: DataArgs = AS_READ,
 ) -> None:
-    """Draw bootstrapped sub-datasets by class co-occurrence (the TMOD paper's "Real 2" recipe)."""
+    """Draw bootstrapped sub-datasets by class co-occurrence (the TMOD paper's "Real 2" recipe), from all
+    splits pooled (--split: those only)."""
     from transferdet.data.subsample import SubsampleConfig, bootstrap_subsets, write_subsets
 
-    options = read_options(images, annotations, csv_columns, class_name)
-    dataset = apply_bad_box_policy(formats.read(src, format.value, options), on_bad_box.value)
+    dataset = _only(data_args.load(src), data_args.split)
     config = SubsampleConfig(datasets, classes, train, test, min_images, seed)
     subsets = bootstrap_subsets(dataset, config)
     write_subsets(subsets, dst, config, to.value, image_mode.value, overwrite)
@@ -229,27 +219,22 @@ def subsample(
 
 
 @app.command()
+@data_options
 def show(
     path: Annotated[Path, typer.Argument(help="Dataset folder or annotation file.")],
     out: Annotated[Path, typer.Option("--out", help="Picture to write (PNG or JPEG).")],
-    split: Annotated[str | None, typer.Option(help="Only images of this split.")] = None,
     n: Annotated[int, typer.Option("--n", help="Number of images in the grid.")] = 16,
     tile: Annotated[int, typer.Option(help="Side of each grid cell in pixels.")] = 256,
     seed: Annotated[int, typer.Option(help="Seed choosing the images.")] = 0,
-    format: FormatOption = InputFormat.auto,
-    images: ImagesOption = None,
-    annotations: AnnotationsOption = None,
-    csv_columns: CsvColumnsOption = None,
-    class_name: ClassNameOption = "object",
-    split_seed: SplitSeedOption = 0,
+    data_args: DataArgs = AS_READ,
 ) -> None:
     """Draw a grid of images with their boxes, class names and shaded masks."""
     from transferdet.data.show import render_grid, save_grid
 
-    options = read_options(images, annotations, csv_columns, class_name)
-    dataset = apply_bad_box_policy(read_dataset(path, format, options, split_seed), "drop")
+    dataset = read_dataset(path, InputFormat(data_args.format), data_args.read, data_args.seed())
+    dataset = apply_bad_box_policy(dataset, data_args.on_bad_box)
     try:
-        picture = render_grid(dataset, split, n, seed, tile)
+        picture = render_grid(dataset, data_args.split, n, seed, tile)
     except KeyError as error:
         raise TransferdetError(str(error.args[0])) from None
     save_grid(picture, out)

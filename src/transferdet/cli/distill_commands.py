@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from transferdet.cli.common import DeviceOption, PluginOption, out_console, progress_bar, use_plugins
+from transferdet.cli.data_options import AS_READ, DataArgs, data_options
 from transferdet.devices import default_device
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
 
 
 @app.command()
+@data_options
 def teacher(
     data: Annotated[Path, typer.Option(help="Detection dataset whose ground-truth boxes are cropped.")],
     arch: Annotated[
@@ -37,6 +39,7 @@ def teacher(
     seed: Annotated[int, typer.Option(help="Seed of the data order, flips and initialisation.")] = 0,
     device: DeviceOption = None,
     plugin: PluginOption = [],  # noqa: B006 - typer reads the default
+    data_args: DataArgs = AS_READ,
 ) -> None:
     """Train the classification teacher on crops of the ground-truth boxes (with context) and
     report its accuracy on the test split's crops."""
@@ -56,6 +59,7 @@ def teacher(
             lambda step, total, loss: bar.update(
                 task, completed=step, total=total, description=f"teacher loss {loss:.3f}"
             ),
+            data_args,
         )
     accuracy = (
         f"{record['accuracy']:.3f} on {record['test_crops']} {record['test_split']} crops"

@@ -12,19 +12,13 @@ import typer
 
 from transferdet.cli.common import (
     DEVICE_HELP,
-    AnnotationsOption,
-    ClassNameOption,
-    CsvColumnsOption,
-    FormatOption,
-    ImagesOption,
-    InputFormat,
     PluginOption,
     err_console,
     out_console,
     progress_bar,
-    read_options,
     use_plugins,
 )
+from transferdet.cli.data_options import AS_READ, DataArgs, data_options
 from transferdet.cli.score_table import model_labels, score_tables, short_spec
 from transferdet.devices import default_device
 from transferdet.errors import TransferdetError
@@ -246,6 +240,7 @@ def _show(rows: list[dict], specs: list[str], wanted: list[str], out: Path | Non
         out_console.print(f"wrote {out / 'scores.csv'} and {out / 'scores.json'}")
 
 
+@data_options
 def rank(
     data: Annotated[Path, typer.Option("--data", help="Detection dataset (folder or annotation file).")],
     models: ModelsOption = [],  # noqa: B006 - typer reads the default
@@ -253,7 +248,6 @@ def rank(
     metrics: MetricsOption = [],  # noqa: B006
     layer: LayerOption = RECOMMENDED_LAYER,
     features: Annotated[str, typer.Option(help="local: RoI-Align on each box; global: whole image.")] = "local",
-    split: Annotated[str | None, typer.Option(help="Split to score on (default: train).")] = None,
     max_images: Annotated[int | None, typer.Option(help="Use at most this many images (seeded).")] = None,
     max_boxes_per_class: Annotated[int | None, typer.Option(help="Use at most this many boxes per class.")] = None,
     image_size: Annotated[int, typer.Option(help="Longer image side, in pixels, for the forward pass.")] = 512,
@@ -269,12 +263,8 @@ def rank(
     cache_dir: Annotated[Path | None, typer.Option(help="Feature cache folder (default: user cache).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write cached features.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as one JSON list on stdout.")] = False,
-    format: FormatOption = InputFormat.auto,
-    images: ImagesOption = None,
-    annotations: AnnotationsOption = None,
-    csv_columns: CsvColumnsOption = None,
-    class_name: ClassNameOption = "object",
     plugin: PluginOption = [],  # noqa: B006 - typer reads the default
+    data_args: DataArgs = AS_READ,
 ) -> None:
     """Rank backbones by transferability metrics on per-box features, in minutes, no fine-tuning."""
     use_plugins(plugin)
@@ -285,9 +275,9 @@ def rank(
     specs = _model_list(models, models_file)
     wanted = [m for value in metrics for m in value.split(",") if m.strip()] or list(DEFAULT_SCORES)
     settings = RankSettings(layer, features, image_size, max_images, max_boxes_per_class, seed, batch_size,
-                            default_device(device), background, precision)  # fmt: skip
+                            default_device(device), background, precision, data_args.on_bad_box,
+                            data_args.split_seed)  # fmt: skip
     folder = None if no_cache else (cache_dir or cache.default_cache_dir())
-    options = read_options(images, annotations, csv_columns, class_name)
     with progress_bar(transient=True) as bar:
         tasks: dict[str, int] = {}
 
@@ -296,5 +286,6 @@ def rank(
                 tasks[spec] = bar.add_task(f"features {spec}", total=total)
             bar.update(tasks[spec], completed=done)
 
-        rows = rank_models(data, specs, wanted, split, settings, format.value, options, folder, report)
+        rows = rank_models(data, specs, wanted, data_args.split, settings, data_args.format, data_args.read, folder,
+                           report)  # fmt: skip
     _show(rows, [str(s) for s in specs], wanted, out, as_json)

@@ -12,6 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from transferdet.cli.common import DEVICE_HELP, PluginOption, err_console, out_console, use_plugins
+from transferdet.cli.data_options import AS_READ, DataArgs, data_options
 from transferdet.cli.rank_command import ModelsFileOption, ModelsOption, _model_entries
 from transferdet.cli.train_commands import SetOption
 from transferdet.devices import default_device
@@ -87,6 +88,19 @@ def _check_specs(specs: list[str]) -> None:
             raise TransferdetError(f"{spec}: not a model this can build ({type(error).__name__}: {error})") from None
 
 
+def _checked(entries: list, target: str, executor: str) -> list[str]:
+    """The candidates' names, once the candidates, --target and --executor are known good (one-line errors)."""
+    _check_specs([e.spec for e in entries])
+    names = [e.name for e in entries]
+    if len(set(names)) < len(names):
+        raise TransferdetError(f"two candidates share a name: {sorted({n for n in names if names.count(n) > 1})}")
+    if target not in ("AP50", "AP"):
+        raise TransferdetError(f"--target {target!r}: choose AP50 or AP")
+    if executor not in ("local", "ray"):
+        raise TransferdetError(f"--executor {executor!r}: choose local or ray")
+    return names
+
+
 def _announce(plan, dropped: list[str], noise) -> None:  # noqa: ANN001 - a Plan, a Noise
     """The race's plan, its cost and the tolerance it judges by, before any training."""
     floor = max(noise.tolerance, 2 * noise.sd_seed)
@@ -135,6 +149,7 @@ def _table(summary: dict) -> Table:
     return table
 
 
+@data_options
 def select(
     data: Annotated[Path, typer.Option("--data", help="Detection dataset (folder or annotation file).")],
     models: ModelsOption = [],  # noqa: B006 - typer reads the default
@@ -160,6 +175,7 @@ def select(
     replicates: ReplicatesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the race's summary as JSON on stdout.")] = False,
     plugin: PluginOption = [],  # noqa: B006 - typer reads the default
+    data_args: DataArgs = AS_READ,
 ) -> None:
     """Which backbone should I use? Rank the candidates, race the best ones with short runs of the
     recipe (successive halving on a validation split carved from the training images), and finish
@@ -172,20 +188,14 @@ def select(
     from transferdet.transfer.rank import RankSettings
 
     entries = _model_entries(models, models_file)
-    _check_specs([e.spec for e in entries])
-    names = [e.name for e in entries]
-    if len(set(names)) < len(names):
-        raise TransferdetError(f"two candidates share a name: {sorted({n for n in names if names.count(n) > 1})}")
-    if target not in ("AP50", "AP"):
-        raise TransferdetError(f"--target {target!r}: choose AP50 or AP")
+    names = _checked(entries, target, executor)
     resolved = default_device(device)
-    if executor not in ("local", "ray"):
-        raise TransferdetError(f"--executor {executor!r}: choose local or ray")
-    screen = RankSettings(image_size=image_size, max_images=screen_images, seed=seed, device=resolved)
+    screen = RankSettings(image_size=image_size, max_images=screen_images, seed=seed, device=resolved,
+                          on_bad_box=data_args.on_bad_box, split_seed=data_args.split_seed)  # fmt: skip
     settings = SelectSettings(load_recipe(recipe, overrides), detector, budget, eta, min_first_rung, target, seed,
-                              resolved, screen, executor, address, threads, plugins=list(plugin),
-                              entries={e.name: e for e in entries}, race=race, tolerance=tolerance, prefer=prefer,
-                              replicates=replicates)  # fmt: skip
+                              resolved, screen, executor, address, threads, data_args=data_args,
+                              plugins=list(plugin), entries={e.name: e for e in entries}, race=race,
+                              tolerance=tolerance, prefer=prefer, replicates=replicates)  # fmt: skip
     with Progress(console=err_console, transient=True) as bar:
         bars = RungBars(bar)
         summary = run_select(data, names, settings, out, announce=bars.announce, on_job=bars.on_job,

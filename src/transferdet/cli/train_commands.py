@@ -12,20 +12,14 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from transferdet.cli.common import (
-    AnnotationsOption,
-    ClassNameOption,
-    CsvColumnsOption,
     DeviceOption,
-    FormatOption,
-    ImagesOption,
-    InputFormat,
     PluginOption,
     err_console,
     out_console,
     progress_bar,
-    read_options,
     use_plugins,
 )
+from transferdet.cli.data_options import AS_READ, DataArgs, data_options
 from transferdet.devices import default_device
 from transferdet.errors import TransferdetError
 
@@ -145,6 +139,7 @@ def _show(final: dict, run_dir: Path, title: str) -> None:
     out_console.print(_metrics_table(final, title))
 
 
+@data_options
 def train(
     data: Annotated[Path, typer.Option("--data", help="Detection dataset (folder or annotation file).")],
     backbone: SourceOption,
@@ -166,12 +161,8 @@ def train(
     distill_cls_weight: ClsWeightOption = 0.4,
     distill_loc_weight: LocWeightOption = 0.15,
     distill_temperature: TemperatureOption = 2.0,
-    format: FormatOption = InputFormat.auto,
-    images: ImagesOption = None,
-    annotations: AnnotationsOption = None,
-    csv_columns: CsvColumnsOption = None,
-    class_name: ClassNameOption = "object",
     plugin: PluginOption = [],  # noqa: B006 - typer reads the default
+    data_args: DataArgs = AS_READ,
 ) -> None:
     """Fine-tune a detector on a backbone with a named recipe; evaluate with COCO metrics."""
     use_plugins(plugin)
@@ -187,11 +178,11 @@ def train(
     distill = None
     if distill_from is not None:
         distill = DistillSettings(distill_from, distill_cls_weight, distill_loc_weight, distill_temperature)
-    options = read_options(images, annotations, csv_columns, class_name)
     device = default_device(device)
     job = TrainJob(
-        data, backbone, detector, settings, out, seed, device, format.value, options=options, distill=distill,
-        transfer=transfer, class_map=class_map,
+        data, backbone, detector, settings, out, seed, device, data_args.format, train_split=data_args.split,
+        options=data_args.read, on_bad_box=data_args.on_bad_box, distill=distill, transfer=transfer,
+        class_map=class_map, split_seed=data_args.split_seed,
     )  # fmt: skip
     with progress_bar(disable=not main) as bar:
         final = train_trials(job, trials, resume, _trial_progress(bar, trials), main)
@@ -205,22 +196,17 @@ def train(
     out_console.print(f"run in {out}")
 
 
+@data_options
 def eval_(
     data: Annotated[Path, typer.Option("--data", help="Detection dataset to evaluate on.")],
     checkpoint: RunOption,
-    split: Annotated[str | None, typer.Option(help="Split to evaluate (default: test, val or valid).")] = None,
     device: DeviceOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
-    format: FormatOption = InputFormat.auto,
-    images: ImagesOption = None,
-    annotations: AnnotationsOption = None,
-    csv_columns: CsvColumnsOption = None,
-    class_name: ClassNameOption = "object",
     plugin: PluginOption = [],  # noqa: B006 - typer reads the default
+    data_args: DataArgs = AS_READ,
 ) -> None:
     """Evaluate a trained run on a dataset: COCO AP/AR, VOC07 AP50 and per-class AP."""
     use_plugins(plugin)
-    from transferdet.data.loader import load_dataset
     from transferdet.data.split import held_out_split
     from transferdet.evaluate.predict import evaluate_records
     from transferdet.run_detector import load_detector
@@ -228,10 +214,10 @@ def eval_(
 
     device = default_device(device)
     model, classes = load_detector(RunDir(checkpoint), device)
-    dataset = load_dataset(data, format.value, read_options(images, annotations, csv_columns, class_name))
+    dataset = data_args.load(data)
     if dataset.classes != classes:
         raise TransferdetError(f"{data}: classes {dataset.classes} differ from the run's {classes}")
-    split = held_out_split(dataset, split) or next(iter(dataset.splits))
+    split = held_out_split(dataset, data_args.split) or next(iter(dataset.splits))
     metrics = {**evaluate_records(model, dataset.records(split), classes, device), "split": split}
     if as_json:
         print(json.dumps(metrics))

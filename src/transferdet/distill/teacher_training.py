@@ -20,7 +20,7 @@ from PIL import Image
 from torch import nn
 
 from transferdet.data.dataset import ImageRecord
-from transferdet.data.loader import load_dataset
+from transferdet.data.options import DataArgs
 from transferdet.data.split import held_out_split, training_split
 from transferdet.errors import TransferdetError
 from transferdet.models.classifier import classification_model
@@ -82,10 +82,12 @@ def train_teacher(
     out: Path,
     device: str = "cpu",
     progress: Callable[[int, int, float], None] | None = None,
+    data_args: DataArgs | None = None,
 ) -> dict:
-    """Train the teacher on ``data``'s training crops; returns (and writes) its record."""
-    dataset = load_dataset(data, seed=config.seed)
-    train_split = training_split(dataset)
+    """Train the teacher on ``data``'s training crops (read as ``data_args`` say); returns (and writes) its record."""
+    data_args = data_args or DataArgs()
+    dataset = data_args.load(data, seed=config.seed)
+    train_split = training_split(dataset, data_args.split)
     test_split = held_out_split(dataset, besides=train_split)
     train_x, train_y = crops_of(dataset.records(train_split), config.margin, config.crop_size)
     torch.manual_seed(config.seed)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_serializer, model_validator
 
-from transferdet.bench.definitions import DataRef, make_job
+from transferdet.bench.definitions import DataRef, data_ref, make_job
 from transferdet.bench.store import Job
 from transferdet.devices import default_device
 from transferdet.models.model_card import ModelEntry
@@ -62,6 +62,13 @@ class SelectDefinition(BaseModel):
         dumped = [c.model_dump(mode="json") for c in candidates]
         return [{k: v for k, v in c.items() if not (k == "transfer" and v == "body")} for c in dumped]
 
+    def data_args(self):  # noqa: ANN201 - a DataArgs
+        """The race's data options, as its DataRef keeps them."""
+        from transferdet.data.options import DataArgs
+
+        data = self.data
+        return DataArgs(data.format, data.split, data.read_options(), data.on_bad_box)
+
     def settings(self, cache_dir: Path) -> SelectSettings:
         from transferdet.select.flow import SelectSettings
         from transferdet.train.recipes import load_recipe
@@ -71,7 +78,7 @@ class SelectDefinition(BaseModel):
         screen = RankSettings(image_size=self.image_size, max_images=self.max_images, seed=self.seed, device=device)
         return SelectSettings(
             load_recipe(self.recipe, config_file=self.recipe_overrides), self.detector, self.budget, self.eta,
-            seed=self.seed, device=device, rank=screen, format=self.data.format, plugins=list(self.plugins),
+            seed=self.seed, device=device, rank=screen, data_args=self.data_args(), plugins=list(self.plugins),
             entries={e.name: e for e in self.candidates}, cache_dir=cache_dir, race=self.race,
             tolerance=self.tolerance, prefer=self.prefer,
         )  # fmt: skip
@@ -97,7 +104,7 @@ def select_jobs(config: BenchConfig, device: str) -> list[Job]:
         for budget in rule.budgets:
             for seed in rule.seeds:
                 definition = SelectDefinition(
-                    data=DataRef(path=str(dataset.path), format=dataset.format),
+                    data=data_ref(dataset),
                     candidates=[_resolved(e) for e in config.models_for(dataset.name)], detector=config.detector,
                     recipe=config.recipe,
                     recipe_overrides=config.recipe_overrides, budget=budget, eta=rule.eta, seed=seed, device=device,

@@ -37,11 +37,8 @@ def _measure(data: Path, out: Path, raced: list[str], trained: list[str], settin
     from transferdet.runs import RunDir
     from transferdet.select.rung_jobs import run_folder
     from transferdet.train.engine import job_data
-    from transferdet.train.job import TrainJob
 
-    job = TrainJob(data, "unused", settings.detector, settings.recipe, Path("unused"), seed=settings.seed,
-                   format=settings.format, carve_validation=True)  # fmt: skip
-    dataset, _, _, validation = job_data(job)
+    dataset, _, _, validation = job_data(settings.probe(data))
     first = dataset.records(validation)[0]
     with Image.open(first.path) as opened:
         image = F.pil_to_tensor(opened.convert("RGB")).float() / 255

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from transferdet.atomic import atomic_write_bytes
+from transferdet.data.options import DataArgs
 from transferdet.errors import TransferdetError
 from transferdet.models.inference_cost import FLOPS_CONVENTION
 from transferdet.models.model_card import ModelEntry
@@ -61,7 +62,7 @@ class SelectSettings:
     executor: str = "local"  # or "ray" (a local cluster, or the one at ``address``)
     address: str | None = None
     threads: int | None = None  # torch threads per rung job (Ray's default is one)
-    format: str = "auto"
+    data_args: DataArgs = field(default_factory=DataArgs)  # how the dataset is read (the data options)
     plugins: list[str] = field(default_factory=list)
     # candidate name -> its listed entry (spec, stated normalisation); a name not here is its own spec
     entries: dict[str, ModelEntry] = field(default_factory=dict)
@@ -80,6 +81,13 @@ class SelectSettings:
             return self.min_first
         return max(1, math.ceil(FIRST_RUNG_WARMUP_SHARE * self.recipe.warmup_iterations))
 
+    def probe(self, data: Path) -> TrainJob:
+        """A training job that reads ``data`` as the race's runs do (for its splits, never run)."""
+        args = self.data_args
+        return TrainJob(data, "unused", self.detector, self.recipe, Path("unused"), seed=self.seed, format=args.format,
+                        train_split=args.split, options=args.read, on_bad_box=args.on_bad_box,
+                        carve_validation=True, split_seed=args.split_seed)  # fmt: skip
+
     def spec(self, candidate: str) -> str | ModelSpec:
         """What rank and training build for ``candidate``."""
         return self.entries[candidate].model_spec() if candidate in self.entries else candidate
@@ -87,7 +95,7 @@ class SelectSettings:
     def runs(self, data: Path, out: Path, on_job: JobCallback | None = None) -> RaceRuns:
         """Where and how the race's rung jobs run (their shared definition fields)."""
         overrides = self.recipe.model_dump(mode="json", exclude={"name"})
-        base = race_base(data, self.format, self.detector, self.recipe.name, overrides, self.seed, self.device,
+        base = race_base(data, self.data_args, self.detector, self.recipe.name, overrides, self.seed, self.device,
                          self.plugins)  # fmt: skip
         # a detector source races as a whole detector unless its entry says body (rung_jobs reads "transfer")
         specs = {name: (e.spec, {**{k: v for k, v in e.card().items() if k in ("mean", "std")},
@@ -99,9 +107,7 @@ class SelectSettings:
 def race_length(data: Path, settings: SelectSettings) -> int:
     """The recipe's length in iterations over the training images left once the validation split
     is carved; a one-line error where there are too few images to carve one."""
-    job = TrainJob(data, "unused", settings.detector, settings.recipe, Path("unused"), seed=settings.seed,
-                   format=settings.format, carve_validation=True)  # fmt: skip
-    _, records, _, validation = job_data(job)
+    _, records, _, validation = job_data(settings.probe(data))
     if validation is None:
         raise TransferdetError(f"{data}: too few training images to carve a validation split from (need at least 2)")
     return total_iterations(settings.recipe, len(records))
@@ -115,8 +121,9 @@ def rank_screen(data: Path, settings: SelectSettings) -> Screen:
     def screen(candidates: list[str]) -> tuple[list[str], dict[str, dict[str, float | None]]]:
         specs = [settings.spec(c) for c in candidates]
         named = {str(spec): c for spec, c in zip(specs, candidates, strict=True)}
-        rows = rank(data, specs, list(SCREEN_SCORES), settings=settings.rank, format=settings.format,
-                    cache_dir=settings.cache_dir)  # fmt: skip
+        args = settings.data_args
+        rows = rank(data, specs, list(SCREEN_SCORES), split=args.split, settings=settings.rank, format=args.format,
+                    options=args.read, cache_dir=settings.cache_dir)  # fmt: skip
         scores = {c: {r["metric"]: r["score"] for r in rows if named[r["model"]] == c} for c in candidates}
         scored = {c: s[RECOMMENDED] for c, s in scores.items() if s.get(RECOMMENDED) is not None}
         first = card_then_metric({c: s.get(IMAGENET_TOP1) for c, s in scores.items()}, scored)

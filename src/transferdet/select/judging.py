@@ -39,11 +39,8 @@ def race_noise(data: Path, out: Path, raced: list[str], settings) -> Noise:  # n
     """The race's noise: the shipped seed noise (all architectures) until ``--replicates`` measures
     it, and the image noise of its runs' validation predictions."""
     from transferdet.train.engine import job_data
-    from transferdet.train.job import TrainJob
 
-    job = TrainJob(data, "unused", settings.detector, settings.recipe, Path("unused"), seed=settings.seed,
-                   format=settings.format, carve_validation=True)  # fmt: skip
-    dataset, _, _, validation = job_data(job)
+    dataset, _, _, validation = job_data(settings.probe(data))
     folders = {c: run_folder(out, raced, c) for c in raced}
     images = ImageNoise(folders, dataset.records(validation), dataset.classes, settings.seed)
     shipped = shipped_noise()

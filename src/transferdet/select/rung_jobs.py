@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from transferdet.bench.definitions import AP_KEYS, DataRef, TrainDefinition, make_job
 from transferdet.bench.store import Job
+from transferdet.data.options import DataArgs
 from transferdet.errors import TransferdetError
 from transferdet.runs import RunDir
 from transferdet.select.race import TrainRung
@@ -61,9 +62,10 @@ class RaceRuns:
     def job(self, order: list[str], candidate: str, stop_at: int | None) -> Job:
         spec, card = self.specs.get(candidate, (candidate, {}))
         base = self.base
-        if self.offset:
-            base = {**base, "seed": base["seed"] + self.offset, "split_seed": base["seed"]}
-        return rung_job(base, self.out, order, candidate, spec, card, stop_at)
+        if self.offset:  # the race's splits (its split seed, else its seed), another seed for the rest
+            split_seed = base["seed"] if base.get("split_seed") is None else base["split_seed"]
+            base = {**base, "seed": base["seed"] + self.offset, "split_seed": split_seed}
+        return rung_job(base, self.out, order, candidate, spec, card, stop_at, self.offset)
 
     def replica(self, offset: int) -> RaceRuns:
         """The same race's runs with seed + ``offset`` (``NN-name-seedS`` folders)."""
@@ -95,26 +97,30 @@ def run_folder(out: Path, order: list[str], candidate: str, seed: int | None = N
 
 
 def rung_job(
-    base: dict[str, Any], out: Path, order: list[str], candidate: str, spec: str, card: dict, stop_at: int | None
+    base: dict[str, Any], out: Path, order: list[str], candidate: str, spec: str, card: dict, stop_at: int | None,
+    offset: int = 0,
 ) -> Job:  # fmt: skip
     """The job that brings ``candidate`` to ``stop_at``; ``base`` holds the race's shared fields
     (data, detector, recipe, overrides, seed, device, plugins). Paths under ``out`` are kept
     relative in its identity, so a race moved elsewhere finds its jobs."""
     card = dict(card)
     transfer = card.pop("transfer", None)  # "whole" for a detector source; absent: a body (stored races' meaning)
-    replicate = base["seed"] if base.get("split_seed") is not None else None
-    folder = run_folder(out, order, candidate, replicate)
+    folder = run_folder(out, order, candidate, base["seed"] if offset else None)
     definition = RungDefinition(**base, spec=spec, card=card, out=str(folder), stop_at=stop_at, transfer=transfer)
     return make_job(definition, Path(base["data"].path).name, candidate, base["seed"], out)
 
 
-def race_base(data: Path, data_format: str, detector: str, recipe: str, overrides: dict, seed: int, device: str,
+def race_base(data: Path, data_args: DataArgs, detector: str, recipe: str, overrides: dict, seed: int, device: str,
               plugins: list[str]) -> dict[str, Any]:  # fmt: skip
     """The fields every rung job of one race shares."""
-    return {
-        "data": DataRef(path=str(data), format=data_format), "detector": detector, "recipe": recipe,
-        "recipe_overrides": overrides, "seed": seed, "device": device, "plugins": plugins,
-    }  # fmt: skip
+    read = data_args.read
+    ref = DataRef(path=str(data), format=data_args.format, split=data_args.split, on_bad_box=data_args.on_bad_box,
+                  images=None if read.images is None else str(read.images), class_name=read.class_name,
+                  annotations=None if read.annotations is None else str(read.annotations),
+                  csv_columns=dict(read.csv_columns))  # fmt: skip
+    split = {} if data_args.split_seed is None else {"split_seed": data_args.split_seed}
+    return {"data": ref, "detector": detector, "recipe": recipe, "recipe_overrides": overrides, "seed": seed,
+            "device": device, "plugins": plugins, **split}  # fmt: skip
 
 
 def run_rung(definition: RungDefinition) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def flushed_denormals() -> Any:
 def job_data(job: TrainJob) -> tuple[DetectionDataset, list[ImageRecord], str | None, str | None]:
     """The dataset, the training images that have boxes, the split to report on and, for a recipe
     that evaluates during training, the validation split it evaluates on (never the reported one)."""
-    dataset = load_dataset(job.data, job.format, job.options, seed=job.data_seed)
+    dataset = load_dataset(job.data, job.format, job.options, job.on_bad_box, seed=job.data_seed)
     train_split = training_split(dataset, job.train_split)
     test_split = held_out_split(dataset, job.test_split, besides=train_split)
     for name in (train_split, test_split):

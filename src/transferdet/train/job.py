@@ -27,6 +27,7 @@ class TrainJob:
     train_split: str | None = None
     test_split: str | None = None
     options: ReadOptions = field(default_factory=ReadOptions)
+    on_bad_box: str = "drop"  # the dataset's bad boxes: drop, clip, error or keep
     distill: DistillSettings | None = None  # classifier-to-detector distillation from a teacher
     # a rung of select's race: train the full schedule's iterations up to ``stop_at`` only, then
     # evaluate the validation split (never the test split); the run resumes from there

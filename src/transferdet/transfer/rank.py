@@ -88,6 +88,8 @@ class RankSettings:
     device: str = field(default_factory=default_device)
     background: int | None = None  # background RoIs per image; None: 2 on single-class data, else 0
     precision: str = "fp32"  # of the forward pass: fp32, bf16, fp16 or auto (transferdet.precision)
+    on_bad_box: str = "drop"  # the dataset's bad boxes: drop, clip, error or keep
+    split_seed: int | None = None  # the seed of a split made for data without one (None: ``seed``)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", layer_list(self.layers))
@@ -110,8 +112,10 @@ class RankTarget:
 def rank_target(
     data: str | Path, format: str, options: ReadOptions, split: str | None, settings: RankSettings
 ) -> RankTarget:
-    """Read ``data`` (bad boxes dropped, split if it has none), sample it and add background boxes."""
-    dataset = apply_bad_box_policy(ensure_split(formats.read(data, format, options), settings.seed), "drop")
+    """Read ``data`` (the bad-box policy applied, split if it has none), sample it and add background boxes."""
+    split_seed = settings.seed if settings.split_seed is None else settings.split_seed
+    dataset = ensure_split(formats.read(data, format, options), split_seed)
+    dataset = apply_bad_box_policy(dataset, settings.on_bad_box)
     split = training_split(dataset, split)
     if split not in dataset.splits:
         raise TransferdetError(f"no split {split!r} (splits: {', '.join(dataset.splits)})")
@@ -119,7 +123,8 @@ def rank_target(
     background = default_background(dataset.classes, settings.background)
     classes = list(dataset.classes) + ([BACKGROUND] if background else [])
     records = with_background(records, background, len(dataset.classes), settings.seed)
-    identity = cache.dataset_identity(data, format, options, classes, records, bad_boxes="drop", split=split)
+    identity = cache.dataset_identity(data, format, options, classes, records, bad_boxes=settings.on_bad_box,
+                                      split=split)  # fmt: skip
     return RankTarget(records, classes, identity)
 
 
