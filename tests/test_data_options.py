@@ -60,8 +60,8 @@ def test_a_bench_datasets_data_options_reach_its_jobs_and_defaults_keep_identiti
     from transferdet.bench.definitions import DataRef, TrainDefinition
     from transferdet.bench.jobs import plan
 
-    config = {"datasets": [{"name": "d", "path": "data", "on_bad_box": "clip", "split": "train",
-                            "images": "pictures"}], "models": ["timm:resnet10t@random", "timm:resnet18@random"], "trials": 1}  # fmt: skip
+    dataset = {"name": "d", "path": "data", "on_bad_box": "clip", "split": "train", "images": "pictures"}
+    config = {"datasets": [dataset], "models": ["timm:resnet10t@random", "timm:resnet18@random"], "trials": 1}
     (tmp_path / "bench.yaml").write_text(yaml.safe_dump(config))
     jobs = plan(load_config(tmp_path / "bench.yaml"), "cpu")
     data = DataRef.model_validate(jobs[0].definition["data"])

@@ -42,7 +42,8 @@ def test_only_the_run_folder_owner_names_its_files():
 @pytest.mark.parametrize(
     ("stage", "forbidden"),
     [("transfer", "transferdet.train"), ("train", "transferdet.zoo"), ("models", "transferdet.train"),
-     ("metrics", "transferdet.models"), ("data", "transferdet.models")],
+     ("metrics", "transferdet.models"), ("data", "transferdet.models"),
+     ("bench", "transferdet.select"), ("bench", "transferdet.job_kinds")],  # select is above bench
 )  # fmt: skip
 def test_stages_depend_in_one_direction(stage, forbidden):
     offenders = [

@@ -17,6 +17,7 @@ from transferdet.bench.runner import run_bench
 from transferdet.bench.select_report import COMBINED, reference_trials, write_select_report
 from transferdet.bench.store import STORE_FILE, Store
 from transferdet.errors import TransferdetError
+from transferdet.job_kinds import ALL
 from transferdet.select.flow import RECOMMENDED
 
 CANDIDATES = [{**m, "imagenet_top1": 0.1} for m in [*MODELS, {"name": "resnet18", "spec": "timm:resnet18@random"}]]
@@ -52,26 +53,26 @@ def _untimed(summary: dict) -> dict:
 def test_a_select_benchmark_runs_its_races_in_its_own_store_and_resumes(select_bench: Path) -> None:
     config = load_config(select_bench / "select.yaml")
     assert config.models == load_config(select_bench / "bench.yaml").models  # extended, not copied
-    outcome = run_bench(config, select_bench / "races", device="cpu")
+    outcome = run_bench(config, select_bench / "races", device="cpu", jobs_of=ALL)
     assert (outcome.planned, outcome.ran, outcome.failed) == (2, 2, [])  # one race per budget, nothing else
     with Store(select_bench / "races" / STORE_FILE) as store:
         races = store.races()
         assert {r["summary"]["budget"] for r in races} == {0.6, 0.9} and store.ap() == []
     assert all(r["summary"]["cost"]["fraction_of_all"] <= r["summary"]["budget"] for r in races)
-    again = run_bench(config, select_bench / "races", device="cpu")
+    again = run_bench(config, select_bench / "races", device="cpu", jobs_of=ALL)
     assert (again.skipped, again.ran) == (2, 0)
     # a race's own state is its run folders: with the store lost, the races run again and answer
     # every rung from the folders, training nothing (no checkpoint is rewritten), to the same picks
     checkpoints = {p: p.stat().st_mtime_ns for p in (select_bench / "races" / "races").rglob("*.pt")}
     (select_bench / "races" / STORE_FILE).rename(select_bench / "races" / "lost.sqlite")
-    assert run_bench(config, select_bench / "races", device="cpu").ran == 2
+    assert run_bench(config, select_bench / "races", device="cpu", jobs_of=ALL).ran == 2
     with Store(select_bench / "races" / STORE_FILE) as store:
         assert [_untimed(r["summary"]) for r in store.races()] == [_untimed(r["summary"]) for r in races]
     assert checkpoints and {p: p.stat().st_mtime_ns for p in checkpoints} == checkpoints
 
 
 def test_each_picks_regret_is_read_against_the_reference_fine_tunes(select_bench: Path, cli) -> None:
-    run_bench(load_config(select_bench / "select.yaml"), select_bench / "races", device="cpu")
+    run_bench(load_config(select_bench / "select.yaml"), select_bench / "races", device="cpu", jobs_of=ALL)
     rows = write_select_report(select_bench / "races", select_bench / "reference", count=50)
     ap = {m: float(a.mean()) for m, a in reference_trials(select_bench / "reference")["shapes"].items()}
     with Store(select_bench / "races" / STORE_FILE) as store:
@@ -106,7 +107,7 @@ def test_bad_select_sections_are_one_line_errors(select_bench: Path) -> None:
 
 
 def test_report_takes_another_reference_and_names_a_missing_one(select_bench: Path, cli) -> None:
-    run_bench(load_config(select_bench / "select.yaml"), select_bench / "races", device="cpu")
+    run_bench(load_config(select_bench / "select.yaml"), select_bench / "races", device="cpu", jobs_of=ALL)
     moved = cli("report", select_bench / "races", "--reference", select_bench / "missing")
     assert moved.code == 2 and "missing/results.sqlite: no reference store" in moved.err
 

@@ -220,7 +220,7 @@ def test_stored_benchmarks_keep_their_job_identities(config, store, new):
     which its own store holds (done or pending)."""
     from conftest import SHARED, require_shared
     from transferdet.bench.config import load_config
-    from transferdet.bench.jobs import plan
+    from transferdet.job_kinds import plan  # select's configs plan races
 
     require_shared(SHARED)
     stored = _stored_identities(REAL / store / "results.sqlite")

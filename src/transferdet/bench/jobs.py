@@ -3,7 +3,7 @@
 A source job trains a shelf source (:mod:`~transferdet.bench.shelf`) into its run folder; a
 ranking job scores one model on one dataset at one feature kind with every metric, on every
 layer (all from one forward pass); a fine-tuning job trains one model on one dataset with one
-seed; a rung job brings one of select's race runs to a rung (:mod:`~transferdet.select.rung_jobs`).
+seed. select's kinds (a race, a race's rung) are planned and run by :mod:`transferdet.job_kinds`.
 What each is and how it is identified: :mod:`~transferdet.bench.definitions`. :func:`run_job` is a
 plain function of the job and the bench folder (no store), so that any executor (this process, a
 Ray worker) can run it.
@@ -25,6 +25,7 @@ from transferdet.bench.definitions import (
     make_job,
 )
 from transferdet.bench.store import Job
+from transferdet.errors import TransferdetError
 from transferdet.models.model_card import ModelEntry
 from transferdet.plugins import load_plugins
 from transferdet.provenance import code_version, machine
@@ -47,7 +48,7 @@ def _train_definition(config: BenchConfig, dataset: DatasetEntry, model: ModelEn
     }
 
 
-def _source_jobs(config: BenchConfig, device: str) -> list[Job]:
+def source_jobs(config: BenchConfig, device: str) -> list[Job]:
     datasets = {d.name: d for d in config.datasets}
     return [
         make_job(
@@ -97,11 +98,9 @@ def plan(config: BenchConfig, device: str) -> list[Job]:
     """Every shelf source job, then every ranking job, then every fine-tuning job (datasets and
     models in config order, trials by seed); a benchmark of select plans its races instead of the
     ranking and fine-tuning jobs."""
-    jobs = _source_jobs(config, device)
+    jobs = source_jobs(config, device)
     if config.select is not None:
-        from transferdet.select.bench_jobs import select_jobs
-
-        return jobs + select_jobs(config, device)
+        raise TransferdetError("a benchmark of select plans its races through transferdet.job_kinds (bench's CLI)")
     jobs += [make_job(d, dataset, model, None, config.base) for dataset, model, d in _rank_definitions(config, device)]
     for dataset in config.target_datasets():
         for model in config.models_for(dataset.name):
@@ -127,16 +126,15 @@ def run_job(job: Job, bench_dir: Path) -> dict[str, Any]:
         # its own AP stays in its run folder: the store's AP rows are of fine-tunes on targets
         resumed_from = _train(source, Path(source.out))["resumed_from"]
         result = {"artifact": RunDir(Path(source.out)).checkpoint_digest(), "resumed_from": resumed_from}
-    elif job.kind == "select":  # a race of select's over one target's sources
-        from transferdet.select.bench_jobs import SelectDefinition, run_select_job
-
-        result = run_select_job(SelectDefinition.model_validate(job.definition), bench_dir)
-    elif job.kind == "rung":  # a rung of select's race (its run folder is in the definition)
-        from transferdet.select.rung_jobs import RungDefinition, run_rung
-
-        result = run_rung(RungDefinition.model_validate(job.definition))
-    else:
+    elif job.kind == "train":
         result = _train(TrainDefinition.model_validate(job.definition), run_dir(bench_dir, job))
+    else:
+        raise TransferdetError(f"a {job.kind} job runs through transferdet.job_kinds (transferdet bench)")
+    return stamped(result)
+
+
+def stamped(result: dict[str, Any]) -> dict[str, Any]:
+    """A job's result with the code version and the machine that produced it."""
     return result | {"code": code_version(), "host": machine()}
 
 

@@ -28,6 +28,19 @@ MAX_ATTEMPTS = 3  # runs of one job in one sweep before it is recorded as failed
 
 # (event, job, detail): event is "start", "retry", "lost" (to be run again), "done" or "failed"
 JobCallback = Callable[[str, Job, str], None]
+RunJob = Callable[[Job, Path], dict]  # runs one job in a benchmark's folder; its result
+
+
+@dataclass(frozen=True)
+class JobKinds:
+    """How a benchmark's jobs are planned and run: bench's own kinds (rank, source, train) by default;
+    ``transferdet.job_kinds.ALL`` adds select's (a race, a race's rung), which live above bench."""
+
+    plan: Callable[[BenchConfig, str], list[Job]] = plan
+    run: RunJob = run_job
+
+
+BENCH = JobKinds()
 
 
 @dataclass
@@ -48,6 +61,7 @@ def run_bench(
     device: str = "auto",
     on_job: JobCallback | None = None,
     kinds: tuple[str, ...] = KINDS,
+    jobs_of: JobKinds = BENCH,
 ) -> BenchOutcome:
     """Run what is missing of ``config``'s jobs into ``out`` (its store is ``out/results.sqlite``):
     the ranking and fine-tuning jobs of the ``kinds`` asked for, and the shelf sources they need
@@ -55,7 +69,7 @@ def run_bench(
     Each job records the code version that ran it; the store keeps each version's packages."""
     if executor not in EXECUTORS:
         raise TransferdetError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
-    jobs = plan(config, device)
+    jobs = jobs_of.plan(config, device)
     with Store(out / STORE_FILE) as store:
         store.add_jobs(jobs)
         store.set_meta("config", config.model_dump(mode="json") | {"models": _entries(config)})
@@ -63,12 +77,13 @@ def run_bench(
         store.set_meta(f"environment {code_version()}", installed_packages())
         todo = pending(jobs, store, kinds)
         before = {j.id: store.artifact(j.id) for j in todo if j.kind == "source"}
+        threads, run = config.threads_per_job, jobs_of.run
         if executor == "local":  # in schedule order: a source right before the jobs that use it
-            failed = run_jobs(todo, out, store, executor, address, config.threads_per_job, on_job)
+            failed = run_jobs(todo, out, store, executor, address, threads, on_job, run)
         else:  # all at once: the sources first, then the rest
             sources, rest = [j for j in todo if j.kind == "source"], [j for j in todo if j.kind != "source"]
-            failed = run_jobs(sources, out, store, executor, address, config.threads_per_job, on_job)
-            failed += run_jobs(rest, out, store, executor, address, config.threads_per_job, on_job)
+            failed = run_jobs(sources, out, store, executor, address, threads, on_job, run)
+            failed += run_jobs(rest, out, store, executor, address, threads, on_job, run)
         changed = [j.model for j in todo if before.get(j.id) and store.artifact(j.id) != before[j.id]]
         versions = store.code_versions([j.id for j in jobs])
     return BenchOutcome(len(jobs), len(jobs) - len(todo), len(todo), failed, versions, changed)
@@ -76,7 +91,7 @@ def run_bench(
 
 def run_jobs(
     jobs: list[Job], out: Path, store: Store, executor: str = "local", address: str | None = None,
-    threads: int | None = None, on_job: JobCallback | None = None,
+    threads: int | None = None, on_job: JobCallback | None = None, run: RunJob = run_job,
 ) -> list[tuple[Job, str]]:  # fmt: skip
     """Run ``jobs`` (registered in ``store``) with ``executor``, each result or error into the
     store, a failure that may not recur run again up to ``MAX_ATTEMPTS`` times; the failed ones.
@@ -84,8 +99,8 @@ def run_jobs(
     if executor not in EXECUTORS:
         raise TransferdetError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
     if executor == "local":
-        return _run_local(jobs, out, store, threads, on_job)
-    return _run_ray(jobs, out, store, address, threads or 1, on_job)
+        return _run_local(jobs, out, store, threads, on_job, run)
+    return _run_ray(jobs, out, store, address, threads or 1, on_job, run)
 
 
 def _entries(config: BenchConfig) -> list[dict[str, Any]]:
@@ -93,9 +108,11 @@ def _entries(config: BenchConfig) -> list[dict[str, Any]]:
     return [m.model_dump(mode="json", exclude_none=True) for m in config.all_models()]
 
 
-def jobs_to_run(config: BenchConfig, out: Path, device: str = "auto", kinds: tuple[str, ...] = KINDS) -> int:
+def jobs_to_run(
+    config: BenchConfig, out: Path, device: str = "auto", kinds: tuple[str, ...] = KINDS, jobs_of: JobKinds = BENCH
+) -> int:  # fmt: skip
     """How many of ``config``'s jobs a run would run now (for a progress bar)."""
-    jobs = plan(config, device)
+    jobs = jobs_of.plan(config, device)
     with Store(out / STORE_FILE) as store:
         store.add_jobs(jobs)
         return len(pending(jobs, store, kinds))
@@ -120,7 +137,7 @@ class Attempt:
     retryable: bool = False
 
 
-def execute(job: Job, out: str, threads: int | None = None) -> Attempt:
+def execute(job: Job, out: str, threads: int | None = None, run: RunJob = run_job) -> Attempt:
     """Run one job, never raising. What a worker runs; ``threads`` sets torch's and the BLAS
     libraries' thread counts (a Ray worker's default is one)."""
     import torch
@@ -133,7 +150,7 @@ def execute(job: Job, out: str, threads: int | None = None) -> Attempt:
     try:
         # NumPy/SciPy's BLAS too: its thread count can change the last bits of a result
         with threadpool_limits(threads) if threads else contextlib.nullcontext():
-            result = run_job(job, Path(out))
+            result = run(job, Path(out))
     except Exception as error:  # a failing job is recorded and the rest go on
         # an error about the inputs fails the same way every time: no point in a second attempt
         retryable = not isinstance(error, TransferdetError)
@@ -179,19 +196,19 @@ class _Sweep:
 
 
 def _run_local(
-    todo: list[Job], out: Path, store: Store, threads: int | None, on_job: JobCallback | None
+    todo: list[Job], out: Path, store: Store, threads: int | None, on_job: JobCallback | None, run: RunJob
 ) -> list[tuple[Job, str]]:
     sweep = _Sweep(store, on_job)
     for job in todo:
         again = True
         while again:
             sweep.start(job)
-            again = sweep.settle(job, execute(job, str(out), threads))
+            again = sweep.settle(job, execute(job, str(out), threads, run))
     return sweep.failed
 
 
 def _run_ray(
-    todo: list[Job], out: Path, store: Store, address: str | None, cpus: int, on_job: JobCallback | None
+    todo: list[Job], out: Path, store: Store, address: str | None, cpus: int, on_job: JobCallback | None, run: RunJob
 ) -> list[tuple[Job, str]]:
     """Each job a Ray task (one GPU per fine-tuning job when the cluster has GPUs); results come
     back to this process, which alone writes the store. ``out`` must be reachable from the
@@ -216,7 +233,7 @@ def _run_ray(
             # retries are ours, not Ray's: the store counts every attempt
             options = {"num_cpus": cpus, "num_gpus": 1 if gpus and job.kind == "train" else 0, "max_retries": 0}
             sweep.start(job)
-            pending[task.options(**options).remote(job, str(out.resolve()), cpus)] = job
+            pending[task.options(**options).remote(job, str(out.resolve()), cpus, run)] = job
 
         for job in todo:
             submit(job)

@@ -21,8 +21,8 @@ from transferdet.bench.plots import pyplot, save_png, titled
 from transferdet.bench.regret import RACE, RANDOM, RaceOutcome, RegretRow, regret_rows, top_ties
 from transferdet.bench.store import STORE_FILE, Store
 from transferdet.errors import TransferdetError
-from transferdet.select.flow import RECOMMENDED
 from transferdet.transfer.combined import card_then_metric
+from transferdet.transfer.recommended import METRIC as RECOMMENDED
 
 STATIC = {"card top-1": "imagenet_top1", "model size": "model_size", f"{RECOMMENDED} alone": RECOMMENDED,
           "k-NN": "knn"}  # fmt: skip
@@ -120,8 +120,14 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 def write_regret_figure(rows: list[RegretRow], path: Path) -> Path:
     """Mean regret (with its interval) against the races' cost; the static picks as levels."""
+    return save_png(regret_figure(rows), path)
+
+
+def regret_figure(rows: list[RegretRow]):  # noqa: ANN201 - a matplotlib Figure
+    """The figure: cost on its whole range (0 to fine-tuning all), regret from 0 past the highest
+    interval or level with a margin, the legend outside the axes, at their right."""
     plt = pyplot()
-    figure, axes = plt.subplots(figsize=(6.0, 4.0))
+    figure, axes = plt.subplots(figsize=(7.6, 4.0))
     race = sorted((r for r in rows if r.picker == RACE), key=lambda r: r.cost)
     axes.errorbar(
         [r.cost for r in race],
@@ -132,11 +138,17 @@ def write_regret_figure(rows: list[RegretRow], path: Path) -> Path:
         yerr=[[r.regret.value - r.regret.low for r in race], [r.regret.high - r.regret.value for r in race]],
     )
     colours = iter(f"C{i}" for i in range(1, 10))
+    levels = []
     for picker in dict.fromkeys(r.picker for r in rows if r.picker != RACE):
-        level = float(np.mean([r.regret.value for r in rows if r.picker == picker]))
-        axes.axhline(level, linestyle=":" if picker == RANDOM else "--", linewidth=1, label=picker, color=next(colours))
+        levels.append(float(np.mean([r.regret.value for r in rows if r.picker == picker])))
+        axes.axhline(levels[-1], linestyle=":" if picker == RANDOM else "--", linewidth=1, label=picker,
+                     color=next(colours))  # fmt: skip
+    top = max([r.regret.high for r in race] + levels + [0.0])
+    axes.set_xlim(0.0, max(1.0, max((r.cost for r in race), default=0.0)) * 1.02)
+    axes.set_ylim(min(0.0, min((r.regret.low for r in race), default=0.0)), top * 1.1 + 1e-3)
     titled(axes, "cost (fraction of fine-tuning every source)", "regret (test AP50)", "select: regret against cost")
-    return save_png(figure, path)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    return figure
 
 
 def write_early_rung_figure(rows: list[dict], path: Path) -> Path:

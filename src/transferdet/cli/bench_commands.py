@@ -126,13 +126,14 @@ def bench(
     from transferdet.bench.config import load_config
     from transferdet.bench.report import build_report, load_report_data
     from transferdet.bench.runner import jobs_to_run, run_bench
+    from transferdet.job_kinds import ALL
 
     settings = load_config(config)
     wanted = tuple(k.strip() for k in kinds.split(",") if k.strip())
     with progress_bar() as bar:
-        task = bar.add_task("bench jobs", total=jobs_to_run(settings, out, device, wanted))
+        task = bar.add_task("bench jobs", total=jobs_to_run(settings, out, device, wanted, ALL))
         on_job = job_progress(bar, task)
-        outcome = run_bench(settings, out, executor, address, device, on_job, wanted)
+        outcome = run_bench(settings, out, executor, address, device, on_job, wanted, ALL)
     err_console.print(
         f"{outcome.planned} jobs: {outcome.skipped} done or left for later, {outcome.ran} run now, "
         f"{len(outcome.failed)} failed"

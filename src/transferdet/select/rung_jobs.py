@@ -142,6 +142,15 @@ def run_rung(definition: RungDefinition) -> dict[str, Any]:
     return _result(train(job, resume=resumed_from is not None), resumed_from)
 
 
+def run_rung_job(job: Job, bench_dir: Path) -> dict[str, Any]:
+    """A rung as the bench runner runs a job (``bench_dir`` unused: the run folder is in its definition)."""
+    from transferdet.bench.jobs import stamped
+    from transferdet.plugins import load_plugins
+
+    load_plugins(job.definition.get("plugins", []))
+    return stamped(run_rung(RungDefinition.model_validate(job.definition)))
+
+
 def check_race_folders(runs: RaceRuns, order: list[str]) -> None:
     """Before any training: every candidate's run folder is empty or holds this race's run."""
     for candidate in order:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from transferdet.bench.runner import run_jobs
 from transferdet.bench.store import STORE_FILE, Job, Store
 from transferdet.select.race import TrainRung
-from transferdet.select.rung_jobs import RaceRuns
+from transferdet.select.rung_jobs import RaceRuns, run_rung_job
 
 
 def store_trainer(runs: RaceRuns, order: list[str]) -> TrainRung:
@@ -20,7 +20,7 @@ def store_trainer(runs: RaceRuns, order: list[str]) -> TrainRung:
             store.add_jobs(jobs)
             status = store.status([j.id for j in jobs])
             todo = [j for j in jobs if status.get(j.id) != "done"]
-            run_jobs(todo, runs.out, store, runs.executor, runs.address, runs.threads, runs.on_job)
+            run_jobs(todo, runs.out, store, runs.executor, runs.address, runs.threads, runs.on_job, run_rung_job)
             return _records(store, jobs)
 
     return train_rung
