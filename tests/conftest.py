@@ -117,3 +117,17 @@ def synthetic(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("synthetic") / "digits"
     synthesize(SynthConfig(source="digits", images=40, seed=3), path)
     return path
+
+
+def cli_commands(command=None, path=()):  # noqa: ANN001, ANN201
+    """(name, click command) of every leaf command of transferdet's CLI, "data info" style."""
+    import typer.main
+
+    from transferdet.cli import app
+
+    command = command or typer.main.get_command(app)
+    if hasattr(command, "commands"):
+        for name, sub in command.commands.items():
+            yield from cli_commands(sub, (*path, name))
+    else:
+        yield " ".join(path), command

@@ -123,11 +123,14 @@ def test_report_is_built_from_the_store(bench_folder: Path, uninterrupted: Path,
     out = uninterrupted.parent
     result = cli("report", out)
     assert result.code == 0, result.err
-    assert "Kendall" in result.out
     page = (out / "report.html").read_text()
+    markdown = (out / "report.md").read_text()
+    summary = markdown.split("## Summary\n\n")[1].split("\n\n")[0].splitlines()  # the report's answer ...
+    shown = [line for line in result.out.splitlines() if line.startswith("- ")]
+    assert summary == shown and 2 <= len(shown) <= 10 and "noise ceiling" in result.out  # ... printed last
+    assert page.index("id='summary'") < page.index("<table")  # before any table
     assert page.count("<img") >= 3 and page.count("src='data:image/png;base64,") == page.count("<img")
     assert "http://" not in page and "https://" not in page  # self-contained, works offline
-    markdown = (out / "report.md").read_text()
     assert "| resnet10t |" in markdown and "plots/" in markdown
     correlations = (out / "correlations.csv").read_text().splitlines()
     assert correlations[0].startswith("dataset,metric,layer,features,models,pearson")

@@ -54,7 +54,10 @@ def test_demo_runs_every_stage_and_reuses_its_work(cli, tmp_path, monkeypatch):
         models = {m for (m,) in db.execute("SELECT DISTINCT model FROM ap")}
     assert sorted(statuses) == sorted([("rank", "done", 1)] * 6 + [("train", "done", 1)] * 6)
     assert len(models) == 6
-    assert "How well each metric predicted fine-tuned AP50 over 6 models" in result.out  # the table last
+    assert "Summary (90% bootstrap intervals)" in result.out  # the answer last, then where the report is
+    assert (
+        result.out.strip().splitlines()[-1] == f"full report: {demo / 'report.html'} (and report.md, correlations.csv)"
+    )
     assert "<img" in (demo / "report.html").read_text()
     again = cli("demo", "--out", demo, "--smoke", "--device", "cpu")
     assert again.code == 0 and "(0 jobs run, 12 reused)" in again.out

@@ -7,21 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import typer.main
 
-from transferdet.cli import app
+from conftest import cli_commands
 from transferdet.cli.data_options import OPTIONS
 
 DATA_FLAGS = {"--format", "--split", "--images", "--annotations", "--csv-columns", "--class-name", "--on-bad-box",
               "--split-seed"}  # fmt: skip
-
-
-def _commands(command, path=()):  # noqa: ANN001, ANN202
-    if hasattr(command, "commands"):
-        for name, sub in command.commands.items():
-            yield from _commands(sub, (*path, name))
-    else:
-        yield " ".join(path), command
 
 
 def _options(command) -> dict[str, tuple]:  # noqa: ANN001
@@ -30,7 +21,7 @@ def _options(command) -> dict[str, tuple]:  # noqa: ANN001
 
 
 def test_every_dataset_reading_command_takes_every_data_option_alike() -> None:
-    readers = {name: _options(c) for name, c in _commands(typer.main.get_command(app))
+    readers = {name: _options(c) for name, c in cli_commands()
                if {"--data", "--format"} & set(_options(c))}  # fmt: skip
     assert {"rank", "select", "train", "eval", "data info", "data convert", "data show", "distill teacher"} <= set(
         readers

@@ -7,21 +7,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import typer.main
-
-from transferdet.cli import app
+from conftest import cli_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
-
-
-def _commands(command, path=()):  # noqa: ANN001, ANN202
-    if hasattr(command, "commands"):
-        for name, sub in command.commands.items():
-            yield from _commands(sub, (*path, name))
-    else:
-        yield " ".join(path), command
 
 
 def test_the_readme_is_a_short_path() -> None:
@@ -33,7 +23,7 @@ def test_the_readme_is_a_short_path() -> None:
 def test_every_command_and_option_is_documented() -> None:
     text = "".join(page.read_text(encoding="utf-8") for page in PAGES)
     missing = []
-    for name, command in _commands(typer.main.get_command(app)):
+    for name, command in cli_commands():
         if f"transferdet {name}" not in text and f"`{name}`" not in text:
             missing.append(name)
         flags = [o for param in command.params for o in param.opts if o.startswith("--") and o != "--help"]

@@ -26,6 +26,7 @@ from transferdet.bench.report_data import (
     in_scope,
     load_report_data,
 )
+from transferdet.bench.report_summary import summary_lines
 from transferdet.bench.report_tables import (
     ap_table,
     correlation_table,
@@ -39,6 +40,8 @@ from transferdet.bench.report_within import within_records, within_section
 
 __all__ = ["build_report", "load_report_data"]
 
+FOLD = 10  # a table longer than this shows its top rows, the whole folded beneath (<details>)
+
 CSS = """
 body { font-family: -apple-system, 'Segoe UI', Roboto, sans-serif; margin: 2em auto; max-width: 1100px;
        color: #222; line-height: 1.45; padding: 0 1em; }
@@ -46,7 +49,8 @@ h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2e
 table { border-collapse: collapse; margin: .8em 0; font-size: .88em; }
 th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
-th { background: #f3f3f3; } img { max-width: 100%; display: block; margin: .8em 0; }
+th { background: #f3f3f3; } #summary { background: #f6f8fa; border: 1px solid #ddd; padding: .2em 1em; }
+details > summary { cursor: pointer; color: #555; } img { max-width: 100%; display: block; margin: .8em 0; }
 .note { color: #555; font-size: .9em; } .failed { color: #a00; }
 """
 
@@ -67,9 +71,23 @@ class Document:
         self.md.append(text + "\n")
         self.parts.append(f"<p class='note'>{html.escape(text)}</p>")
 
-    def table(self, header: list[str], rows: list[list[str]]) -> None:
-        self.md.append(markdown_table(header, rows) + "\n")
-        self.parts.append(html_table(header, rows))
+    def table(self, header: list[str], rows: list[list[str]], fold: int | None = None) -> None:
+        """A table; longer than ``fold`` rows, its top ``fold`` rows shown and the whole folded beneath."""
+        if fold is None or len(rows) <= fold:
+            self.md.append(markdown_table(header, rows) + "\n")
+            self.parts.append(html_table(header, rows))
+            return
+        label = f"all {len(rows)} rows"
+        self.md.append(markdown_table(header, rows[:fold]) + "\n")
+        self.md.append(f"<details><summary>{label}</summary>\n\n{markdown_table(header, rows)}\n\n</details>\n")
+        self.parts.append(html_table(header, rows[:fold]))
+        self.parts.append(f"<details><summary>{label}</summary>{html_table(header, rows)}</details>")
+
+    def summary(self, lines: list[str]) -> None:
+        """The answer first: a short list under its own heading (``id='summary'`` on the page)."""
+        self.md.append("## Summary\n\n" + "".join(f"- {line}\n" for line in lines))
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+        self.parts.append(f"<section id='summary'><h2>Summary</h2><ul>{items}</ul></section>")
 
     def plot(self, name: str, png: str | None, caption: str) -> None:
         if png is None:
@@ -98,6 +116,7 @@ def _overview(doc: Document, data: ReportData) -> None:
         f"{config.get('detector')} with recipe {config.get('recipe')}, {config.get('trials')} trial(s); "
         f"target {data.target}. Jobs: {done} of {len(data.jobs)} done, {failed} failed."
     )
+    doc.summary(summary_lines(data))
     for index, scope in enumerate(sorted({s.scope for s in data.summaries}, key=[ALL, PRETRAINED].index)):
         doc.heading(f"All datasets pooled, {scope} (90% bootstrap intervals)")
         ceiling = data.ceilings.get(scope, {})
@@ -110,7 +129,7 @@ def _overview(doc: Document, data: ReportData) -> None:
             f"{data.target} ranking trial 1's over every pair, targets resampled; a score that ties pairs, as the "
             f"card ties one architecture's checkpoints, can pass it under τ-b): {noise or 'n/a (one trial)'}."
         )
-        doc.table(*summary_table(data, scope))
+        doc.table(*summary_table(data, scope), fold=FOLD)
         doc.plot(f"intervals-{index}", interval_plot(data, scope), f"pooled Kendall tau, {scope}")
     if any(c.dataset == POOLED for c in in_scope(data)):
         doc.plot("kendall-pooled", heatmap_plot(data, POOLED), "Kendall tau, pooled")
@@ -122,15 +141,15 @@ def _dataset_section(doc: Document, data: ReportData, index: int, dataset: str) 
     doc.table(*ap_table(data, dataset))
     doc.plot(f"ap-{index}", ap_plot(data, dataset), f"{data.target} per model on {dataset}")
     doc.heading("How well each metric predicted fine-tuned AP", 3)
-    doc.table(*correlation_table(data, dataset))
+    doc.table(*correlation_table(data, dataset), fold=FOLD)
     if any(c.scope == PRETRAINED and c.dataset == dataset for c in data.correlations):
         doc.heading("... within the pretrained sources only", 3)
-        doc.table(*correlation_table(data, dataset, PRETRAINED))
+        doc.table(*correlation_table(data, dataset, PRETRAINED), fold=FOLD)
     doc.plot(f"kendall-{index}", heatmap_plot(data, dataset), f"Kendall tau on {dataset}")
     layers = [(layer, f) for layer in config.get("layers", []) for f in config.get("features", [])]
     for position, (layer, features) in enumerate(layers):
         doc.heading(f"Scores ({layer}, {features}; best per metric in bold)", 3)
-        doc.table(*scores_table(data, dataset, layer, features))
+        doc.table(*scores_table(data, dataset, layer, features), fold=FOLD)
         scatter = scatter_plot(data, dataset, layer, features)
         doc.plot(f"scatter-{index}-{position}", scatter, f"score vs {data.target}, {dataset}")
 

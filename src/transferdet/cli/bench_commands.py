@@ -24,29 +24,14 @@ name}, datasets: [names], folder}: intermediate-task sources the bench fine-tune
 source for every dataset but its own). Relative paths are taken from the config file's folder."""
 
 
-def correlation_console_table(data: ReportData) -> Table:
-    """Each score's pooled Kendall tau with its 90% interval, regret and gain over the best baseline
-    (over all sources, then within the pretrained ones); weighted tau and Pearson are in the report."""
-    from transferdet.bench.report_tables import by_kendall, interval_text
+def print_summary(data: ReportData, page: Path) -> None:
+    """The report's summary, last on the console, with where the full report is (its tables stay there)."""
+    from transferdet.bench.report_summary import summary_lines
 
-    several = len({c.dataset for c in data.correlations}) > 1
-    models = max((s.models for s in data.summaries), default=0)
-    title = f"How well each metric predicted fine-tuned {data.target} over {models} models"
-    table = Table(title=title + (" (pooled)" if several else ""))
-    table.caption = (
-        "[lo, hi]: 90% bootstrap interval; regret: best model's AP minus that of the top pick; gain: in τ "
-        "over the best baseline (dim rows: baselines)"
-    )
-    for name in ("metric", "layer", "Kendall τ", "regret", "gain"):
-        table.add_column(name, justify="left" if name in ("metric", "layer") else "right")
-    for scope in dict.fromkeys(s.scope for s in data.summaries):
-        table.add_row(f"[bold]{scope}", end_section=False)
-        rows = sorted((s for s in data.summaries if s.scope == scope), key=by_kendall)
-        for s in rows:
-            layer = s.layer if s.features == "local" else f"{s.layer} {s.features}"
-            tau, regret = interval_text(s.measures["kendall"]), interval_text(s.measures["top1_regret"])
-            table.add_row(s.metric, layer, tau, regret, interval_text(s.gain), style="" if s.gain else "dim")
-    return table
+    out_console.print("[bold]Summary[/] (90% bootstrap intervals)")
+    for line in summary_lines(data):
+        out_console.print(f"- {line}")
+    out_console.print(f"full report: {page} (and report.md, correlations.csv)")
 
 
 def job_progress(bar: Progress, task: TaskID):  # noqa: ANN201
@@ -143,9 +128,9 @@ def bench(
         show_select_report(out, settings.select.reference)
     else:
         data = load_report_data(out)  # once: its bootstrap takes seconds
-        md, page = build_report(out, data)
-        out_console.print(correlation_console_table(data))
-        out_console.print(f"report: {page} (and {md.name}); store: {out / 'results.sqlite'}")
+        _, page = build_report(out, data)
+        err_console.print(f"store: {out / 'results.sqlite'}")
+        print_summary(data, page)
     if outcome.failed:
         raise typer.Exit(1)
 
@@ -176,6 +161,5 @@ def report(
         show_select_report(bench_dir, reference or Path(select["reference"]))
         return
     data = load_report_data(bench_dir)
-    md, page = build_report(bench_dir, data)
-    out_console.print(correlation_console_table(data))
-    out_console.print(f"report: {page} (and {md.name})")
+    _, page = build_report(bench_dir, data)
+    print_summary(data, page)

@@ -51,7 +51,7 @@ def demo(
     from transferdet.bench.demo import demo_config, draw_target, target_config, write_config
     from transferdet.bench.report import build_report, load_report_data
     from transferdet.bench.runner import jobs_to_run, run_bench
-    from transferdet.cli.bench_commands import correlation_console_table, job_progress
+    from transferdet.cli.bench_commands import job_progress, print_summary
 
     start = time.perf_counter()
     device = default_device(device)
@@ -69,9 +69,8 @@ def demo(
         outcome = run_bench(config, out, "local", None, device, job_progress(bar, task))
     data = load_report_data(out)
     _, page = build_report(out, data)
-    out_console.print(correlation_console_table(data))
     minutes, seconds = divmod(time.perf_counter() - start, 60)
     out_console.print(
-        f"demo done in {int(minutes)} min {seconds:.0f} s ({outcome.ran} jobs run, {outcome.skipped} reused); "
-        f"report: {page}"
+        f"demo done in {int(minutes)} min {seconds:.0f} s ({outcome.ran} jobs run, {outcome.skipped} reused)"
     )
+    print_summary(data, page)
