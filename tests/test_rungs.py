@@ -37,6 +37,7 @@ def test_a_race_over_real_runs_spends_its_plan_and_answers_again_from_its_folder
     are the plan's cost, the winner's run is finished (test metrics written), and the same race
     started again trains nothing and picks the same. (Which candidate the race finds, with a screen
     that ranks the best one last, and a kill inside a rung: tests/test_halving.py.)"""
+    from transferdet.data.options import DataArgs
     from transferdet.select.halving import Plan
     from transferdet.select.race import run_race
     from transferdet.select.rung_jobs import RaceRuns, race_base, run_folder
@@ -44,7 +45,8 @@ def test_a_race_over_real_runs_spends_its_plan_and_answers_again_from_its_folder
 
     order = ["torchvision:mobilenet_v3_small@random", "timm:resnet10t@random"]
     recipe = load_recipe("quick", [*SMALL, "checkpoint_every=100", "lr=0.002"])
-    base = race_base(synthetic, "auto", "fcos", "quick", recipe.model_dump(mode="json", exclude={"name"}), 0, "cpu", [])
+    overrides = recipe.model_dump(mode="json", exclude={"name"})
+    base = race_base(synthetic, DataArgs(), "fcos", "quick", overrides, 0, "cpu", [])
     plan = Plan(2, 4, 2, rungs=(2,), survivors=(2,))
     trained, events = [], []
     inner = store_trainer(RaceRuns(tmp_path, base, on_job=lambda event, job, _: events.append(event)), order)

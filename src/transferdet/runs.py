@@ -200,14 +200,15 @@ class RunDir:
     def rung_predictions(self, iteration: int) -> list | None:
         """The predictions :meth:`write_rung_predictions` kept (None: none kept, a run from before them)."""
         from transferdet.evaluate.coco_metrics import Prediction
+        from transferdet.safe_load import load_npz
 
         path = self.rung_predictions_file(iteration)
         if not path.is_file():
             return None
-        with np.load(path, allow_pickle=False) as found:
-            image, count = found["image"], int(found["images"])
-            return [Prediction(found["boxes"][image == i], found["scores"][image == i], found["labels"][image == i])
-                    for i in range(count)]  # fmt: skip
+        found = load_npz(path)
+        image, count = found["image"], int(found["images"])
+        return [Prediction(found["boxes"][image == i], found["scores"][image == i], found["labels"][image == i])
+                for i in range(count)]  # fmt: skip
 
     def rungs(self) -> list[dict[str, Any]]:
         path = self.path / self.RUNGS

@@ -37,7 +37,7 @@ class JobKinds:
     ``transferdet.job_kinds.ALL`` adds select's (a race, a race's rung), which live above bench."""
 
     plan: Callable[[BenchConfig, str], list[Job]] = plan
-    run: RunJob = run_job
+    run: RunJob | None = None  # None: bench's own run_job (looked up when a job runs)
 
 
 BENCH = JobKinds()
@@ -91,7 +91,7 @@ def run_bench(
 
 def run_jobs(
     jobs: list[Job], out: Path, store: Store, executor: str = "local", address: str | None = None,
-    threads: int | None = None, on_job: JobCallback | None = None, run: RunJob = run_job,
+    threads: int | None = None, on_job: JobCallback | None = None, run: RunJob | None = None,
 ) -> list[tuple[Job, str]]:  # fmt: skip
     """Run ``jobs`` (registered in ``store``) with ``executor``, each result or error into the
     store, a failure that may not recur run again up to ``MAX_ATTEMPTS`` times; the failed ones.
@@ -137,7 +137,7 @@ class Attempt:
     retryable: bool = False
 
 
-def execute(job: Job, out: str, threads: int | None = None, run: RunJob = run_job) -> Attempt:
+def execute(job: Job, out: str, threads: int | None = None, run: RunJob | None = None) -> Attempt:
     """Run one job, never raising. What a worker runs; ``threads`` sets torch's and the BLAS
     libraries' thread counts (a Ray worker's default is one)."""
     import torch
@@ -150,7 +150,7 @@ def execute(job: Job, out: str, threads: int | None = None, run: RunJob = run_jo
     try:
         # NumPy/SciPy's BLAS too: its thread count can change the last bits of a result
         with threadpool_limits(threads) if threads else contextlib.nullcontext():
-            result = run(job, Path(out))
+            result = (run or run_job)(job, Path(out))
     except Exception as error:  # a failing job is recorded and the rest go on
         # an error about the inputs fails the same way every time: no point in a second attempt
         retryable = not isinstance(error, TransferdetError)
@@ -196,20 +196,21 @@ class _Sweep:
 
 
 def _run_local(
-    todo: list[Job], out: Path, store: Store, threads: int | None, on_job: JobCallback | None, run: RunJob
+    todo: list[Job], out: Path, store: Store, threads: int | None, on_job: JobCallback | None, run: RunJob | None
 ) -> list[tuple[Job, str]]:
     sweep = _Sweep(store, on_job)
     for job in todo:
         again = True
         while again:
             sweep.start(job)
-            again = sweep.settle(job, execute(job, str(out), threads, run))
+            again = sweep.settle(job, execute(job, str(out), threads, *([run] if run else [])))
     return sweep.failed
 
 
 def _run_ray(
-    todo: list[Job], out: Path, store: Store, address: str | None, cpus: int, on_job: JobCallback | None, run: RunJob
-) -> list[tuple[Job, str]]:
+    todo: list[Job], out: Path, store: Store, address: str | None, cpus: int, on_job: JobCallback | None,
+    run: RunJob | None,
+) -> list[tuple[Job, str]]:  # fmt: skip
     """Each job a Ray task (one GPU per fine-tuning job when the cluster has GPUs); results come
     back to this process, which alone writes the store. ``out`` must be reachable from the
     workers (a shared file system on a multi-node cluster). A job whose worker or node dies is
@@ -233,7 +234,8 @@ def _run_ray(
             # retries are ours, not Ray's: the store counts every attempt
             options = {"num_cpus": cpus, "num_gpus": 1 if gpus and job.kind == "train" else 0, "max_retries": 0}
             sweep.start(job)
-            pending[task.options(**options).remote(job, str(out.resolve()), cpus, run)] = job
+            extra = [run] if run else []  # bench's own kinds: execute's default
+            pending[task.options(**options).remote(job, str(out.resolve()), cpus, *extra)] = job
 
         for job in todo:
             submit(job)
