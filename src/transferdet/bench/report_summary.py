@@ -63,7 +63,7 @@ def _advice(data: ReportData, winners: list[Summary]) -> str:
         best = winners[0]
         return (f"Use: {best.metric} on {best.layer} ({best.features}), the only kind of score here whose gain over "
                 "the baselines stays above zero across its interval; race the top candidates with select.")  # fmt: skip
-    has_card = any(s.metric == CARD for s in data.summaries)
+    has_card = _best([s for s in data.summaries if s.metric == CARD]) is not None  # stated, so it scored
     first = "rank by the card (ImageNet top-1)" if has_card else "state each candidate's card (ImageNet top-1)"
     return (
         f"Use: {first}; no score here beats the baselines beyond its interval, so race the candidates that "
