@@ -56,12 +56,12 @@ def _head_shapes(kind: str) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _detectron2_file(kind: str, path) -> dict[str, np.ndarray]:  # noqa: ANN001
+def _detectron2_file(kind: str, path, resnet: str = "resnet50") -> dict[str, np.ndarray]:  # noqa: ANN001
     """A detectron2 model-zoo style .pkl: random arrays under detectron2's names (RGB input noted,
-    so that the first conv is taken as it is)."""
+    so that the first conv is taken as it is), the body a ``resnet``."""
     rng = np.random.default_rng(0)
     model = {}
-    for key, value in torchvision.models.resnet50().state_dict().items():
+    for key, value in torchvision.models.get_model(resnet).state_dict().items():
         name = resnet_to_detectron2(key)
         if name is not None:
             model[f"backbone.bottom_up.{name}"] = rng.standard_normal(tuple(value.shape)).astype(np.float32)
@@ -172,3 +172,26 @@ def test_an_mmdetection_checkpoint_carries_its_body_and_fpn_and_says_what_it_lef
     assert "left " in report.line()
     inspected = cli("zoo", "inspect", spec, "--json")
     assert inspected.code == 0 and inspected.json()["parts"] == {"backbone": 265, "fpn": 16}
+
+
+def test_an_r101_detectron2_detector_is_built_over_resnet101_and_reloads(tmp_path, bccd, cli):
+    """detectron2's zoo holds R101-FPN detectors too: the body's depth is the file's (23 blocks in
+    res4), so the detector is built over torchvision's resnet101, every tensor carried; a run trained
+    from it reloads, and rank counts that body's parameters."""
+    d2 = _detectron2_file("faster", tmp_path / "r101.pkl", "resnet101")
+    spec = f"torchvision:fasterrcnn_resnet50_fpn@{tmp_path / 'r101.pkl'}"
+    source = read_detector_source(parse_spec(spec))
+    assert source.body == "torchvision:resnet101@random"
+    body_tensors = sum(k.startswith("backbone.bottom_up.") for k in d2)
+    assert sum(k.startswith("backbone.body.") for k in source.state) == body_tensors
+    run, small = tmp_path / "run", ["--set", "min_size=[128]", "--set", "max_size=160", "--set", "test_size=128"]
+    trained = cli("train", "--data", bccd, "--backbone", spec, "--out", run, "--set", "iterations=1",
+                  "--set", "batch_size=1", *small, "--device", "cpu")  # fmt: skip
+    assert trained.code == 0, trained.err
+    assert "transferred" in trained.out and "roi_heads.box_predictor" in trained.out
+    models = f"{spec},torchvision:fasterrcnn_resnet50_fpn@{run}"
+    ranked = cli("rank", "--data", bccd, "--models", models, "--layer", "c5", "--metrics", "logme,model_size",
+                 "--max-images", "4", "--image-size", "128", "--device", "cpu", "--json")  # fmt: skip
+    assert ranked.code == 0, ranked.err
+    body = sum(p.numel() for n, p in torchvision.models.resnet101().named_parameters() if not n.startswith("fc."))
+    assert {r["score"] for r in ranked.json() if r["metric"] == "model_size"} == {body}

@@ -18,11 +18,12 @@ def load_detector(run: RunDir, device: str = "cpu") -> tuple[torch.nn.Module, li
     """The run's detector with its checkpointed weights, in eval mode, and its classes."""
     record = run.manifest()["detector"]
     config = DetectorConfig.from_record(record)
-    body = None if config.builder else build_backbone(parse_spec(body_arch(trained_arch(run))))
+    state = run.load_checkpoint(device)["model"]
+    body = None if config.builder else build_backbone(parse_spec(body_arch(trained_arch(run), state)))
     if body is not None and "mean" in record:  # the normalisation it trained with (older runs: the default)
         body.mean, body.std = tuple(record["mean"]), tuple(record["std"])
     model = build_detector(body, config)
-    model.load_state_dict(run.load_checkpoint(device)["model"])
+    model.load_state_dict(state)
     return model.to(device).eval(), list(record["classes"])
 
 
@@ -37,3 +38,14 @@ def source_detector(spec: ModelSpec) -> torch.nn.Module:
     model = build_detector(None if config.builder else build_backbone(source.body), config)
     transfer_state(model, source.state, source.origin, (source.classes or [], source.classes))
     return model.eval()
+
+
+def mapped_body(spec: ModelSpec) -> ModelSpec:
+    """The backbone a mapped torchvision detector source (a file, or a run trained from one) is built
+    over, told from its weights (R50, or R101 from detectron2's or MMDetection's zoo), random init:
+    what its parameters are counted on."""
+    from transferdet.models.detector_sources import read_detector_source
+
+    if spec.is_detector_run:
+        return parse_spec(f"{body_arch(spec.arch, RunDir(spec.checkpoint).load_checkpoint('cpu')['model'])}@random")
+    return parse_spec(read_detector_source(spec).body)

@@ -28,6 +28,9 @@ from transferdet.models.native_detectors import NATIVE
 from transferdet.models.specs import ModelSpec
 
 BODY = "torchvision:resnet50"
+# blocks in the body's third stage (res4, torchvision's layer3) -> the ResNet a mapped detector is built over:
+# torchvision's builders are R50; detectron2's and MMDetection's zoos hold R101 detectors of the same structure
+DEPTHS = {6: BODY, 23: "torchvision:resnet101"}
 # builder -> (transferdet family, FrozenBatchNorm eps of its COCO_V1 weights, score threshold, detections)
 MAPPED: dict[str, tuple[str, float, float, int]] = {
     "fasterrcnn_resnet50_fpn": ("faster_rcnn_fpn", 0.0, 0.05, 100),
@@ -78,16 +81,25 @@ def _torchvision_state(name: str, kind: str, state: dict[str, torch.Tensor], pat
     return {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
 
 
-def _our_names(state: dict[str, torch.Tensor], path: str) -> dict[str, torch.Tensor]:
-    """torchvision's body names (``backbone.body.layer1...``) as transferdet's ResNet body names
+def body_of(state: dict[str, torch.Tensor], path: str) -> str:
+    """The ResNet a file's body is (torchvision's names), told by its third stage's blocks."""
+    blocks = {key.split(".")[3] for key in state if key.startswith("backbone.body.layer3.")}
+    if len(blocks) not in DEPTHS:
+        raise TransferdetError(f"{path}: its body's third stage has {len(blocks)} blocks: "
+                               "neither ResNet-50's (6) nor ResNet-101's (23)")  # fmt: skip
+    return DEPTHS[len(blocks)]
+
+
+def _our_names(state: dict[str, torch.Tensor], path: str, body: str) -> dict[str, torch.Tensor]:
+    """torchvision's body names (``backbone.body.layer1...``) as transferdet's ResNet ``body`` names
     them, paired in order with equal shapes; every other key is the same in both."""
     from transferdet.models.backbones import build_backbone
 
     with torch.device("meta"):
-        ours = [k for k in build_backbone(f"{BODY}@random").state_dict() if not k.endswith("num_batches_tracked")]
+        ours = [k for k in build_backbone(f"{body}@random").state_dict() if not k.endswith("num_batches_tracked")]
     theirs = [k for k in state if k.startswith("backbone.body.")]
     if len(theirs) != len(ours):
-        raise TransferdetError(f"{path}: its body has {len(theirs)} tensors, torchvision's resnet50 {len(ours)}")
+        raise TransferdetError(f"{path}: its body has {len(theirs)} tensors, {body} {len(ours)}")
     mapped = {k: v for k, v in state.items() if not k.startswith("backbone.body.")}
     for mine, key in zip(ours, theirs, strict=True):
         mapped[f"backbone.body.{mine}"] = state[key]
@@ -171,7 +183,8 @@ def read_torchvision_detector(spec: ModelSpec) -> DetectorSource:
     config = DetectorConfig(kind, count, fpn_channels=256, norm="frozen_bn", box_score_thresh=threshold,
                             detections_per_image=detections, frozen_bn_eps=1e-5 if detectron2 else eps)  # fmt: skip
     path = str(spec.checkpoint or spec.weights)
-    return DetectorSource(path, config.to_record(), classes, _our_names(state, path), body=f"{BODY}@random")
+    body = body_of(state, path)  # the file's depth: R50, or R101 from detectron2's or MMDetection's zoo
+    return DetectorSource(path, config.to_record(), classes, _our_names(state, path, body), body=f"{body}@random")
 
 
 def export_detectron2_detector(spec: ModelSpec, path: Path) -> list[str]:
@@ -205,21 +218,36 @@ def downloaded(name: str) -> Path:
 
 
 def body_spec(spec: ModelSpec) -> ModelSpec:
-    """The spec of the backbone a detector source is built over (for its parameter count and
-    extractor path); any other spec as it is. What rank asks first of a model: a builder used as
-    torchvision builds it is refused here in one line."""
-    if not is_torchvision_detector(spec):
+    """The spec of the backbone a mapped detector source is built over (for its parameter count and
+    extractor path); any other spec, a builder used as torchvision builds it included, as it is."""
+    if not is_torchvision_detector(spec) or spec.name in NATIVE:
         return spec
-    if spec.name in NATIVE:  # torchvision's own body and neck: none of the taps rank reads from ours
-        raise TransferdetError(
-            f"{spec}: rank reads no taps of torchvision's {spec.name} yet (built as torchvision builds it); "
-            f"rank a builder mapped onto transferdet's detectors ({', '.join(MAPPED)}), or fine-tune from it with train"
-        )
     library, name = BODY.split(":")
     return replace(spec, library=library, name=name, weights="random")
 
 
-def body_arch(arch: str) -> str:
-    """The backbone architecture a detector trained from ``arch`` has (a torchvision detection
-    builder: the ResNet its mapped family is built over)."""
-    return BODY if arch.split(":", 1)[-1] in MAPPED and arch.startswith("torchvision:") else arch
+def is_native_detector(spec: ModelSpec) -> bool:
+    """A builder used as torchvision builds it (:mod:`~transferdet.models.native_detectors`)."""
+    return is_torchvision_detector(spec) and spec.name in NATIVE
+
+
+def native_body_parameters(name: str) -> int:
+    """The parameters of builder ``name``'s body (its FPN's trunk or SSD's feature layers; norms'
+    affine tensors counted, as for every backbone), counted on a model built without memory."""
+    import torchvision
+
+    from transferdet.models.native_detectors import native_body
+
+    with torch.device("meta"):
+        model = torchvision.models.get_model(name, weights=None, weights_backbone=None)
+        return sum(p.numel() for p in native_body(model).parameters())
+
+
+def body_arch(arch: str, state: dict[str, torch.Tensor] | None = None) -> str:
+    """The backbone architecture a detector trained from ``arch`` has: for a mapped torchvision
+    builder, the ResNet its family is built over, R50 or, where the trained ``state``'s third stage
+    has 23 blocks (a source from detectron2's or MMDetection's zoo), R101."""
+    if not (arch.startswith("torchvision:") and arch.split(":", 1)[-1] in MAPPED):
+        return arch
+    blocks = {key.split(".")[4] for key in state or {} if key.startswith("backbone.body.stages.layer3.")}
+    return DEPTHS.get(len(blocks), BODY)

@@ -15,8 +15,9 @@ DESIGN.md names (after Fouquet et al., "Transferability Metrics for Object Detec
   output at the level ``fpn_ms`` reads it from (the TMOD paper's and Det-LogME's idea of ranking a
   detector on its own head).
 
-FPN levels, ``fpn_ms`` and ``fc7`` need a trained detector (a ``transferdet train`` run folder):
-a backbone checkpoint alone has no FPN or box head weights. Several layers come from one forward
+FPN levels, ``fpn_ms`` and ``fc7`` need a detector (a ``transferdet train`` run folder or a
+detector file; torchvision's own builders through :mod:`~transferdet.transfer.native_taps`): a
+backbone checkpoint alone has no FPN or box head weights. Several layers come from one forward
 pass: the body runs once and the FPN runs on its maps.
 """
 
@@ -54,7 +55,10 @@ def _pyramid(detector: torch.nn.Module | None) -> torch.nn.Module | None:
 
 
 def _level_names(pyramid: torch.nn.Module) -> dict[str, str]:
-    """FPN output key -> ``pK`` named by stride 2**K (``c3`` -> ``p3``; the extra levels -> p6, p7)."""
+    """FPN output key -> ``pK`` named by stride 2**K (``c3`` -> ``p3``; the extra levels -> p6, p7);
+    a torchvision-built neck names its own (:mod:`~transferdet.transfer.native_taps`)."""
+    if getattr(pyramid, "level_names", None):
+        return dict(pyramid.level_names)
     first = int(pyramid.levels[0][1:])
     names = {}
     for offset, key in enumerate([*pyramid.levels, *pyramid.extra_keys]):
@@ -66,7 +70,8 @@ def available_layers(backbone: Backbone, detector: torch.nn.Module | None = None
     layers = list(backbone.feature_names)
     pyramid = _pyramid(detector)
     if pyramid is not None:
-        layers += list(_level_names(pyramid).values()) + ["fpn_ms"]
+        layers += list(_level_names(pyramid).values())
+        layers += ["fpn_ms"] if getattr(pyramid, "multiscale", True) else []  # SSD's levels differ in width
     if detector is not None and hasattr(detector, "roi_heads"):
         layers.append("fc7")
     if _tower(detector) is not None and pyramid is not None:
@@ -84,7 +89,8 @@ def check_layer(backbone: Backbone, layer: str, kind: str, detector: torch.nn.Mo
     """An unknown layer is an error naming the ones this model has."""
     layers = available_layers(backbone, detector)
     if backbone.map_for(layer) not in layers:
-        hint = "" if detector is not None else " (FPN levels, fpn_ms and fc7 need a detector: a transferdet run folder)"
+        hint = " (FPN levels, fpn_ms and fc7 need a detector: a run folder or a detector file)"
+        hint = "" if detector is not None else hint
         raise TransferdetError(f"layer {layer!r}: this model has {', '.join(layers)}{hint}")
     if layer in DETECTOR_ONLY and kind != "local":
         raise TransferdetError(f"layer {layer}: pools each box, so only --features local applies")
@@ -106,6 +112,7 @@ def make_pooler(backbone: Backbone, layers: list[str], kind: str, detector: torc
     level_keys = {name: key for key, name in _level_names(pyramid).items()} if pyramid is not None else {}
 
     def pool(images: torch.Tensor, boxes: list[torch.Tensor], shapes: list[tuple[int, int]]) -> dict[str, list]:
+        images = _padded_to(images, getattr(pyramid, "min_input", 0))
         body = trunk(images)
         maps = _detector_maps(detector.backbone, body) if needs_detector else None
         out = {}
@@ -113,12 +120,28 @@ def make_pooler(backbone: Backbone, layers: list[str], kind: str, detector: torc
             if source[layer] in backbone.channels:
                 out[layer] = _pool_map(body[source[layer]], backbone.strides[source[layer]], kind, boxes, shapes)
             elif layer in level_keys:
-                out[layer] = _pool_map(maps[level_keys[layer]], 2 ** int(layer[1:]), kind, boxes, shapes)
+                stride = _level_stride(pyramid, layer, images, maps[level_keys[layer]])
+                out[layer] = _pool_map(maps[level_keys[layer]], stride, kind, boxes, shapes)
             else:
                 out[layer] = _pool_multiscale(layer, detector, maps, boxes, shapes)
         return out
 
     return pool
+
+
+def _padded_to(images: torch.Tensor, side: int) -> torch.Tensor:
+    """The batch padded with zeros on the bottom and right to at least ``side`` each way (boxes keep
+    their coordinates): SSD300's extra layers shrink their maps without padding."""
+    bottom, right = max(0, side - images.shape[-2]), max(0, side - images.shape[-1])
+    return torch.nn.functional.pad(images, (0, right, 0, bottom)) if bottom or right else images
+
+
+def _level_stride(pyramid: torch.nn.Module, layer: str, images: torch.Tensor, feature_map: torch.Tensor) -> float:
+    """Level ``pK``'s stride: 2**K, or where the neck's maps are not at powers of two (SSD300's last
+    ones) the padded input's width over the map's."""
+    if getattr(pyramid, "measured_strides", False):
+        return images.shape[-1] / feature_map.shape[-1]
+    return 2 ** int(layer[1:])
 
 
 def _detector_maps(net: torch.nn.Module, body: OrderedDict[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:

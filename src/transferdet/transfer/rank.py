@@ -33,14 +33,20 @@ from transferdet.models.backbone import Backbone
 from transferdet.models.backbones import build_backbone
 from transferdet.models.normalisation import sidecar_path
 from transferdet.models.specs import ModelSpec, parse_spec, require_trained_arch
-from transferdet.models.torchvision_detectors import body_spec, is_torchvision_detector
-from transferdet.run_detector import load_detector, source_detector
+from transferdet.models.torchvision_detectors import (
+    body_spec,
+    is_native_detector,
+    is_torchvision_detector,
+    native_body_parameters,
+)
+from transferdet.run_detector import load_detector, mapped_body, source_detector
 from transferdet.runs import RunDir
 from transferdet.ties import rank_rows
 from transferdet.transfer import cache
 from transferdet.transfer.background import BACKGROUND, default_background, with_background
 from transferdet.transfer.features import BoxFeatures, extract_layers, sample_records
 from transferdet.transfer.layer_scores import variant_rows
+from transferdet.transfer.native_taps import NATIVE_PATH, native_taps
 from transferdet.transfer.poolers import detector_layer
 from transferdet.transfer.recommended import LAYER as RECOMMENDED_LAYER
 from transferdet.transfer.recommended import METRIC as RECOMMENDED_METRIC
@@ -159,17 +165,20 @@ def _feature_key(
 
 
 def _network(spec: ModelSpec, run: RunDir | None, seed: int) -> tuple[Backbone, torch.nn.Module | None]:
-    """The backbone to extract from, and the trained detector it belongs to when WEIGHTS is a run."""
+    """The backbone to extract from, and the detector it belongs to when the weights are a detector
+    (a detector file, or a run folder): rank reads the detector's own taps too."""
     torch.manual_seed(seed)  # random-init weights are part of the spec's meaning
-    if is_torchvision_detector(spec):  # a detector file: its body and its own taps
-        detector = source_detector(spec)
-        return detector.backbone.body, detector
-    if run is None:
+    if run is None and not is_torchvision_detector(spec):
         return build_backbone(spec), None
-    detector, _ = load_detector(run)
-    require_trained_arch(run, spec)
+    if run is None:  # a detector file: its body and its own taps
+        detector = source_detector(spec)
+    else:
+        detector, _ = load_detector(run)
+        require_trained_arch(run, spec)
+    if is_native_detector(spec):  # torchvision's own modules, read through rank's names
+        detector = native_taps(detector)
     body = detector.backbone.body
-    if spec.mean is not None and spec.std is not None:
+    if run is not None and spec.mean is not None and spec.std is not None:
         body.mean, body.std = spec.mean, spec.std
     return body, detector
 
@@ -188,7 +197,8 @@ def model_features(
     run = RunDir(spec.checkpoint) if spec.is_detector_run else None
     weights = _weights_identity(spec, run)  # hashed once, whatever the number of layers
     layers = base_layers(settings.layers)  # a variant (c5/wm64, pyramid/wm32) is made from raw layers
-    path = path_version(body_spec(spec))  # one meta-device build per model, whatever the number of layers
+    # one meta-device build per model, whatever the number of layers
+    path = NATIVE_PATH if is_native_detector(spec) else path_version(body_spec(spec))
     keys = {layer: _feature_key(spec, weights, target, settings, layer, path) for layer in layers}
     found = {layer: cache.load(cache_dir, key) for layer, key in keys.items()} if cache_dir is not None else {}
     missing = [layer for layer in layers if found.get(layer) is None]
@@ -220,8 +230,11 @@ def model_features(
 
 def parameter_count(spec: ModelSpec) -> int:
     """The backbone's parameters, counted on an architecture built without memory (meta device)."""
+    if is_native_detector(spec):
+        return native_body_parameters(spec.name)
+    body = mapped_body(spec) if is_torchvision_detector(spec) else spec  # R50 or R101: the weights tell
     with torch.device("meta"):
-        return sum(p.numel() for p in build_architecture(body_spec(spec)).backbone.parameters())
+        return sum(p.numel() for p in build_architecture(body).backbone.parameters())
 
 
 def static_scores(spec: ModelSpec, wanted: Sequence[str]) -> dict[str, Outcome]:
