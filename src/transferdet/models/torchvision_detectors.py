@@ -83,11 +83,16 @@ def _torchvision_state(name: str, kind: str, state: dict[str, torch.Tensor], pat
 
 def body_of(state: dict[str, torch.Tensor], path: str) -> str:
     """The ResNet a file's body is (torchvision's names), told by its third stage's blocks."""
-    blocks = {key.split(".")[3] for key in state if key.startswith("backbone.body.layer3.")}
-    if len(blocks) not in DEPTHS:
-        raise TransferdetError(f"{path}: its body's third stage has {len(blocks)} blocks: "
+    blocks = _third_stage_blocks(state, "backbone.body.layer3.")
+    if blocks not in DEPTHS:
+        raise TransferdetError(f"{path}: its body's third stage has {blocks} blocks: "
                                "neither ResNet-50's (6) nor ResNet-101's (23)")  # fmt: skip
-    return DEPTHS[len(blocks)]
+    return DEPTHS[blocks]
+
+
+def _third_stage_blocks(state: dict[str, torch.Tensor], prefix: str) -> int:
+    """How many blocks the tensors under ``prefix`` (a ResNet's third stage) belong to."""
+    return len({key[len(prefix) :].split(".")[0] for key in state if key.startswith(prefix)})
 
 
 def _our_names(state: dict[str, torch.Tensor], path: str, body: str) -> dict[str, torch.Tensor]:
@@ -249,5 +254,4 @@ def body_arch(arch: str, state: dict[str, torch.Tensor] | None = None) -> str:
     has 23 blocks (a source from detectron2's or MMDetection's zoo), R101."""
     if not (arch.startswith("torchvision:") and arch.split(":", 1)[-1] in MAPPED):
         return arch
-    blocks = {key.split(".")[4] for key in state or {} if key.startswith("backbone.body.stages.layer3.")}
-    return DEPTHS.get(len(blocks), BODY)
+    return DEPTHS.get(_third_stage_blocks(state or {}, "backbone.body.stages.layer3."), BODY)
