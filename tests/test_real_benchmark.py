@@ -13,7 +13,7 @@ import pytest
 
 from transferdet.bench.config import load_config
 from transferdet.bench.report import correlation_records
-from transferdet.bench.report_data import load_report_data
+from transferdet.bench.report_data import ReportData, load_report_data
 from transferdet.bench.store import STORE_FILE
 from transferdet.models.specs import split_spec
 
@@ -87,22 +87,31 @@ def _finished_shelf_store(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_rank_recommends_what_the_shelf_rule_selected(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def shelf_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ReportData]:
+    """The finished shelf store's report data, and the folder where its report and CSV files are
+    written: built once for the tests that read it (its bootstrap takes minutes on 2 cores)."""
+    from transferdet.bench.report import build_report
+
+    folder = _finished_shelf_store(tmp_path_factory.mktemp("shelf"))
+    data = load_report_data(folder)
+    build_report(folder, data)
+    return folder, data
+
+
+def test_rank_recommends_what_the_shelf_rule_selected(shelf_report: tuple[Path, ReportData]) -> None:
     """rank's default ranker (transfer/recommended.py) is the pre-registered rule's winner on the
     complete shelf store (bench/shelf_rule.py); until the sweep is done the rule has not decided."""
     from transferdet.transfer.recommended import LAYER, METRIC
 
-    winner = load_report_data(_finished_shelf_store(tmp_path)).within.winner
+    winner = shelf_report[1].within.winner
     assert (winner.metric, winner.layer) == (METRIC, LAYER), "rank's default must follow the shelf rule's winner"
 
 
-def test_the_shelf_store_reproduces_the_docs_tables(tmp_path: Path) -> None:
+def test_the_shelf_store_reproduces_the_docs_tables(shelf_report: tuple[Path, ReportData]) -> None:
     """docs/results.md's shelf section: every table row as benchmarks/real/shelf_table.py builds it
     from the report of the committed (finished) shelf store."""
-    from transferdet.bench.report import build_report
-
-    folder = _finished_shelf_store(tmp_path)
-    build_report(folder)
+    folder = shelf_report[0]
     spec = importlib.util.spec_from_file_location("shelf_table", REAL / "shelf_table.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -129,7 +138,7 @@ def test_the_whole_store_reproduces_the_docs_block(tmp_path: Path) -> None:
     assert block.count("\n| whole - ") == 16 and "of 96." in block
 
 
-def test_rank_default_follows_the_cross_scope_rule(tmp_path: Path) -> None:
+def test_rank_default_follows_the_cross_scope_rule(shelf_report: tuple[Path, ReportData]) -> None:
     """rank's default is the cross-scope rule's pick where one qualified (issue 41); where none did,
     it stays the shelf rule's (a winner whose interval holds chance changes nothing: the test above
     holds it to that), and docs/results.md holds the rule's tables as default_table.py builds them."""
@@ -137,7 +146,7 @@ def test_rank_default_follows_the_cross_scope_rule(tmp_path: Path) -> None:
 
     from transferdet.transfer.recommended import LAYER, METRIC
 
-    folder = _finished_shelf_store(tmp_path)
+    folder = shelf_report[0]
     spec = importlib.util.spec_from_file_location("default_table", REAL / "default_table.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
