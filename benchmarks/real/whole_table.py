@@ -8,8 +8,10 @@ from the store alone:
 1. paired gains whole - body and whole - ImageNet, AP50 and AP, pooled and per architecture, with
    90% hierarchical bootstrap intervals (targets, sources within target, trials);
 2. the within-architecture noise ceiling of whole sources (trial 0 against trial 1);
-3. the iteration at which a whole run reaches the body-only run's final AP50.
-Rankers' shares (question 2) come with the ranking jobs, after the fine-tunes.
+3. the iteration at which a whole run reaches the body-only run's final AP50;
+4. question 2, once the ranking jobs (shelf_whole_rank.yaml) have run: the rankers' within-architecture
+   shares on whole sources against the noise ceiling and the baselines, and the rule's pick
+   (bench/whole_rule.py).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from transferdet.bench.bootstrap import evidence
 from transferdet.bench.whole_gains import hierarchical_mean, noise_ceiling, paired, reach_iteration
+from transferdet.bench.whole_rule import Scored, whole_ranking
 
 STORE = Path(__file__).resolve().parent / "whole" / "results.sqlite"
 ARCHITECTURES = ("mnv2", "lite0", "lite2")
@@ -41,6 +45,50 @@ def rows(store: Path) -> list[dict]:
             out[job_id][key] = value
     db.close()
     return list(out.values())
+
+
+def ranking_rows(store: Path) -> tuple[list[dict], list[dict]]:
+    """Question 2's evidence: the scores of the whole-rank jobs (those with the detector's own taps)
+    of the intermediate sources, and their whole fine-tunes' AP50 on the four targets."""
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    jobs = db.execute("SELECT id, kind, model, definition FROM jobs WHERE status='done' AND kind IN ('rank', 'train')")
+    wanted = set()
+    for job_id, kind, model, definition in jobs:
+        found = json.loads(definition)
+        ours = "cls_tower" in found.get("layers", []) if kind == "rank" else found.get("transfer") == "whole"
+        if ours and model.split("-", 1)[1] not in ("imagenet", "random"):
+            wanted.add(job_id)
+    db.row_factory = sqlite3.Row
+    scores = [dict(r) for r in db.execute("SELECT job_id, dataset, model, layer, features, metric, score FROM scores")]
+    ap = [dict(r) for r in db.execute("SELECT job_id, dataset, model, key, value FROM ap WHERE key = 'AP50'")]
+    db.close()
+    keep = [r for r in ap if r["job_id"] in wanted and r["dataset"] in TARGETS]
+    return [r for r in scores if r["job_id"] in wanted and r["dataset"] in TARGETS], keep
+
+
+def _share(row: Scored) -> str:
+    gain = "baseline" if row.gain is None else f"{row.gain.value:+.2f} [{row.gain.low:+.2f}, {row.gain.high:+.2f}]"
+    return (f"| {row.metric} | {row.layer} | {row.share.value:.2f} [{row.share.low:.2f}, {row.share.high:.2f}] "
+            f"| {row.tau:.2f} | {gain} |")  # fmt: skip
+
+
+def ranking(store: Path) -> list[str]:
+    """Question 2's table (every candidate by share, then the baselines), the ceiling and the pick."""
+    scores, ap = ranking_rows(store)
+    if not scores:
+        return ["- Rankers on whole sources (question 2): after the ranking jobs (shelf_whole_rank.yaml); none yet."]
+    found = evidence(scores, ap, "AP50")
+    result = whole_ranking(found, {m: m.split("-")[0] for by in found.trials.values() for m in by})
+    lines = ["| ranker | tap | share of pairs right (bg0, bg2 mean) | mean group τ-b | gain over the best baseline |",
+             "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines += [_share(r) for r in sorted(result.rankers, key=lambda r: -r.share.value)]
+    lines += [_share(b) for b in result.baselines]
+    ceiling = result.ceiling.get("pair_share")
+    shown = f"{ceiling.value:.2f} [{ceiling.low:.2f}, {ceiling.high:.2f}]" if ceiling else "n/a"
+    pick = result.winner
+    verdict = "qualifies: rank recommends it for whole sources" if result.qualifies else "does not qualify"
+    picked = f"- Rule's pick: **{pick.metric} on {pick.layer}** ({verdict})." if pick else "- Rule's pick: none."
+    return ["", *lines, "", f"- Noise ceiling over the {result.pairs} pairs: {shown}.", picked]
 
 
 def _line(name: str, pairs: list) -> str:
@@ -75,6 +123,7 @@ def tables(store: Path) -> str:
         f"Whole fine-tunes done: {len(whole)} of 96.", "", *gains(found), "",
         f"- Noise ceiling (whole sources, within architecture, trial 0 against trial 1): {ceiling}.",
         f"- Iteration at which the whole run reaches the body-only run's final AP50 (pairs): {shown or '-'}.",
+        *ranking(store),
     ])  # fmt: skip
 
 
