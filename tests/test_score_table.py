@@ -81,6 +81,20 @@ def test_scores_within_the_tolerance_tie_and_the_next_rank_skips() -> None:
     assert [(r["rank"], r["tied"]) for r in ranked] == [(1, True), (None, False), (1, True)]
 
 
+def test_tied_for_first_is_the_first_group_of_the_competition_ranks() -> None:
+    """The vectorised :func:`tied_for_first` (the scores tied with the highest) is rank 1 of
+    :func:`competition_ranks` on scores with near-ties, exact ties, negatives and tiny magnitudes."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for case in range(3000):
+        n = int(rng.integers(1, 8))
+        base = [rng.normal(size=n), np.round(rng.normal(size=n), 1), 0.3 + rng.integers(0, 3, n) * 1e-10,
+                -0.3 - rng.integers(0, 3, n) * 1e-10, rng.normal(size=n) * 1e-200][case % 5]  # fmt: skip
+        scores = [float(s) for s in base]
+        assert tied_for_first(scores) == [i for i, r in enumerate(competition_ranks(scores)) if r == 1], scores
+
+
 def test_two_h_scores_at_the_c_minus_1_ceiling_tie() -> None:
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 20)

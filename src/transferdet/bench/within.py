@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from transferdet.bench.bootstrap import tau_b_from_signs
-from transferdet.ties import tied
+from transferdet.ties import tied_pairs
 
 Group = tuple[np.ndarray, np.ndarray]  # (scores, APs) of one architecture's checkpoints on one target
 
@@ -29,13 +29,11 @@ def pair_counts(groups: Sequence[Group]) -> tuple[float, int]:
     """(pairs ordered right, ties counting half; pairs) over ``groups``."""
     right, pairs = 0.0, 0
     for scores, aps in groups:
-        for i in range(len(scores)):
-            for j in range(i + 1, len(scores)):
-                pairs += 1
-                if tied(float(scores[i]), float(scores[j])) or aps[i] == aps[j]:
-                    right += 0.5
-                elif (scores[i] - scores[j]) * (aps[i] - aps[j]) > 0:
-                    right += 1.0
+        n = len(scores)  # the matrices are symmetric, their diagonals tied: each pair is counted twice
+        tie = tied_pairs(np.asarray(scores, dtype=float)) | (aps[:, None] == aps[None, :])
+        agree = (scores[:, None] - scores[None, :]) * (aps[:, None] - aps[None, :]) > 0
+        pairs += n * (n - 1) // 2
+        right += 0.25 * float(np.count_nonzero(tie) - n) + 0.5 * float(np.count_nonzero(agree & ~tie))
     return right, pairs
 
 
@@ -46,9 +44,7 @@ def pair_share(groups: Sequence[Group]) -> float:
 
 def _tau_b(scores: np.ndarray, aps: np.ndarray) -> float:
     """Kendall's tau-b with score ties by :func:`~transferdet.ties.tied` (a tie is a zero sign)."""
-    n = len(scores)
-    sx = np.array([[0.0 if tied(float(scores[i]), float(scores[j])) else np.sign(scores[i] - scores[j])
-                    for j in range(n)] for i in range(n)])  # fmt: skip
+    sx = np.where(tied_pairs(np.asarray(scores, dtype=float)), 0.0, np.sign(scores[:, None] - scores[None, :]))
     return tau_b_from_signs(sx, np.sign(aps[:, None] - aps[None, :]))
 
 
