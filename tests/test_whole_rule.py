@@ -107,3 +107,22 @@ def test_the_whole_table_ranks_only_the_whole_rank_jobs_of_intermediate_sources(
     text = "\n".join(module.ranking(store))
     assert "| logme | fpn_ms | 1.00 [" in text and "| knn | fpn_ms | 0.00 [" in text
     assert "Rule's pick: **logme on fpn_ms** (qualifies" in text
+
+
+def test_the_caveat_line_reads_the_re_runs_that_whole_reruns_wrote(tmp_path) -> None:  # noqa: ANN001
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    real = Path(__file__).resolve().parents[1] / "benchmarks" / "real"
+    spec = importlib.util.spec_from_file_location("whole_table", real / "whole_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert "none yet" in module.reruns(tmp_path)
+    for model, dataset, new, stored in (("mnv2-hardhat", "bccd", 0.61, 0.58), ("lite0-hardhat", "pothole", 0.40, 0.45)):
+        row = {"dataset": dataset, "model": model, "trial": 0, "AP50": new, "stored_AP50": stored}
+        (tmp_path / f"reproduce-{model}-{dataset}-0.json").write_text(json.dumps([row]))
+    (tmp_path / "reproduce.json").write_text("[]")  # reproduce.py's default pair: not a re-run of the caveat
+    line = module.reruns(tmp_path)
+    assert "2 of 8: new - stored AP50 mean -0.010" in line
+    assert "lite0-hardhat on pothole -0.050, mnv2-hardhat on bccd +0.030" in line

@@ -9,7 +9,8 @@ from the store alone:
    90% hierarchical bootstrap intervals (targets, sources within target, trials);
 2. the within-architecture noise ceiling of whole sources (trial 0 against trial 1);
 3. the iteration at which a whole run reaches the body-only run's final AP50;
-4. question 2, once the ranking jobs (shelf_whole_rank.yaml) have run: the rankers' within-architecture
+4. the caveat's measurement: body-only fine-tunes re-run from this sweep's sources (whole_reruns.sh);
+5. question 2, once the ranking jobs (shelf_whole_rank.yaml) have run: the rankers' within-architecture
    shares on whole sources against the noise ceiling and the baselines, and the rule's pick
    (bench/whole_rule.py).
 """
@@ -111,8 +112,21 @@ def gains(found: list[dict]) -> list[str]:
     return lines
 
 
-def tables(store: Path) -> str:
-    """The measurement's tables as markdown, as docs/results.md holds them between its markers."""
+def reruns(folder: Path) -> str:
+    """The caveat's line: body-only fine-tunes run again from this sweep's realisation of their source
+    (whole_reruns.sh's reproduce-MODEL-DATASET-0.json files), new AP50 minus the stored one."""
+    found = [json.loads(path.read_text())[0] for path in sorted(folder.glob("reproduce-*-*-0.json"))]
+    if not found:
+        return "- Body-only fine-tunes re-run from this sweep's sources (the caveat): none yet (whole_reruns.sh)."
+    diffs = [r["AP50"] - r["stored_AP50"] for r in found]
+    each = ", ".join(f"{r['model']} on {r['dataset']} {d:+.3f}" for r, d in zip(found, diffs, strict=True))
+    return (f"- Body-only fine-tunes re-run from this sweep's sources (the caveat), {len(found)} of 8: new - stored "
+            f"AP50 mean {sum(diffs) / len(diffs):+.3f} ({each}).")  # fmt: skip
+
+
+def tables(store: Path, folder: Path = STORE.parent) -> str:
+    """The measurement's tables as markdown, as docs/results.md holds them between its markers
+    (``folder``: where whole_reruns.sh wrote its files)."""
     found = rows(store)
     whole = [r for r in found if r["transfer"] == "whole"]
     share, count = noise_ceiling(found, {r["model"]: r["model"].split("-")[0] for r in whole})
@@ -123,6 +137,7 @@ def tables(store: Path) -> str:
         f"Whole fine-tunes done: {len(whole)} of 96.", "", *gains(found), "",
         f"- Noise ceiling (whole sources, within architecture, trial 0 against trial 1): {ceiling}.",
         f"- Iteration at which the whole run reaches the body-only run's final AP50 (pairs): {shown or '-'}.",
+        reruns(folder),
         *ranking(store),
     ])  # fmt: skip
 
