@@ -129,7 +129,8 @@ def analyse(
     return correlations, summaries, within, ceilings
 
 
-def load_report_data(bench_dir: Path) -> ReportData:
+def load_report_data(bench_dir: Path, replicates: int = REPLICATES) -> ReportData:
+    """The store's report data; ``replicates``: the bootstrap's draws behind every interval."""
     path = bench_dir / STORE_FILE
     if not path.is_file():
         raise TransferdetError(
@@ -142,7 +143,7 @@ def load_report_data(bench_dir: Path) -> ReportData:
         scores = store.scores(job_ids)
         ap = store.ap(job_ids)
     target = config.get("target", "AP50")
-    return ReportData(config, jobs, scores, ap, target, *analyse(config, scores, ap, target))
+    return ReportData(config, jobs, scores, ap, target, *analyse(config, scores, ap, target, replicates))
 
 
 def in_scope(data: ReportData, scope: str = ALL) -> list[Correlation]:
