@@ -87,10 +87,12 @@ def _finished_shelf_store(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shelf_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ReportData]:
     """The finished shelf store's report data, and the folder where its report and CSV files are
-    written: built once for the tests that read it (its bootstrap takes minutes on 2 cores)."""
+    written: built once for the tests that read it (its bootstrap takes minutes on 2 cores). Session
+    scope: a pytest-xdist worker interleaves this file's tests with other files', and a module
+    fixture is torn down whenever the next test is another module's (it was built twice)."""
     from transferdet.bench.report import build_report
 
     folder = _finished_shelf_store(tmp_path_factory.mktemp("shelf"))
