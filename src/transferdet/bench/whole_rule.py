@@ -67,14 +67,14 @@ def _scored(
     measured: dict, draws: list[dict], pairs: list[tuple[str, str]], best: tuple | None, level: float
 ) -> list[Scored]:
     out = []
+    base = _series(measured, draws, *best) if best is not None else None  # once, not per ranker
     for metric, layer in pairs:
         value, series = _series(measured, draws, metric, layer)
         if not np.isfinite(value):
             continue
         gain = None
-        if best is not None and metric not in WITHIN_BASELINES:
-            base_value, base_series = _series(measured, draws, *best)
-            gain = interval(value - base_value, series - base_series, level)
+        if base is not None and metric not in WITHIN_BASELINES:
+            gain = interval(value - base[0], series - base[1], level)
         tau = _averaged(measured, metric, layer, "group_tau")
         out.append(Scored(metric, layer, interval(value, series, level), tau, gain))
     return out
